@@ -1,0 +1,229 @@
+"""VMINet (arXiv 2501.02040), our implementation of the released architecture (yws-wxs/VMINet ``vminet.py``).
+
+Module names and shapes follow the released code so its checkpoints load strictly.  Each block is the
+released VMI-SA mixer:
+
+    u = BN(dw7x7(x));  z = ReLU6(f1(u)) * f2(u);  s = sum_n w_n z[:, :, n]   (one weight per position)
+    out = x + DropPath(BN(g(ReLU6(stack[0] * s + stack[1] * z))))
+
+**Our generalisation (not in the released code):** the released ``sum`` is a Linear over H*W positions built
+for 224x224 only.  We build it for the requested grid, and :func:`resize_context_weight` resamples a saved
+weight bilinearly on its H x W grid and multiplies it by (old area / new area), so that sum_n w_n -- and with it
+the scale of the context s -- is kept.  The causal-mask (recurrent / matrix) forms the paper describes are not
+in the released code; they live in :mod:`vmibench.ops.mixers` and are labelled reconstructions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import DropPath, trunc_normal_
+
+from vmibench.errors import CheckpointError
+from vmibench.models._common import entry_kwargs, to_hw
+from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
+
+_SOURCE = "arXiv 2501.02040 (table as transcribed by github.com/igm503/heedless-backbones family_data/VMINet.yml)"
+_ADAPTATION = (
+    "our generalisation: the per-position context weight `sum` (Linear over H*W, 224x224 only in the released "
+    "code) is built for the requested grid; 224 weights are resized bilinearly on the HxW grid and scaled by "
+    "old/new area so the summed context keeps its scale"
+)
+_OFFICIAL = "github.com/yws-wxs/VMINet vminet.py @127f8bd"
+
+
+class ConvBN(nn.Sequential):
+    """Conv2d with bias, optionally followed by BatchNorm (names ``conv``/``bn`` as released)."""
+
+    def __init__(
+        self, cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, with_bn: bool = True
+    ) -> None:
+        super().__init__()
+        self.add_module("conv", nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups))
+        if with_bn:
+            self.add_module("bn", nn.BatchNorm2d(cout))
+
+
+class VMIBlock(nn.Module):
+    """Released VMI-SA block: depthwise conv, element-wise Q*K, learned global context, projection."""
+
+    def __init__(self, dim: int, mlp_ratio: int, grid: tuple[int, int], drop_path: float = 0.0) -> None:
+        super().__init__()
+        hidden = mlp_ratio * dim
+        self.grid = grid
+        self.dwconv = ConvBN(dim, dim, 7, groups=dim)
+        self.f1 = ConvBN(dim, hidden, with_bn=False)
+        self.f2 = ConvBN(dim, hidden, with_bn=False)
+        self.sum = nn.Linear(grid[0] * grid[1], 1, bias=False)
+        self.g = ConvBN(hidden, dim)
+        self.stack = nn.Parameter(torch.ones(2))
+        self.act = nn.ReLU6()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.dwconv(x)
+        z = self.act(self.f1(u)) * self.f2(u)
+        b, c, h, w = z.shape
+        if (h, w) != self.grid:
+            raise ValueError(f"VMINet block built for a {self.grid} grid got {h}x{w}: build the model for this size")
+        s = self.sum(z.reshape(b, c, h * w)).unsqueeze(-1)  # (B, C, 1, 1): one context value per channel
+        y = self.stack[0] * s + self.stack[1] * z
+        return x + self.drop_path(self.g(self.act(y)))
+
+
+class VMINet(nn.Module):
+    """VMINet backbone + classifier; ``img_size`` fixes the grids of the context weights."""
+
+    def __init__(
+        self,
+        base_dim: int = 32,
+        depths: tuple[int, ...] = (2, 2, 18, 2),
+        mlp_ratio: int = 2,
+        img_size: int | tuple[int, int] = 224,
+        drop_path_rate: float = 0.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__()
+        h, w = to_hw(img_size)
+        self.img_size = (h, w)
+        self.num_classes = num_classes
+        stem_dim = 32
+        self.stem = nn.Sequential(ConvBN(in_chans, stem_dim, 3, 2), nn.ReLU6())
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        cin, k = stem_dim, 0
+        for i, depth in enumerate(depths):
+            dim = base_dim * 2**i
+            stride = 2 ** (i + 2)  # stem halves, then every stage's down-sampler halves again
+            grid = (math.ceil(h / stride), math.ceil(w / stride))
+            blocks = [VMIBlock(dim, mlp_ratio, grid, rates[k + j]) for j in range(depth)]
+            self.stages.append(nn.Sequential(ConvBN(cin, dim, 3, 2), *blocks))
+            cin, k = dim, k + depth
+        self.num_features = cin
+        self.norm = nn.BatchNorm2d(cin)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(cin, num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(_init_weights)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.avgpool(x), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _init_weights(m: nn.Module) -> None:
+    # The released init only reaches nn.Linear (its `isinstance(m, nn.Linear or nn.Conv2d)` is nn.Linear).
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def resize_context_weight(weight: torch.Tensor, src: tuple[int, int], dst: tuple[int, int]) -> torch.Tensor:
+    """Resample a (1, h*w) context weight from grid ``src`` to ``dst`` keeping sum_n w_n (area-scaled bilinear)."""
+    if src == dst:
+        return weight
+    grid = weight.reshape(1, 1, *src).float()
+    shrinking = dst[0] < src[0] or dst[1] < src[1]
+    out = F.interpolate(grid, size=dst, mode="bilinear", align_corners=False, antialias=shrinking)
+    out = out * (src[0] * src[1]) / (dst[0] * dst[1])
+    return out.reshape(1, dst[0] * dst[1]).to(weight.dtype)
+
+
+def _source_grid(n: int, dst: tuple[int, int]) -> tuple[int, int]:
+    """Grid a saved context weight of ``n`` positions came from: square, or the model's aspect ratio."""
+    side = math.isqrt(n)
+    if side * side == n:
+        return side, side
+    scale = math.sqrt(n / (dst[0] * dst[1]))
+    h0, w0 = round(dst[0] * scale), round(dst[1] * scale)
+    if h0 * w0 != n:
+        raise CheckpointError(f"cannot tell the grid of a context weight with {n} positions: rebuild at its size")
+    return h0, w0
+
+
+def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Any]:
+    """Resize every block's ``sum.weight`` to the grid the model was built for (see module docstring)."""
+    own = model.state_dict()
+    for key, value in state_dict.items():
+        if key.endswith(".sum.weight") and key in own and value.shape != own[key].shape:
+            module = model.get_submodule(key.rsplit(".", 2)[0])
+            dst = module.grid
+            state_dict[key] = resize_context_weight(value, _source_grid(value.shape[-1], dst), dst)
+    return state_dict
+
+
+def _info(name: str, paper: str, params: float, gmacs: float, top1: float, note: str) -> ModelInfo:
+    return ModelInfo(
+        name=name,
+        family="vminet",
+        paper_name=paper,
+        published=Published(params_m=params, gmacs=gmacs, top1=top1, eval_res=224, source=_SOURCE, note=note),
+        # timm train-script defaults (the released model sets no pretrained_cfg)
+        eval=EvalConfig(input_size=(3, 224, 224), crop_pct=0.875, interpolation="bicubic"),
+        official=_OFFICIAL,
+        res_multiple=32,
+        min_res=64,
+        adaptation=_ADAPTATION,
+        checkpoint_filter=checkpoint_filter_fn,
+    )
+
+
+def _create(base_dim: int, mlp_ratio: int, pretrained: bool, **kwargs: Any) -> VMINet:
+    return VMINet(base_dim, (2, 2, 18, 2), mlp_ratio, **entry_kwargs(pretrained, kwargs))
+
+
+default_cfgs = {
+    name: EvalConfig().pretrained_cfg(url="", first_conv="stem.0.conv", classifier="head")
+    for name in ("vminet_t", "vminet_xs", "vminet_s", "vminet_b")
+}
+
+
+@register_model(_info("vminet_t", "VMINet-Ti", 2.0, 0.3, 70.7, "released code counts 2.04M params"))
+def vminet_t(pretrained: bool = False, **kwargs: Any) -> VMINet:
+    """VMINet-Ti: base width 24, expansion 2."""
+    return _create(24, 2, pretrained, **kwargs)
+
+
+@register_model(
+    _info(
+        "vminet_xs",
+        "VMINet-XS",
+        7.0,
+        1.4,
+        78.6,
+        "paper and released code disagree: the paper prints 7.0M / 1.4G, the released code builds 7.44M params "
+        "/ 1.26 GMACs (fvcore); released checkpoint top-1 76.5 (yws-wxs/VMINet README)",
+    )
+)
+def vminet_xs(pretrained: bool = False, **kwargs: Any) -> VMINet:
+    """VMINet-XS as released: base width 48, expansion 2."""
+    return _create(48, 2, pretrained, **kwargs)
+
+
+@register_model(
+    _info("vminet_s", "VMINet-S", 13.0, 2.3, 80.5, "released checkpoint top-1 79.0 (yws-wxs/VMINet README)")
+)
+def vminet_s(pretrained: bool = False, **kwargs: Any) -> VMINet:
+    """VMINet-S: base width 48, expansion 4."""
+    return _create(48, 4, pretrained, **kwargs)
+
+
+@register_model(
+    _info("vminet_b", "VMINet-B", 28.0, 4.8, 82.4, "released checkpoint top-1 80.9 (yws-wxs/VMINet README)")
+)
+def vminet_b(pretrained: bool = False, **kwargs: Any) -> VMINet:
+    """VMINet-B: base width 96, expansion 2."""
+    return _create(96, 2, pretrained, **kwargs)

@@ -1,0 +1,11 @@
+"""Operators shared by the models: the selective scan (three backends) and the token mixers of the ops sweep."""
+
+from vmibench.ops.selective_scan import (
+    BACKENDS,
+    available_backends,
+    resolve_backend,
+    selective_scan,
+    set_default_backend,
+)
+
+__all__ = ["BACKENDS", "available_backends", "resolve_backend", "selective_scan", "set_default_backend"]
