@@ -58,12 +58,11 @@ def unwrap_state_dict(obj: Any, *, ema: bool = False) -> dict[str, torch.Tensor]
         obj = obj.state_dict()
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"checkpoint holds a {type(obj).__name__}, not a state dict")
-    keys = (_EMA_KEYS if ema else ()) + _WRAPPER_KEYS
-    for key in keys:
+    for key in _EMA_KEYS if ema else _WRAPPER_KEYS:
         inner = obj.get(key)
         if isinstance(inner, nn.Module):
             inner = inner.state_dict()
-        if isinstance(inner, Mapping) and inner and _is_tensor_mapping(inner):
+        if isinstance(inner, Mapping) and _is_tensor_mapping(inner):
             obj = inner
             break
     else:

@@ -10,3 +10,19 @@ class UserError(Exception):
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be read or does not match the model's parameter names and shapes."""
+
+
+def classify_failure(exc: BaseException) -> str:
+    """Row status for a failed measurement: ``oom`` for out-of-memory errors of either device, else ``error``."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return "oom"
+    text = str(exc).lower()
+    if "out of memory" in text or "can't allocate memory" in text or "cannot allocate memory" in text:
+        return "oom"
+    return "error"
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, short enough for a table cell."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"

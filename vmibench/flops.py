@@ -8,8 +8,9 @@ Handles vmibench adds (fvcore would skip these silently):
 
 * ``aten::scaled_dot_product_attention`` (timm's fused attention): B*H*Lq*Lk*(E + Ev) -- QK^T plus AV;
   the softmax is element-wise and, like fvcore's other element-wise ops, not counted.
-* ``vmibench::selective_scan``: the scan is one operator counted as 9*B*L*D*N + B*D*L, with D all scanned
-  channels (every direction) -- Albert Gu's estimate (state-spaces/mamba#110), the rule VMamba's code uses.
+* ``vmibench::selective_scan``: the scan is one operator counted as 9*B*L*D*N + B*D*L (+ B*D*L more when a z
+  gate is applied), with D all scanned channels (every direction) -- Albert Gu's estimate
+  (state-spaces/mamba#110) as VMamba's ``flops_selective_scan_fn(with_D=True, with_Z=...)`` applies it.
   The scan's internal operations are never traced.
 * ``aten::baddbmm`` / ``aten::addbmm``: counted like bmm.
 
@@ -30,16 +31,21 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-SCAN_RULE = "scan counted as one op: 9*B*L*D*N + B*D*L (state-spaces/mamba#110, as in VMamba)"
+from vmibench.records import FlopsRecord
+
+SCAN_RULE = (
+    "selective scan counted as one op: 9*B*L*D*N + B*D*L (+B*D*L with a z gate); "
+    "state-spaces/mamba#110, as in VMamba's flops_selective_scan_fn"
+)
 
 
 def _prod(shape: list[int] | tuple[int, ...] | torch.Size) -> int:
     return math.prod(int(s) for s in shape)
 
 
-def scan_macs(batch: int, length: int, channels: int, d_state: int) -> int:
-    """MACs credited to one selective scan: 9*B*L*D*N + B*D*L."""
-    return 9 * batch * length * channels * d_state + batch * channels * length
+def scan_macs(batch: int, length: int, channels: int, d_state: int, *, gated: bool = False) -> int:
+    """MACs credited to one selective scan: 9*B*L*D*N + B*D*L, plus B*D*L for the z gate when one is applied."""
+    return 9 * batch * length * channels * d_state + batch * channels * length * (2 if gated else 1)
 
 
 def sdpa_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> int:
@@ -53,9 +59,10 @@ def sdpa_macs(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> int
 
 
 def _shape(value: Any) -> list[int] | None:
-    from fvcore.nn.jit_handles import get_shape
-
-    return get_shape(value)
+    # fvcore's get_shape, without importing fvcore at module import time
+    if not value.isCompleteTensor():
+        return None
+    return list(value.type().sizes())
 
 
 def _sdpa_handle(inputs: list[Any], outputs: list[Any]) -> int:
@@ -68,7 +75,8 @@ def _scan_handle(inputs: list[Any], outputs: list[Any]) -> int:
     u, a = _shape(inputs[0]), _shape(inputs[2])
     assert u is not None and a is not None
     batch, channels, length = u
-    return scan_macs(batch, length, channels, a[-1])
+    gated = _shape(inputs[6]) is not None  # operator arguments: u, delta, A, B, C, D, z, ...
+    return scan_macs(batch, length, channels, a[-1], gated=gated)
 
 
 def _baddbmm_handle(inputs: list[Any], outputs: list[Any]) -> int:
@@ -92,9 +100,9 @@ def _register_flop_counter_formulas() -> None:
     import vmibench.ops.selective_scan  # noqa: F401  (defines the operator)
 
     @register_flop_formula(torch.ops.vmibench.selective_scan)
-    def _scan_formula(u_shape, delta_shape, a_shape, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _scan_formula(u_shape, delta_shape, a_shape, b_shape, c_shape, d_shape, z_shape, *args, **kwargs):  # type: ignore[no-untyped-def]
         batch, channels, length = u_shape
-        return 2 * scan_macs(batch, length, channels, a_shape[-1])
+        return 2 * scan_macs(batch, length, channels, a_shape[-1], gated=z_shape is not None)
 
     # torch has formulas for the CUDA attention kernels but not the CPU flash one SDPA dispatches to here.
     cpu_sdpa = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
@@ -138,7 +146,9 @@ def count_params(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> FlopCount:
     """Count one forward of ``model`` (put in eval mode) on ``inputs`` with fvcore and FlopCounterMode."""
-    from fvcore.nn import FlopCountAnalysis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fvcore's import trips torch.jit deprecation warnings
+        from fvcore.nn import FlopCountAnalysis
     from torch.utils.flop_counter import FlopCounterMode
 
     model.eval()
@@ -158,7 +168,8 @@ def count_flops(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...
         params=count_params(model),
         gmacs=total / 1e9,
         gmacs_torch=counter.get_total_flops() / 2e9,
-        scan_gmacs=by_op.get("vmibench::selective_scan", 0) / 1e9,
+        # fvcore's by_operator() keys drop the operator namespace
+        scan_gmacs=by_op.get("selective_scan", by_op.get("vmibench::selective_scan", 0)) / 1e9,
         uncounted_ops=";".join(f"{op}:{n}" for op, n in sorted(skipped.items())),
         by_operator={op: v / 1e9 for op, v in sorted(by_op.items())},
     )
@@ -178,3 +189,48 @@ class _quiet_tracing:
     def __exit__(self, *exc: object) -> None:
         self._logger.setLevel(self._level)
         self._warnings.__exit__(*exc)
+
+
+def measure_flops(name: str, res: tuple[int, int], batch: int = 1) -> FlopsRecord:
+    """FLOPs record of registered model ``name`` at ``res`` (gmacs per image), beside its published numbers.
+
+    A model that fails to build or trace gives a record with ``status="error"`` rather than an exception;
+    unknown names and unaccepted resolutions raise :class:`vmibench.errors.UserError` (caller's input).
+    """
+    import vmibench
+    from vmibench.env import capture, utc_now
+    from vmibench.errors import classify_failure, one_line
+    from vmibench.registry import resolve
+    from vmibench.resolution import label
+
+    info = resolve(name).info
+    info.check_resolution(res)
+    env = capture("cpu")
+    pub = info.published
+    rec = FlopsRecord(
+        timestamp=utc_now(),
+        env=env,
+        env_key=env.key("cpu"),
+        model=name,
+        res=label(res),
+        height=res[0],
+        width=res[1],
+        batch=batch,
+        published_params_m=pub.params_m,
+        published_gmacs=pub.gmacs,
+        published_res=pub.eval_res,
+        published_flops_rule=pub.flops_rule,
+        published_source=pub.source,
+        note=pub.note,
+    )
+    try:
+        model = vmibench.create_model(name, res=res)
+        fc = count_flops(model, torch.randn(batch, 3, *res))
+    except Exception as exc:
+        rec.status, rec.error = classify_failure(exc), one_line(exc)
+        return rec
+    rec.params, rec.params_m = fc.params, fc.params_m
+    rec.gmacs, rec.gflops = fc.gmacs / batch, fc.gflops / batch
+    rec.gmacs_torch, rec.scan_gmacs = fc.gmacs_torch / batch, fc.scan_gmacs / batch
+    rec.uncounted_ops = fc.uncounted_ops
+    return rec

@@ -121,8 +121,10 @@ def register_model(info: ModelInfo) -> Callable[[Callable[..., nn.Module]], Call
 
 def _ensure_loaded() -> None:
     # Model files register on import; importing them here (not at module top) avoids an import cycle.
-    import baselines  # noqa: F401
-    import vmibench.models  # noqa: F401
+    # Order = listing order: the subject, its rivals, then the timm references.
+    import vmibench.models.vminet
+    import baselines  # noqa: F401  # isort: skip
+    import vmibench.models.timm_refs  # noqa: F401  # isort: skip
 
 
 def list_models() -> list[ModelInfo]:

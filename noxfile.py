@@ -1,0 +1,48 @@
+"""Sessions: `nox -s bench` (the main job: default CPU benchmark -> results/), `nox -s tests`, `nox -s lint`.
+
+Environments are made with venv + pip on purpose: pip takes torch/torchvision from the machine's local wheel
+store, where uv would download several GB.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+# Torch honours these when its thread pool starts; the benchmark sets per-worker counts itself.
+_QUIET = {"PYTHONWARNINGS": "ignore::FutureWarning,ignore::UserWarning", "MPLBACKEND": "Agg"}
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Install vmibench with its dev extra and run the test suite (pytest exit 5, no tests, fails)."""
+    _install(session)
+    session.run("pytest", "-q", *session.posargs, env=_QUIET)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The main job: default CPU benchmark (`--preset cpu-default`) into the store, then results/REPORT.md."""
+    _install(session)
+    db = os.environ.get("VMIBENCH_DB", "results/vmibench.sqlite")
+    session.run("vmibench", "sweep", "--preset", "cpu-default", "--device", "cpu", "--db", db, *session.posargs,
+                env=_QUIET)
+    session.run("vmibench", "ops", "--preset", "cpu-default", "--device", "cpu", "--db", db, env=_QUIET)
+    session.run("vmibench", "report", "--db", db, "--out", "results", env=_QUIET)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

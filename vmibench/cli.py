@@ -1,0 +1,352 @@
+"""Command-line interface (typer).  Thin: parsing, progress and output only; the logic lives in the modules.
+
+Every user error -- unknown model, resolution a model does not accept, malformed list, unreadable checkpoint --
+is printed as one line ``vmibench: error: ...`` with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, TypeVar
+
+import typer
+
+from vmibench.errors import UserError
+
+T = TypeVar("T")
+
+METRICS_HELP = """
+Metrics (every row also records device, dtype, batch, threads, flags, scan backend, library versions, commit):
+
+- latency_ms_median / _iqr / _p10 / _p90: per-call wall time of one forward of the whole batch, in ms, after a
+  warm-up of >= 3 calls and >= 0.5 s for that shape; CPU timed with time.perf_counter, CUDA with a pair of CUDA
+  events around each call (synchronised). Timing stops when the median's robust standard error is below
+  --precision of it (after >= 10 calls and >= --min-time s) or at the --max-time budget; n_iters = timed calls.
+
+- throughput_ips: images per second = batch / median latency.
+
+- peak_mem_mb: rise of memory above what was held before the first forward (weights and input already
+  allocated), i.e. activations and workspaces; mem_method says how: cuda_max_allocated (CUDA allocator peak) or
+  rss_hwm (resident-set high-water mark of the worker process).
+
+- gmacs: multiply-accumulates per image, fvcore convention (1 MAC = 1 "FLOP", what papers print as GFLOPs);
+  gflops = 2 x gmacs.
+
+Each cell runs in a fresh worker process; failures (oom, error, crashed, timeout) are rows, not crashes.
+"""
+
+FLOPS_HELP = """
+Definitions: gmacs = multiply-accumulates per image counted by fvcore (1 MAC = 1 "FLOP", the convention papers
+print as GFLOPs); gflops = 2 x gmacs. vmibench adds fvcore handles for what it skips: scaled_dot_product_attention
+(QK^T + AV), baddbmm, and the selective scan, which is ONE operator counted as 9*B*L*D*N + B*D*L, +B*D*L when a
+z gate is applied (D = every scanned channel and direction; state-spaces/mamba#110, as in VMamba) -- papers that
+used another rule differ
+(see published_flops_rule). gmacs_torch is torch.utils.flop_counter's count (matmul/conv/attention/scan only), a
+cross-check. uncounted_ops lists operators fvcore skipped (element-wise). published_* are reference numbers from
+the model's record, never our measurements.
+"""
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="vmibench: FLOPs, latency, memory and accuracy of VMINet and its rivals under one protocol.",
+)
+check_app = typer.Typer(no_args_is_help=True, help="Cross-checks of the harness against independent tools.")
+app.add_typer(check_app, name="check")
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | csv | json")]
+OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="Results database (default results/vmibench.sqlite).")]
+ModelsOpt = Annotated[
+    str | None, typer.Option("--models", "-m", help="Comma list of registered or timm names; 'all' = every registered.")
+]
+ResOpt = Annotated[str | None, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW (800x1280).")]
+BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Comma list of batch sizes.")]
+
+
+# -- argument parsing -----------------------------------------------------------------------------------------
+
+
+def split_list(text: str, what: str) -> list[str]:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``; empty items are an error."""
+    items = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not s for s in items):
+        raise UserError(f"bad {what} list '{text}': give comma-separated values without empty items")
+    return items
+
+
+def parse_positive_ints(text: str, what: str) -> list[int]:
+    """Comma list of positive integers, or :class:`UserError`."""
+    out = []
+    for item in split_list(text, what):
+        try:
+            value = int(item)
+        except ValueError:
+            raise UserError(f"bad {what} '{item}': must be a positive integer (e.g. --{what} 1,64)") from None
+        if value <= 0:
+            raise UserError(f"bad {what} '{item}': must be a positive integer (e.g. --{what} 1,64)")
+        out.append(value)
+    return out
+
+
+def parse_resolutions(text: str) -> list[tuple[int, int]]:
+    """Comma list of ``224`` / ``HxW`` sizes."""
+    from vmibench.resolution import as_hw
+
+    return [as_hw(item) for item in split_list(text, "resolution")]
+
+
+def parse_models(text: str | None, default: Callable[[], list[str]]) -> list[str]:
+    """Model names (validated: unknown names fail with close-name suggestions)."""
+    from vmibench.registry import list_models, resolve
+
+    if text is None:
+        return default()
+    names = split_list(text, "model")
+    if names == ["all"]:
+        return [m.name for m in list_models()]
+    for name in names:
+        resolve(name)
+    return names
+
+
+def all_registered() -> list[str]:
+    from vmibench.registry import list_models
+
+    return [m.name for m in list_models()]
+
+
+@contextmanager
+def progress(total: int, label: str) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar on stderr; yields ``advance(description)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(description: str) -> None:
+            bar.update(task, advance=1, description=description)
+
+        yield advance
+
+
+def track(items: Iterable[T], total: int, label: str, describe: Callable[[T], str]) -> Iterator[T]:
+    """Iterate ``items`` with a progress bar whose text names the current item."""
+    with progress(total, label) as advance:
+        for item in items:
+            yield item
+            advance(describe(item))
+
+
+# -- commands -------------------------------------------------------------------------------------------------
+
+
+@app.command("models")
+def models_cmd(fmt: FormatOpt = "table", out: OutOpt = None) -> None:
+    """List registered models with their published numbers and eval settings.
+
+    'adaptation' says how a model runs at resolutions other than its build size -- vmibench's generalisation,
+    e.g. VMINet's per-position context weight is resized; 'reconstruction' flags anything not verifiable
+    against official code. published_* columns are reference numbers from the cited source.
+    """
+    from vmibench.output import check_format, emit
+    from vmibench.reports.tables import models_frame
+
+    check_format(fmt)
+    emit(models_frame(), fmt, out, title="vmibench registry")
+
+
+@app.command("flops", epilog=FLOPS_HELP)
+def flops_cmd(
+    models: ModelsOpt = None,
+    res: ResOpt = None,
+    batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch traced (gmacs are per image).")] = 1,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    db: DbOpt = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not write rows to the database.")] = False,
+) -> None:
+    """Count parameters and FLOPs (fvcore + vmibench handles; FlopCounterMode cross-check) beside published values.
+
+    Without --res each model is counted at its published evaluation resolution.
+    """
+    from vmibench.flops import measure_flops
+    from vmibench.output import check_format, emit
+    from vmibench.registry import resolve
+    from vmibench.reports.tables import FLOPS_COLUMNS, frame_of
+    from vmibench.store import ResultStore
+
+    check_format(fmt)
+    names = parse_models(models, all_registered)
+    resolutions = parse_resolutions(res) if res else None
+    cells = []
+    for name in names:
+        info = resolve(name).info
+        sizes = resolutions or [(info.eval.input_size[1], info.eval.input_size[2])]
+        for hw in sizes:
+            info.check_resolution(hw)
+            cells.append((name, hw))
+    records = []
+    store = None if no_store else ResultStore(db)
+    for name, hw in track(cells, len(cells), "counting FLOPs", lambda c: f"{c[0]} @ {c[1][0]}x{c[1][1]}"):
+        rec = measure_flops(name, hw, batch)
+        if store is not None:
+            store.add(rec)
+        records.append(rec)
+    emit(frame_of(records, FLOPS_COLUMNS), fmt, out, caption="gmacs per image; published_* are reference values")
+
+
+@app.command("latency", epilog=METRICS_HELP)
+def latency_cmd(
+    models: ModelsOpt = None,
+    res: Annotated[str, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW.")] = "224",
+    batch: BatchOpt = "1",
+    threads: Annotated[int | None, typer.Option(help="CPU threads per worker (default: all usable cores).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32, or bf16 / fp16 autocast.")] = "fp32",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Run in channels_last layout.")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="Wrap the model in torch.compile.")] = False,
+    scan_backend: Annotated[str, typer.Option(help="Selective scan: auto, torch, reference, mamba_ssm.")] = "auto",
+    min_time: Annotated[float, typer.Option(help="Seconds to time at least, per cell.")] = 1.0,
+    max_time: Annotated[float, typer.Option(help="Timing budget per cell, seconds.")] = 10.0,
+    precision: Annotated[float, typer.Option(help="Stop when the median's rel. std. error is below this.")] = 0.01,
+    cell_timeout: Annotated[float, typer.Option(help="Kill a worker after this many seconds.")] = 600.0,
+    no_flops: Annotated[bool, typer.Option("--no-flops", help="Skip the per-cell FLOPs count.")] = False,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Latency, throughput and peak memory of every (model, resolution, batch) cell, each in its own process."""
+    from vmibench.measure.api import base_spec, run_and_store
+    from vmibench.output import check_format, emit
+    from vmibench.reports.tables import LATENCY_COLUMNS, frame_of
+
+    check_format(fmt)
+    names = parse_models(models, lambda: ["vminet_t", "deit_t"])
+    base = base_spec(
+        device=device,
+        dtype=dtype,
+        threads=threads,
+        channels_last=channels_last,
+        compile_=compile_,
+        scan_backend=scan_backend,
+        min_time=min_time,
+        max_time=max_time,
+        precision=precision,
+        count_flops=not no_flops,
+    )
+    records = run_and_store(
+        names, parse_resolutions(res), parse_positive_ints(batch, "batch"), base, db=db, cell_timeout=cell_timeout,
+        track=track,
+    )
+    emit(frame_of(records, LATENCY_COLUMNS), fmt, out)
+
+
+@app.command("results")
+def results_cmd(
+    models: Annotated[str | None, typer.Option("--models", "-m", help="Only these models (comma list).")] = None,
+    table: Annotated[str, typer.Option("--table", "-t", help="latency | flops | ... (see --list-tables).")] = "latency",
+    all_columns: Annotated[bool, typer.Option("--all-columns", help="Every stored column.")] = False,
+    status: Annotated[str | None, typer.Option(help="Only rows with this status (ok, oom, ...).")] = None,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Print stored rows (one table of the results database), optionally filtered."""
+    from vmibench.output import check_format, emit
+    from vmibench.reports.tables import default_columns
+    from vmibench.store import ResultStore, default_db_path
+
+    check_format(fmt)
+    path = db or default_db_path()
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise UserError(f"no results database at {path}: run `vmibench latency` first or pass --db")
+    with ResultStore(path) as store:
+        if table not in store.tables():
+            raise UserError(f"no table '{table}' in {path}: it has {', '.join(store.tables()) or 'no tables'}")
+        where: dict[str, object] = {}
+        if models:
+            where["model"] = split_list(models, "model")
+        if status:
+            where["status"] = status
+        frame = store.read(table, where)
+    if not all_columns and not frame.empty:
+        cols = [c for c in default_columns(table) if c in frame.columns]
+        frame = frame[cols or list(frame.columns)]
+    emit(frame, fmt, out)
+
+
+@check_app.command("timer", epilog=METRICS_HELP)
+def check_timer_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Two or more models.")] = "vminet_t,deit_t",
+    res: Annotated[int, typer.Option("--res", "-r", min=32, help="Square input size.")] = 224,
+    threads: Annotated[int | None, typer.Option(help="Threads for both timers (default: all usable cores).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Alternating worker pairs per model.")] = 2,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Compare vmibench's median latency with torch.utils.benchmark's blocked_autorange, same model and threads.
+
+    Both run in fresh worker processes, alternating, `repeats` times; the table gives each median, their ratio,
+    and the ratio between models by each timer. Agreement within 10% is the acceptance bar.
+    """
+    from vmibench.measure.crosscheck import timer_crosscheck
+    from vmibench.output import check_format, emit
+
+    check_format(fmt)
+    names = parse_models(models, lambda: ["vminet_t", "deit_t"])
+    frame = timer_crosscheck(names, res, threads=threads, repeats=repeats, track=track)
+    emit(frame, fmt, out, title="vmibench vs torch.utils.benchmark")
+
+
+from vmibench.cli_accuracy import accuracy_cmd  # noqa: E402  (its own module: the command has many options)
+
+app.command("accuracy")(accuracy_cmd)
+
+
+# -- entry point ----------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: runs the app and turns user errors into one line + exit status 2."""
+    try:
+        rv = app(args=argv, prog_name="vmibench", standalone_mode=False)
+    except UserError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        print("vmibench: interrupted (rows measured so far are in the database)", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        # Usage errors come from click, or from the copy of click newer typer releases vendor: match by class name.
+        kinds = {cls.__name__ for cls in type(exc).__mro__}
+        if "NoArgsIsHelpError" in kinds:
+            sys.exit(0)
+        if "ClickException" in kinds:
+            _fail(" ".join(exc.format_message().split()))  # type: ignore[attr-defined]
+        if "Abort" in kinds:
+            print("vmibench: aborted (rows measured so far are in the database)", file=sys.stderr)
+            sys.exit(130)
+        raise
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str) -> None:
+    print(f"vmibench: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Worker process: measures exactly one cell and writes one JSON result.
+
+Run as ``python -m vmibench.measure.worker SPEC.json RESULT.json`` by :mod:`vmibench.measure.runner`; a fresh
+process per cell keeps allocator state, caches, compiled kernels and memory peaks of one model away from the
+next.  The spec is a :class:`CellSpec` as JSON.  Thread-count environment variables are set by the runner before
+this process starts (OpenMP reads them once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from vmibench.errors import classify_failure, one_line
+from vmibench.measure.timing import TimingPolicy
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """What one worker measures."""
+
+    model: str
+    height: int
+    width: int
+    batch: int = 1
+    device: str = "cpu"
+    dtype: str = "fp32"
+    threads: int = 1
+    channels_last: bool = False
+    compile: bool = False
+    scan_backend: str = "auto"
+    policy: TimingPolicy = field(default_factory=TimingPolicy)
+    count_flops: bool = True
+    mode: str = "latency"  # "latency" (vmibench's engine) or "timer" (torch.utils.benchmark, for cross-checks)
+    timer_min_run_time: float = 2.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> CellSpec:
+        data = json.loads(text)
+        data["policy"] = TimingPolicy(**data["policy"])
+        return cls(**data)
+
+
+@contextlib.contextmanager
+def _autocast(device: torch.device, dtype: str) -> Iterator[None]:
+    if dtype == "fp32":
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=DTYPES[dtype]):
+        yield
+
+
+def _build(spec: CellSpec, device: torch.device) -> tuple[torch.nn.Module, torch.Tensor, Callable[[], object]]:
+    import vmibench
+
+    model = vmibench.create_model(spec.model, res=(spec.height, spec.width)).eval().to(device)
+    x = torch.randn(spec.batch, 3, spec.height, spec.width, device=device)
+    if spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    runner: Callable[[torch.Tensor], object] = torch.compile(model) if spec.compile else model
+
+    def step() -> object:
+        with torch.inference_mode(), _autocast(device, spec.dtype):
+            return runner(x)
+
+    return model, x, step
+
+
+def _scan_backend(spec: CellSpec, device: torch.device) -> str:
+    from vmibench.ops import resolve_backend
+    from vmibench.registry import resolve
+
+    return resolve_backend("auto", device) if resolve(spec.model).info.uses_scan else ""
+
+
+def _flops(model: torch.nn.Module, spec: CellSpec, device: torch.device) -> dict[str, Any]:
+    """Per-image GMACs (fp32, batch 1); empty where fvcore is not installed (e.g. a bare GPU image)."""
+    try:
+        from vmibench.flops import count_flops
+    except ImportError:
+        return {}
+    fc = count_flops(model, torch.randn(1, 3, spec.height, spec.width, device=device))
+    return {"gmacs": fc.gmacs, "gflops": fc.gflops}
+
+
+def run_latency(spec: CellSpec) -> dict[str, Any]:
+    """Measure latency/throughput/peak memory of one cell; failures are returned, not raised."""
+    from vmibench.measure.memory import PeakMemory
+    from vmibench.measure.timing import measure
+    from vmibench.ops import set_default_backend
+
+    torch.set_num_threads(spec.threads)
+    set_default_backend(spec.scan_backend)
+    device = torch.device(spec.device)
+    result: dict[str, Any] = {"timer": "cuda_event" if device.type == "cuda" else "perf_counter"}
+    try:
+        model, _x, step = _build(spec, device)
+        result["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+        result["scan_backend"] = _scan_backend(spec, device)
+        with PeakMemory(device) as mem:
+            stats = measure(step, device, spec.policy)
+    except Exception as exc:
+        result.update(status=classify_failure(exc), error=one_line(exc), traceback=traceback.format_exc(limit=8))
+        return result
+    assert mem.result is not None
+    result.update(status="ok", stats=asdict(stats), memory=asdict(mem.result))
+    if spec.count_flops:
+        try:
+            result.update(_flops(model, spec, device))
+        except Exception as exc:  # a FLOPs failure must not throw away a good timing
+            result["flops_error"] = one_line(exc)
+    return result
+
+
+def run_timer(spec: CellSpec) -> dict[str, Any]:
+    """Time the same forward with ``torch.utils.benchmark.Timer.blocked_autorange`` (the cross-check)."""
+    from torch.utils.benchmark import Timer
+
+    torch.set_num_threads(spec.threads)
+    device = torch.device(spec.device)
+    _model, _x, step = _build(spec, device)
+    for _ in range(max(1, spec.policy.min_warmup_iters)):
+        step()
+    m = Timer(stmt="step()", globals={"step": step}, num_threads=spec.threads).blocked_autorange(
+        min_run_time=spec.timer_min_run_time
+    )
+    return {
+        "status": "ok",
+        "timer": "torch.utils.benchmark.blocked_autorange",
+        "median_ms": m.median * 1e3,
+        "iqr_ms": m.iqr * 1e3,
+        "n_blocks": len(m.times),
+        "number_per_run": m.number_per_run,
+    }
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path = argv
+    with open(spec_path) as f:
+        spec = CellSpec.from_json(f.read())
+    start = time.perf_counter()
+    result = run_timer(spec) if spec.mode == "timer" else run_latency(spec)
+    result["interop_threads"] = torch.get_num_interop_threads()
+    result["wall_s"] = time.perf_counter() - start
+    from vmibench.env import capture
+
+    result["env"] = capture(spec.device).as_dict()
+    with open(result_path, "w") as f:
+        json.dump(result, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
