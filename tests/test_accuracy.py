@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -67,12 +68,12 @@ def _write_images(root: Path) -> None:
             Image.fromarray(pixels).save(folder / f"img_{i:03d}.png")
 
 
-def _timm_inputs(model: nn.Module, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _timm_inputs(model: nn.Module, root: Path, size: int = RES) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole set through timm's own eval pipeline and torchvision's ImageFolder (the reference path)."""
     from timm.data import create_transform, resolve_data_config
     from torchvision.datasets import ImageFolder
 
-    config = resolve_data_config({"input_size": (3, RES, RES)}, model=model)
+    config = resolve_data_config({"input_size": (3, size, size)}, model=model)
     dataset = ImageFolder(str(root), transform=create_transform(**config))
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])
     return images, torch.tensor(dataset.targets)
@@ -194,13 +195,24 @@ def test_cli_matches_plain_timm_loop_and_stores_the_row(trained: Trained, tmp_pa
         assert stored[col].iloc[0] == row[col], col
 
 
-def test_two_processes_give_identical_counts(trained: Trained, tmp_path: Path) -> None:
-    db = tmp_path / "results.sqlite"
+def _torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc-per-node 2 -m vmibench accuracy ARGS`` (gloo on CPU, a free port)."""
     env = dict(os.environ, PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "vmibench", "accuracy", *_base_args(trained, db), "--format", "json", "--device", "cpu"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
-    row = _one_row(proc)  # rank 1 prints nothing
+           "-m", "vmibench", "accuracy", *args, "--format", "json", "--device", "cpu"]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def _with_corrupt_image(t: Trained, root: Path, name: str) -> Path:
+    """A copy of the toy set plus one undecodable file ``class_0/NAME``."""
+    shutil.copytree(t.data, root)
+    (root / "class_0" / name).write_bytes(b"not a png")
+    return root
+
+
+def test_two_processes_give_identical_counts(trained: Trained, tmp_path: Path) -> None:
+    db = tmp_path / "results.sqlite"
+    row = _one_row(_torchrun(*_base_args(trained, db), cwd=tmp_path))  # rank 1 prints nothing
     assert row["world_size"] == 2 and row["status"] == "ok"
     assert row["n_samples"] == 63  # 32 + 31: no tail sample evaluated twice
     assert row["n_correct_top1"] == trained.direct["correct"]
@@ -208,6 +220,27 @@ def test_two_processes_give_identical_counts(trained: Trained, tmp_path: Path) -
     assert row["loss"] == pytest.approx(trained.direct["loss"], abs=1e-4)
     with ResultStore(db) as store:
         assert len(store.read("accuracy")) == 1  # stored once, by rank 0
+
+
+def test_a_failure_on_one_rank_is_an_error_row_not_a_hang(trained: Trained, tmp_path: Path) -> None:
+    # Sorted position 1 of 64 files: rank 1's first sample; rank 0 finishes its shard and waits in the reduction.
+    args = _base_args(trained, tmp_path / "r.sqlite")
+    args[args.index(str(trained.data))] = str(_with_corrupt_image(trained, tmp_path / "val", "img_000b.png"))
+    row = _one_row(_torchrun(*args, cwd=tmp_path))
+    assert (row["status"], row["n_samples"], row["top1"]) == ("error", 0, None)
+    assert "other rank" in row["error"]
+
+
+def test_an_unreadable_image_is_an_error_row(trained: Trained, tmp_path: Path) -> None:
+    db = tmp_path / "r.sqlite"
+    args = _base_args(trained, db)
+    args[args.index(str(trained.data))] = str(_with_corrupt_image(trained, tmp_path / "val", "img_000b.png"))
+    proc = _in_process(*args, "--format", "json")
+    row = _one_row(proc)
+    assert row["status"] == "error" and "UnidentifiedImageError" in row["error"] and row["top1"] is None
+    assert "img_000b.png" in proc.stderr
+    with ResultStore(db) as store:
+        assert store.read("accuracy")["status"].tolist() == ["error"]
 
 
 def test_ema_flag_evaluates_the_ema_copy(trained: Trained, tmp_path: Path) -> None:
@@ -236,8 +269,9 @@ def test_limit_and_class_map(trained: Trained, tmp_path: Path) -> None:
 # -- timm weights from a local Hugging Face cache ------------------------------------------------------------
 
 
-def _fake_hub_cache(root: Path, timm_name: str) -> str:
-    """A Hugging Face cache holding random weights for ``timm_name`` under its real hub id (no network)."""
+def _fake_hub_cache(root: Path, timm_name: str) -> tuple[str, nn.Module]:
+    """A Hugging Face cache holding random weights for ``timm_name`` under its real hub id (no network);
+    returns the hub id and the model those weights came from."""
     import timm
     from safetensors.torch import save_file
 
@@ -249,8 +283,9 @@ def _fake_hub_cache(root: Path, timm_name: str) -> str:
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(revision)
     torch.manual_seed(0)
-    save_file(timm.create_model(timm_name).state_dict(), str(snapshot / "model.safetensors"))
-    return hub_id
+    model = timm.create_model(timm_name)
+    save_file(model.state_dict(), str(snapshot / "model.safetensors"))
+    return hub_id, model
 
 
 def test_hub_cache_uses_cached_timm_weights_offline(
@@ -258,14 +293,17 @@ def test_hub_cache_uses_cached_timm_weights_offline(
 ) -> None:
     import huggingface_hub.constants
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # restored afterwards, as is the constant below
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the command sets these; monkeypatch restores them afterwards
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    hub_id = _fake_hub_cache(tmp_path / "hub", "test_vit")
+    hub_id, model = _fake_hub_cache(tmp_path / "hub", "test_vit")
     common = ("--models", "test_vit", "--data", str(trained.data), "--workers", "0", "--no-store")
     proc = _in_process(*common, "--hub-cache", str(tmp_path / "hub"), "--num-classes", "1000", "--format", "json")
     row = _one_row(proc)
     assert row["checkpoint"] == f"hf-hub:{hub_id}" and row["n_samples"] == 63 and row["top5_k"] == 5
     assert row["input_size"] == "3x160x160" and row["crop_pct"] == 0.95  # timm's eval settings of test_vit
+    direct = _direct_eval(model, *_timm_inputs(model, trained.data, 160))
+    assert row["loss"] == pytest.approx(direct["loss"], abs=1e-4)  # the cached weights, not a fresh init
     assert os.environ["HF_HUB_OFFLINE"] == "1" and huggingface_hub.constants.HF_HUB_OFFLINE
     assert_user_error(
         _in_process(*common, "--hub-cache", str(tmp_path / "hub")), "classifier has 1000 classes", "3 are evaluated"

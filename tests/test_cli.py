@@ -19,7 +19,7 @@ def test_models_lists_every_required_name(cli) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     names = [r["model"] for r in rows]
-    assert list(rows[0])[0] == "model"
+    assert next(iter(rows[0])) == "model"
     for name in ["vminet_t", "vminet_xs", "vminet_s", "vminet_b", "deit_t", "deit_s", "swin_t", "mobilevitv2_100"]:
         assert name in names
     vminet = next(r for r in rows if r["model"] == "vminet_t")

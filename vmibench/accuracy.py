@@ -16,6 +16,10 @@ Protocol (what every ``accuracy`` row means):
   pre-processing, transfer and forward) of the slowest process.
 - Multi-process (``torchrun``): rank r evaluates samples r, r + world_size, ... (no tail padding, so counts are
   exact); sums of correct top-1, correct top-k, loss and samples are all-reduced; rank 0 prints and stores.
+- Weights: ``--checkpoint NAME=PATH`` in any official wrapping, unwrapped and loaded strictly through
+  :mod:`vmibench.checkpoint`; the classifier is built for the evaluated class count, and a checkpoint head of
+  another size is a one-line error naming both numbers.  ``--hub-cache DIR`` serves timm reference models from
+  timm weights already in that Hugging Face cache, offline (``HF_HUB_OFFLINE=1``); nothing is ever downloaded.
 - ``data_dir_hash`` identifies the evaluated files: SHA-256 of their sorted relative paths and sizes.
 """
 
@@ -29,8 +33,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -41,6 +46,9 @@ from vmibench.errors import CheckpointError, UserError, classify_failure, one_li
 from vmibench.records import STATUS_ERROR, STATUS_OK, Record
 from vmibench.registry import Entry, ModelInfo, resolve
 from vmibench.resolution import label
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ACCURACY_COLUMNS = [
     "model", "res", "top1", "top5", "loss", "n_samples", "images_per_s", "ckpt_sha256", "data_dir_hash",
@@ -128,10 +136,13 @@ def dist_context(environ: Mapping[str, str] | None = None) -> DistContext:
 
 
 def process_device(requested: str | None, ctx: DistContext) -> str:
-    """The torch device of this process: ``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun."""
-    from vmibench.measure.api import resolve_device
-
-    device = resolve_device(requested)
+    """The torch device of this process: ``None`` -> ``cuda`` when available, else ``cpu``; ``cuda`` becomes
+    ``cuda:LOCAL_RANK`` under torchrun."""
+    device = requested or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
+        raise UserError(f"unknown device '{device}': use cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device} but CUDA is not available here: use --device cpu")
     if device == "cuda" and ctx.distributed:
         if ctx.local_rank >= torch.cuda.device_count():
             raise UserError(
@@ -536,8 +547,8 @@ def plan_accuracy(spec: AccuracySpec, ctx: DistContext) -> Plan:
         for hw in sizes:
             entry.info.check_resolution(hw)
             cells.append((name, hw))
-    plan = Plan(spec, images, num_classes, data_dir_hash(images.root, [p for p, _ in images.samples]), device,
-                weights, cells)  # fmt: skip
+    data_hash = data_dir_hash(images.root, [path for path, _ in images.samples])
+    plan = Plan(spec, images, num_classes, data_hash, device, weights, cells)
     for name, entry in entries.items():
         first = next(hw for n, hw in cells if n == name)
         build_model(entry, first, num_classes, weights[name], plan.classes_why)
@@ -571,6 +582,10 @@ def _weights_for(entry: Entry, spec: AccuracySpec) -> Weights:
 _CORRECT1, _CORRECTK, _LOSS, _COUNT, _FAILED = range(5)
 
 
+def _nothing() -> None:
+    pass
+
+
 def top_k(num_classes: int) -> int:
     """The k of the ``top5`` column: 5, or every class for heads of fewer than 5 classes."""
     return min(TOP_K, num_classes)
@@ -591,7 +606,7 @@ def evaluate_shard(
     loader: DataLoader[tuple[torch.Tensor, int]],
     device: str,
     k: int,
-    advance: Callable[[], None] = lambda: None,
+    advance: Callable[[], None] = _nothing,
 ) -> torch.Tensor:
     """Tally (see :func:`accumulate`) of ``model`` in eval mode over ``loader``, on ``device``."""
     tally = torch.zeros(5, dtype=torch.float64, device=device)
@@ -617,41 +632,57 @@ def reduce_over_ranks(tally: torch.Tensor, elapsed: float, ctx: DistContext) -> 
 
 
 def evaluate_cell(
-    plan: Plan, name: str, hw: Resolution, ctx: DistContext, advance: Callable[[], None] = lambda: None
+    plan: Plan, name: str, hw: Resolution, ctx: DistContext, advance: Callable[[], None] = _nothing
 ) -> AccuracyRecord | None:
     """Evaluate one (model, resolution) on this rank's shard and combine the ranks; the record on rank 0.
 
     A failure (out of memory, unreadable image) becomes a row with status oom/error; every rank still takes
     part in the reduction, so the other ranks do not wait forever.
     """
-    entry = resolve(name)
-    config = data_config(entry.info, hw)
-    k = top_k(plan.num_classes)
-    tally = torch.zeros(5, dtype=torch.float64, device=plan.device)
-    status, error, elapsed = STATUS_OK, "", 0.0
+    config = data_config(resolve(name).info, hw)
+    status, error = STATUS_OK, ""
     try:
-        model = build_model(entry, hw, plan.num_classes, plan.weights[name], plan.classes_why).to(plan.device)
-        loader = make_loader(plan.images.samples, eval_transform(config), batch=plan.spec.batch,
-                             workers=plan.spec.workers, ctx=ctx, pin_memory=plan.device.startswith("cuda"))  # fmt: skip
-        start = time.perf_counter()
-        tally = evaluate_shard(model, loader, plan.device, k, advance)
-        if plan.device.startswith("cuda"):
-            torch.cuda.synchronize(plan.device)
-        elapsed = time.perf_counter() - start
-    except Exception as exc:  # a failed cell is a row; keep only text so the model and tensors can be freed
+        tally, elapsed = _evaluate_here(plan, name, hw, config, ctx, advance)
+    except Exception as exc:  # a failed cell is a row; only its text is kept, so the model can be freed
         status, error = classify_failure(exc), one_line(exc)
-        tally = torch.zeros(5, dtype=torch.float64, device=plan.device)
+        tally, elapsed = torch.zeros(5, dtype=torch.float64, device=plan.device), 0.0
         tally[_FAILED] = 1
         print(f"vmibench: rank {ctx.rank}: {name} @ {label(hw)} failed: {error}", file=sys.stderr)
-    model = None  # release before the next cell is built
     if plan.device.startswith("cuda"):
-        torch.cuda.empty_cache()
+        torch.cuda.empty_cache()  # the next cell may be a bigger model
     tally, elapsed = reduce_over_ranks(tally, elapsed, ctx)
     if not ctx.is_main:
         return None
     if tally[_FAILED] > 0 and status == STATUS_OK:
         status, error = STATUS_ERROR, f"failed on {int(tally[_FAILED])} other rank(s): see their stderr"
     return _record(plan, name, hw, config, tally, elapsed, status, error, ctx)
+
+
+def _evaluate_here(
+    plan: Plan,
+    name: str,
+    hw: Resolution,
+    config: Mapping[str, Any],
+    ctx: DistContext,
+    advance: Callable[[], None],
+) -> tuple[torch.Tensor, float]:
+    """This rank's tally and loop time for one cell (the model lives only as long as this call)."""
+    entry = resolve(name)
+    model = build_model(entry, hw, plan.num_classes, plan.weights[name], plan.classes_why).to(plan.device)
+    on_cuda = plan.device.startswith("cuda")
+    loader = make_loader(
+        plan.images.samples,
+        eval_transform(config),
+        batch=plan.spec.batch,
+        workers=plan.spec.workers,
+        ctx=ctx,
+        pin_memory=on_cuda,
+    )
+    start = time.perf_counter()
+    tally = evaluate_shard(model, loader, plan.device, top_k(plan.num_classes), advance)
+    if on_cuda:
+        torch.cuda.synchronize(plan.device)
+    return tally, time.perf_counter() - start
 
 
 def _record(
@@ -716,10 +747,10 @@ def run_plan(
     per_cell = math.ceil(len(ShardSampler(len(plan.images.samples), ctx.rank, ctx.world_size)) / plan.spec.batch)
     bar = progress(per_cell * len(plan.cells), "evaluating") if progress and ctx.is_main else nullcontext(None)
     records = []
-    with bar as advance_to:
+    with bar as advance:
         for name, hw in plan.cells:
-            text = f"{name} @ {label(hw)}"
-            rec = evaluate_cell(plan, name, hw, ctx, (lambda t=text: advance_to(t)) if advance_to else lambda: None)
+            step = partial(advance, f"{name} @ {label(hw)}") if advance else _nothing
+            rec = evaluate_cell(plan, name, hw, ctx, step)
             if rec is not None:
                 if on_record is not None:
                     on_record(rec)
@@ -727,7 +758,7 @@ def run_plan(
     return records
 
 
-def records_frame(records: Sequence[AccuracyRecord], *, brief: bool = False) -> Any:
+def records_frame(records: Sequence[AccuracyRecord], *, brief: bool = False) -> pd.DataFrame:
     """Rows as a frame: :data:`ACCURACY_COLUMNS` first, then every other stored column (provenance included),
     or only :data:`BRIEF_EXTRA` of them when ``brief`` (the terminal table)."""
     import pandas as pd

@@ -289,6 +289,154 @@ def results_cmd(
     emit(frame, fmt, out)
 
 
+def _summary(summary: object, db: str | None) -> None:
+    from vmibench.store import default_db_path
+
+    print(
+        f"measured {summary.measured}, failed {summary.failed}, skipped by caps/earlier failures "  # type: ignore[attr-defined]
+        f"{summary.skipped_by_cap}, already stored {summary.skipped_existing} -> {db or default_db_path()}",  # type: ignore[attr-defined]
+        file=sys.stderr,
+    )
+
+
+@app.command("sweep", epilog=METRICS_HELP)
+def sweep_cmd(
+    preset: Annotated[str | None, typer.Option(help="cpu-default | gpu-default (explicit lists override).")] = None,
+    models: ModelsOpt = None,
+    res: ResOpt = None,
+    batch: Annotated[str | None, typer.Option("--batch", "-b", help="Comma list of batch sizes.")] = None,
+    dtypes: Annotated[str | None, typer.Option("--dtype", help="Comma list: fp32, bf16, fp16.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per worker (default: all usable cores).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
+    compile_: Annotated[bool, typer.Option("--compile")] = False,
+    scan_backend: Annotated[str, typer.Option(help="auto, torch, reference, mamba_ssm.")] = "auto",
+    max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds.")] = None,
+    cell_timeout: Annotated[float | None, typer.Option(help="Kill a worker after this many seconds.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-run stored error/timeout rows.")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Sweep models x resolutions (224 or HxW, e.g. 800x1280) x batches x dtypes into the store; resumable.
+
+    Cells already stored for this environment are skipped (unless --force); after an OOM/timeout the larger
+    sizes of that model are stored as 'skipped'. The device's matmul peak is measured first (for utilisation).
+    """
+    from dataclasses import replace
+
+    from vmibench.measure.api import base_spec
+    from vmibench.sweep import Group, expand_groups, get_preset, run_sweep
+
+    chosen = get_preset(preset) if preset else None
+    if chosen is None and (models is None or res is None):
+        raise UserError("give --preset, or both --models and --res (see vmibench sweep --help)")
+    policy_max = max_time if max_time is not None else (chosen.policy.max_time_s if chosen else 10.0)
+    base = base_spec(device=device, threads=threads, channels_last=channels_last, compile_=compile_,
+                     scan_backend=scan_backend, min_time=min(1.0, policy_max), max_time=policy_max)  # fmt: skip
+    if chosen is not None:
+        base = replace(base, policy=replace(chosen.policy, max_time_s=policy_max))
+    if models is not None or res is not None or batch is not None or dtypes is not None:
+        template = chosen.groups[0] if chosen else Group(models=None, resolutions=((224, 224),))
+        groups = (
+            Group(
+                models=tuple(parse_models(models, all_registered)) if models else template.models,
+                resolutions=tuple(parse_resolutions(res)) if res else template.resolutions,
+                batches=tuple(parse_positive_ints(batch, "batch")) if batch else template.batches,
+                dtypes=tuple(split_list(dtypes, "dtype")) if dtypes else template.dtypes,
+            ),
+        )
+    else:
+        assert chosen is not None
+        groups = chosen.groups
+    for group in groups:
+        for dt in group.dtypes:
+            base_spec(dtype=dt, device=base.device)  # validates dtype names before anything runs
+    cells = expand_groups(groups, base)
+    timeout = cell_timeout or (chosen.cell_timeout_s if chosen else 600.0)
+    summary = run_sweep(cells, db=db, force=force, retry_failed=retry_failed, cell_timeout_s=timeout, track=track)
+    _summary(summary, db)
+
+
+@app.command("ops", epilog=METRICS_HELP)
+def ops_cmd(
+    ops: Annotated[str | None, typer.Option("--ops", help="Comma list of token mixers (default: all).")] = None,
+    seq: Annotated[str | None, typer.Option("--seq", help="Comma list of sequence lengths L.")] = None,
+    dim: Annotated[int | None, typer.Option(min=1, help="Channel width C.")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Batch size.")] = None,
+    preset: Annotated[str | None, typer.Option(help="cpu-default | gpu-default for the defaults below.")] = None,
+    dtypes: Annotated[str | None, typer.Option("--dtype", help="Comma list: fp32, bf16, fp16.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per worker (default: all usable cores).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    scan_backend: Annotated[str, typer.Option(help="auto = every available backend for selective_scan.")] = "auto",
+    time_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted slower than this (s/call).")] = None,
+    mem_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted above this peak (MB).")] = None,
+    max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")] = False,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Token-mixer sweep over sequence length: latency, memory and fitted complexity exponents.
+
+    Mixers: sdpa (softmax attention), mobilevitv2_sa, vmisa (VMINet's released mixer), vmisa_recurrent and
+    vmisa_matrix (RECONSTRUCTION of the paper's causal-mask VMI-SA: cumulative-sum and L x L mask forms; not in
+    the released code), flatten_fla, mlla_linear, selective_scan (each available backend). peak_mem_mb here
+    includes the op's own buffers (e.g. the L x L mask). Lengths predicted to exceed --time-cap/--mem-cap are
+    stored as 'skipped'. The output table lists the rows of this run and the fitted log-log slopes.
+    """
+    from dataclasses import replace
+
+    from vmibench.analysis import fit_table
+    from vmibench.measure.api import base_spec
+    from vmibench.ops.mixers import OPS
+    from vmibench.output import check_format, emit
+    from vmibench.reports.tables import OPS_COLUMNS, frame_of
+    from vmibench.sweep import get_preset, ops_cells, run_ops_sweep
+
+    check_format(fmt)
+    p = get_preset(preset or "cpu-default")
+    budget = max_time if max_time is not None else p.policy.max_time_s
+    base = replace(base_spec(device=device, threads=threads, scan_backend=scan_backend, min_time=min(0.5, budget),
+                             max_time=budget), policy=replace(p.policy, max_time_s=budget))  # fmt: skip
+    dts = split_list(dtypes, "dtype") if dtypes else list(p.op_dtypes)
+    for dt in dts:
+        base_spec(dtype=dt, device=base.device)
+    names = split_list(ops, "op") if ops else list(p.ops or OPS)
+    lengths = parse_positive_ints(seq, "seq") if seq else list(p.seq_lens)
+    cells = ops_cells(names, lengths, dim or p.op_dim, batch or p.op_batch, dts, base)
+    summary = run_ops_sweep(
+        cells, time_cap_s=time_cap or p.time_cap_s, mem_cap_mb=mem_cap or p.mem_cap_mb, db=db, force=force,
+        cell_timeout_s=p.cell_timeout_s, track=track,
+    )  # fmt: skip
+    _summary(summary, db)
+    frame = frame_of(summary.records, OPS_COLUMNS)
+    if not frame.empty:
+        fits = fit_table(frame, ["op", "dtype"], "seq_len", ["latency_ms_median", "peak_mem_mb"])
+        emit(frame, fmt, out)
+        if not fits.empty and out is None:
+            emit(fits, fmt, None, title="log-log slopes (upper half of the sweep)")
+
+
+@app.command("report")
+def report_cmd(
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dir: REPORT.md, tables/, figures/.")] = "results",
+    device: Annotated[str | None, typer.Option(help="Device whose rows to report (default: newest).")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Write REPORT.md with CSV tables and PNG figures from the store: scaling, fits, utilisation, ops, Pareto,
+    and the reviewer questions answered from the data (regenerate rather than edit)."""
+    from pathlib import Path
+
+    from vmibench.reports.report import write_report
+    from vmibench.store import default_db_path
+
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        raise UserError(f"no results database at {path}: run `vmibench sweep` first or pass --db")
+    written = write_report(str(path), out, device)
+    print(f"wrote {written}", file=sys.stderr)
+
+
 @check_app.command("timer", epilog=METRICS_HELP)
 def check_timer_cmd(
     models: Annotated[str, typer.Option("--models", "-m", help="Two or more models.")] = "vminet_t,deit_t",
@@ -317,11 +465,50 @@ from vmibench.cli_accuracy import accuracy_cmd  # noqa: E402  (its own module: t
 app.command("accuracy")(accuracy_cmd)
 
 
+@check_app.command("scan")
+def check_scan_cmd(
+    backends: Annotated[str, typer.Option(help="Comma list of scan backends to time.")] = "torch,reference",
+    threads: Annotated[int | None, typer.Option(help="Threads while timing (default: all usable cores).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    min_time: Annotated[float, typer.Option(help="blocked_autorange time per backend and shape, s.")] = 1.0,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Selective-scan backends at the VMamba-T stage-1 (B=1, L=3136, D=384, N=1) and Vim-Ti (B=1, L=197,
+    D=384, N=16) shapes: median time (torch.utils.benchmark), speed-up over and max error against the sequential
+    reference (fp32)."""
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    from vmibench.env import usable_cores
+    from vmibench.measure.api import resolve_device
+    from vmibench.ops import BACKENDS
+    from vmibench.ops.scan_bench import compare_scan_backends
+    from vmibench.output import check_format, emit
+
+    check_format(fmt)
+    names = split_list(backends, "backend")
+    for name in names:
+        if name not in BACKENDS or name == "auto":
+            raise UserError(f"unknown scan backend '{name}': use torch, reference or mamba_ssm")
+    try:
+        rows = compare_scan_backends(backends=names, threads=threads or usable_cores(), device=resolve_device(device),
+                                     min_time_s=min_time)  # fmt: skip
+    except RuntimeError as exc:  # a backend that cannot run here (mamba_ssm off CUDA)
+        raise UserError(str(exc)) from None
+    emit(pd.DataFrame([asdict(r) for r in rows]), fmt, out, title="selective scan backends")
+
+
 # -- entry point ----------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and turns user errors into one line + exit status 2."""
+    import logging
+
+    # torch.utils.benchmark imports cpp_extension, which warns about CUDA_HOME on CPU-only machines
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         rv = app(args=argv, prog_name="vmibench", standalone_mode=False)
     except UserError as exc:

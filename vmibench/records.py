@@ -2,13 +2,13 @@
 
 Column names the issues fixed (``model, res, batch, device, dtype, threads, params_m, gmacs, gflops,
 latency_ms_median, latency_ms_iqr, latency_ms_p10, latency_ms_p90, n_iters, throughput_ips, peak_mem_mb,
-mem_method, status, error``) are kept verbatim; more columns follow them.
+mem_method, status, error``) are kept verbatim and come first; more columns follow them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 from vmibench.env import Environment
 
@@ -17,57 +17,55 @@ STATUS_OOM = "oom"
 STATUS_ERROR = "error"
 STATUS_TIMEOUT = "timeout"
 STATUS_CRASHED = "crashed"
-STATUSES = (STATUS_OK, STATUS_OOM, STATUS_ERROR, STATUS_TIMEOUT, STATUS_CRASHED)
+STATUS_SKIPPED = "skipped"  # not run: a cap predicted it would exceed the time/memory limit
+STATUSES = (STATUS_OK, STATUS_OOM, STATUS_ERROR, STATUS_TIMEOUT, STATUS_CRASHED, STATUS_SKIPPED)
 
 
 @dataclass(kw_only=True)
 class Record:
-    """Base: a record flattens to one row: its own fields, then ``timestamp``, ``env_key`` and the environment."""
+    """Base: a record flattens to one row: ``LEADING`` columns, its other fields, then provenance."""
+
+    TABLE: ClassVar[str] = ""  # the results-store table this kind of record goes to
+    LEADING: ClassVar[tuple[str, ...]] = ()  # columns that come first, in this order
 
     timestamp: str
     env: Environment | None = None
     env_key: str = ""
 
-    TABLE = ""  # the results-store table this kind of record goes to
-
     def to_row(self) -> dict[str, Any]:
-        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("timestamp", "env", "env_key")}
-        row = dict(own, timestamp=self.timestamp, env_key=self.env_key)
+        own = [f.name for f in fields(self) if f.name not in ("timestamp", "env", "env_key")]
+        order = [c for c in self.LEADING if c in own] + [c for c in own if c not in self.LEADING]
+        row = {c: getattr(self, c) for c in order}
+        row.update(timestamp=self.timestamp, env_key=self.env_key)
         if self.env is not None:
             row.update(self.env.as_dict())
         return row
 
 
 @dataclass(kw_only=True)
-class LatencyRecord(Record):
-    """One (model, resolution, batch, settings) cell of the latency / throughput / memory engine."""
+class TimedRecord(Record):
+    """Timing, throughput and memory of one cell, with the settings it ran under."""
 
-    TABLE = "latency"
-
-    model: str
-    res: str  # "224" or "HxW"
     batch: int
     device: str
     dtype: str
     threads: int
     params_m: float | None = None
-    gmacs: float | None = None  # per image, fvcore convention (1 MAC = 1 FLOP), as papers print them
-    gflops: float | None = None  # 2 * gmacs, per image
+    gmacs: float | None = None  # per image (per sample for ops), fvcore convention: 1 MAC = 1 FLOP
+    gflops: float | None = None  # 2 * gmacs
     latency_ms_median: float | None = None
     latency_ms_iqr: float | None = None
     latency_ms_p10: float | None = None
     latency_ms_p90: float | None = None
     n_iters: int = 0
-    throughput_ips: float | None = None  # images/s = batch / median latency
+    throughput_ips: float | None = None  # samples/s = batch / median latency
     peak_mem_mb: float | None = None
     mem_method: str = ""
     status: str = STATUS_OK
     error: str = ""
-    height: int = 0
-    width: int = 0
     channels_last: bool = False
     compile: bool = False
-    scan_backend: str = ""  # selective-scan backend that ran ("" for models without a scan)
+    scan_backend: str = ""  # selective-scan backend that ran ("" where nothing scans)
     latency_ms_mean: float | None = None
     latency_ms_min: float | None = None
     rel_se: float | None = None
@@ -78,24 +76,77 @@ class LatencyRecord(Record):
     timer: str = ""
     interop_threads: int | None = None
     wall_s: float | None = None
-    extra: str = field(default="")  # free-form JSON for anything else a worker reports
+    extra: str = ""  # JSON for anything else a worker reports
+
+
+_TIMED_LEADING = (
+    "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops", "latency_ms_median", "latency_ms_iqr",
+    "latency_ms_p10", "latency_ms_p90", "n_iters", "throughput_ips", "peak_mem_mb", "mem_method", "status", "error",
+)  # fmt: skip
+
+
+@dataclass(kw_only=True)
+class LatencyRecord(TimedRecord):
+    """One (model, resolution, batch, settings) cell of the latency / throughput / memory engine."""
+
+    TABLE: ClassVar[str] = "latency"
+    LEADING: ClassVar[tuple[str, ...]] = ("model", "res", *_TIMED_LEADING)
+
+    model: str
+    res: str  # "224" or "HxW"
+    height: int = 0
+    width: int = 0
+
+
+@dataclass(kw_only=True)
+class OpsRecord(TimedRecord):
+    """One (token mixer, sequence length) cell of the ops sweep; ``throughput_ips`` counts sequences/s."""
+
+    TABLE: ClassVar[str] = "ops"
+    LEADING: ClassVar[tuple[str, ...]] = ("op", "seq_len", "dim", *_TIMED_LEADING)
+
+    op: str  # label, with the scan backend for the selective scan: "selective_scan[torch]"
+    seq_len: int
+    dim: int
+    op_name: str = ""  # registry name without the backend
+    expected_complexity: str = ""
+    reconstruction: bool = False
+
+
+@dataclass(kw_only=True)
+class PeakRecord(Record):
+    """Dense-matmul throughput of a device: the denominator of utilisation."""
+
+    TABLE: ClassVar[str] = "peak"
+    LEADING: ClassVar[tuple[str, ...]] = ("device", "dtype", "threads", "matmul_n", "peak_gflops")
+
+    device: str
+    dtype: str
+    threads: int
+    matmul_n: int
+    peak_gflops: float | None = None  # 2*n^3 / median time of one n x n @ n x n matmul
+    latency_ms_median: float | None = None
+    n_iters: int = 0
+    status: str = STATUS_OK
+    error: str = ""
 
 
 @dataclass(kw_only=True)
 class FlopsRecord(Record):
     """FLOPs and parameters of one model at one input size, beside its published numbers."""
 
-    TABLE = "flops"
+    TABLE: ClassVar[str] = "flops"
+    LEADING: ClassVar[tuple[str, ...]] = ("model", "res")
 
     model: str
     res: str
     batch: int
     params: int | None = None
     params_m: float | None = None
-    gmacs: float | None = None  # fvcore convention with vmibench's handles (see vmibench.flops)
+    gmacs: float | None = None  # per image, fvcore convention with vmibench's handles (see vmibench.flops)
     gflops: float | None = None
     gmacs_torch: float | None = None  # torch.utils.flop_counter cross-check (matmul/conv/attention/scan only)
-    scan_gmacs: float | None = None  # part of gmacs credited to selective scans (9*B*L*D*N + B*D*L each)
+    scan_gmacs: float | None = None  # part of gmacs credited to selective scans
     uncounted_ops: str = ""
     published_params_m: float | None = None
     published_gmacs: float | None = None

@@ -12,7 +12,7 @@ from vmibench.errors import UserError
 from vmibench.measure.runner import measure_cells, plan_cells
 from vmibench.measure.timing import TimingPolicy
 from vmibench.measure.worker import DTYPES, CellSpec
-from vmibench.records import LatencyRecord
+from vmibench.records import TimedRecord
 
 Tracker = Callable[[Iterable[Any], int, str, Callable[[Any], str]], Iterator[Any]]
 
@@ -80,7 +80,7 @@ def run_and_store(
     cell_timeout: float = 600.0,
     track: Tracker | None = None,
     skip: Callable[[CellSpec], bool] | None = None,
-) -> list[LatencyRecord]:
+) -> list[TimedRecord]:
     """Validate the grid, then measure each cell in a worker and store each row as soon as it exists.
 
     ``skip(spec)`` drops cells (resume logic); ``track`` wraps the cell iterator with a progress display.

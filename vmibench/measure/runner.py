@@ -19,7 +19,7 @@ from typing import Any
 
 from vmibench.env import Environment, capture, utc_now
 from vmibench.measure.worker import CellSpec
-from vmibench.records import STATUS_CRASHED, STATUS_TIMEOUT, LatencyRecord
+from vmibench.records import STATUS_CRASHED, STATUS_TIMEOUT, LatencyRecord, OpsRecord, TimedRecord
 from vmibench.resolution import label
 
 
@@ -58,20 +58,17 @@ def _crash_message(returncode: int, stderr: str) -> str:
     return f"worker exited with status {returncode}: {lines[-1][:300] if lines else 'no message'}"
 
 
-def to_record(spec: CellSpec, result: dict[str, Any]) -> LatencyRecord:
+def to_record(spec: CellSpec, result: dict[str, Any], fallback_env: Environment | None = None) -> TimedRecord:
     """Turn a worker result into a typed row (settings from the spec, numbers from the result).
 
-    A worker that died before reporting its environment is described by the runner's own (CPU) environment.
+    A worker that died before reporting its environment is described by ``fallback_env`` (default: the
+    runner's own CPU environment).
     """
-    env = Environment(**result["env"]) if "env" in result else capture("cpu")
-    rec = LatencyRecord(
+    env = Environment(**result["env"]) if "env" in result else (fallback_env or capture("cpu"))
+    common: dict[str, Any] = dict(
         timestamp=utc_now(),
         env=env,
         env_key=env.key(spec.device),
-        model=spec.model,
-        res=label((spec.height, spec.width)),
-        height=spec.height,
-        width=spec.width,
         batch=spec.batch,
         device=spec.device,
         dtype=spec.dtype,
@@ -88,6 +85,28 @@ def to_record(spec: CellSpec, result: dict[str, Any]) -> LatencyRecord:
         interop_threads=result.get("interop_threads"),
         wall_s=result.get("wall_s"),
     )
+    rec: TimedRecord
+    if spec.mode == "op":
+        from vmibench.ops.mixers import OPS
+
+        info = OPS.get(spec.op)
+        rec = OpsRecord(
+            **common,
+            op=f"{spec.op}[{common['scan_backend']}]" if common["scan_backend"] else spec.op,
+            op_name=spec.op,
+            seq_len=spec.seq_len,
+            dim=spec.dim,
+            expected_complexity=info.expected_complexity if info else "",
+            reconstruction=bool(info and info.reconstruction),
+        )
+    else:
+        hw = (spec.height, spec.width)
+        rec = LatencyRecord(**common, model=spec.model, res=label(hw), height=hw[0], width=hw[1])
+    _fill_timing(rec, result)
+    return rec
+
+
+def _fill_timing(rec: TimedRecord, result: dict[str, Any]) -> None:
     extra = {k: result[k] for k in ("flops_error",) if k in result}
     rec.extra = json.dumps(extra) if extra else ""
     stats, mem = result.get("stats"), result.get("memory")
@@ -102,21 +121,20 @@ def to_record(spec: CellSpec, result: dict[str, Any]) -> LatencyRecord:
         rec.rel_se = stats["rel_se"]
         rec.converged = stats["converged"]
         rec.warmup_iters = stats["warmup_iters"]
-        rec.throughput_ips = spec.batch / (stats["median_ms"] / 1e3)
+        rec.throughput_ips = rec.batch / (stats["median_ms"] / 1e3)
     if mem:
         rec.peak_mem_mb = mem["peak_mb"]
         rec.peak_mem_total_mb = mem["total_mb"]
         rec.peak_mem_reserved_mb = mem["reserved_mb"]
         rec.mem_method = mem["method"]
-    return rec
 
 
 def measure_cells(
     specs: Iterable[CellSpec],
     *,
     cell_timeout_s: float = 600.0,
-    on_record: Callable[[LatencyRecord], None] | None = None,
-) -> list[LatencyRecord]:
+    on_record: Callable[[TimedRecord], None] | None = None,
+) -> list[TimedRecord]:
     """Measure each cell in its own worker; ``on_record`` sees each row as soon as it exists (store it there)."""
     records = []
     for spec in specs:

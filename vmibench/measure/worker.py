@@ -41,8 +41,14 @@ class CellSpec:
     scan_backend: str = "auto"
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     count_flops: bool = True
-    mode: str = "latency"  # "latency" (vmibench's engine) or "timer" (torch.utils.benchmark, for cross-checks)
+    # "latency": a registered model (vmibench's engine); "op": a token mixer of the ops sweep; "matmul": the
+    # dense-matmul peak; "timer": the model under torch.utils.benchmark, for cross-checks.
+    mode: str = "latency"
     timer_min_run_time: float = 2.0
+    op: str = ""
+    seq_len: int = 0
+    dim: int = 0
+    matmul_n: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -64,13 +70,21 @@ def _autocast(device: torch.device, dtype: str) -> Iterator[None]:
 
 
 def _build(spec: CellSpec, device: torch.device) -> tuple[torch.nn.Module, torch.Tensor, Callable[[], object]]:
-    import vmibench
+    """The module, its input and the timed step for a model (``latency``/``timer``) or a mixer (``op``) cell."""
+    if spec.mode == "op":
+        from vmibench.ops.mixers import build_op
 
-    model = vmibench.create_model(spec.model, res=(spec.height, spec.width)).eval().to(device)
-    x = torch.randn(spec.batch, 3, spec.height, spec.width, device=device)
-    if spec.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+        model, x = build_op(
+            spec.op, seq_len=spec.seq_len, dim=spec.dim, batch=spec.batch, device=device, scan_backend=spec.scan_backend
+        )
+    else:
+        import vmibench
+
+        model = vmibench.create_model(spec.model, res=(spec.height, spec.width)).eval().to(device)
+        x = torch.randn(spec.batch, 3, spec.height, spec.width, device=device)
+        if spec.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
     runner: Callable[[torch.Tensor], object] = torch.compile(model) if spec.compile else model
 
     def step() -> object:
@@ -80,25 +94,37 @@ def _build(spec: CellSpec, device: torch.device) -> tuple[torch.nn.Module, torch
     return model, x, step
 
 
+def _build_matmul(spec: CellSpec, device: torch.device) -> Callable[[], object]:
+    a = torch.randn(spec.matmul_n, spec.matmul_n, device=device, dtype=DTYPES[spec.dtype])
+    b = torch.randn_like(a)
+
+    def step() -> object:
+        return torch.mm(a, b)
+
+    return step
+
+
 def _scan_backend(spec: CellSpec, device: torch.device) -> str:
     from vmibench.ops import resolve_backend
     from vmibench.registry import resolve
 
+    if spec.mode == "op":
+        return resolve_backend("auto", device) if spec.op == "selective_scan" else ""
     return resolve_backend("auto", device) if resolve(spec.model).info.uses_scan else ""
 
 
-def _flops(model: torch.nn.Module, spec: CellSpec, device: torch.device) -> dict[str, Any]:
-    """Per-image GMACs (fp32, batch 1); empty where fvcore is not installed (e.g. a bare GPU image)."""
+def _flops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
+    """Per-sample GMACs (fp32, the first sample of ``x``); empty where fvcore is not installed (bare GPU image)."""
     try:
         from vmibench.flops import count_flops
     except ImportError:
         return {}
-    fc = count_flops(model, torch.randn(1, 3, spec.height, spec.width, device=device))
+    fc = count_flops(model, x[:1].float())
     return {"gmacs": fc.gmacs, "gflops": fc.gflops}
 
 
 def run_latency(spec: CellSpec) -> dict[str, Any]:
-    """Measure latency/throughput/peak memory of one cell; failures are returned, not raised."""
+    """Measure latency/throughput/peak memory of one model, mixer or matmul cell; failures are returned."""
     from vmibench.measure.memory import PeakMemory
     from vmibench.measure.timing import measure
     from vmibench.ops import set_default_backend
@@ -107,20 +133,28 @@ def run_latency(spec: CellSpec) -> dict[str, Any]:
     set_default_backend(spec.scan_backend)
     device = torch.device(spec.device)
     result: dict[str, Any] = {"timer": "cuda_event" if device.type == "cuda" else "perf_counter"}
+    model = x = None
     try:
-        model, _x, step = _build(spec, device)
-        result["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
-        result["scan_backend"] = _scan_backend(spec, device)
-        with PeakMemory(device) as mem:
-            stats = measure(step, device, spec.policy)
+        # An op's own buffers (the matrix form's L x L mask) are part of its cost, so ops are built inside the
+        # memory probe; a model's weights and input are not (peak_mem_mb = activations and workspaces).
+        mem = PeakMemory(device)
+        with mem if spec.mode == "op" else contextlib.nullcontext():
+            if spec.mode == "matmul":
+                step = _build_matmul(spec, device)
+            else:
+                model, x, step = _build(spec, device)
+                result["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+                result["scan_backend"] = _scan_backend(spec, device)
+            with contextlib.nullcontext() if spec.mode == "op" else mem:
+                stats = measure(step, device, spec.policy)
     except Exception as exc:
         result.update(status=classify_failure(exc), error=one_line(exc), traceback=traceback.format_exc(limit=8))
         return result
     assert mem.result is not None
     result.update(status="ok", stats=asdict(stats), memory=asdict(mem.result))
-    if spec.count_flops:
+    if spec.count_flops and model is not None and x is not None:
         try:
-            result.update(_flops(model, spec, device))
+            result.update(_flops(model, x))
         except Exception as exc:  # a FLOPs failure must not throw away a good timing
             result["flops_error"] = one_line(exc)
     return result

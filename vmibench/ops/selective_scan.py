@@ -8,6 +8,8 @@ takes mamba-ssm's ``selective_scan_fn`` layout: ``u, delta, z``: (batch, D, L); 
     h_t   = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t      (state per channel d and state index n)
     y_t   = <C_t, h_t> + D * u_t;   y = y * silu(z) if z is given
 
+Arithmetic is fp32 (fp64 for fp64 inputs, so that gradcheck works); the output has ``u``'s dtype.
+
 Backends: ``reference`` (sequential loop, for tests), ``torch`` (vectorised plain PyTorch, default off-GPU),
 ``mamba_ssm`` (the fused CUDA kernel, when mamba-ssm imports and the tensors are on CUDA).  ``auto`` picks
 ``mamba_ssm`` when usable, else ``torch``; :func:`set_default_backend` overrides ``auto`` process-wide (the CLI's
@@ -15,17 +17,33 @@ Backends: ``reference`` (sequential loop, for tests), ``torch`` (vectorised plai
 
 The public function dispatches through the custom operator ``vmibench::selective_scan`` so that FLOPs
 counters see the scan as one operator (counted by the 9*B*L*D*N + B*D*L rule, see :mod:`vmibench.flops`).
+Its gradient, whichever backend ran the forward, is the analytic backward of the ``torch`` backend, run as
+the opaque operator ``vmibench::selective_scan_backward`` (so ``torch.compile`` keeps both as single nodes).
+
+How the ``torch`` backend works: per block of (batch, channel) rows -- about ``BLOCK_ELEMENTS`` state
+elements, so its scratch memory stays a few MiB whatever the input -- it lays the decays ``exp(delta*A)``
+and inputs ``delta*B*u`` out time-major, (L, rows*N), and runs an in-place odd/even prefix scan over the
+pairs (decay, input): log2(L) levels of whole-row operations, about 3 element operations per element in
+all, and no exponent of a cumulative sum, so it overflows exactly when the sequential recurrence does.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 BACKENDS = ("auto", "torch", "reference", "mamba_ssm")
 _default_backend = "auto"
+
+# Elements (rows * L * N) per block of the torch backend: bounds its extra memory at a few times this
+# (512 Ki floats = 2 MiB per buffer) whatever the input size; measured fastest on a 1-2 MiB-L2 CPU.
+BLOCK_ELEMENTS = 1 << 19
 
 
 def set_default_backend(backend: str) -> None:
@@ -36,8 +54,9 @@ def set_default_backend(backend: str) -> None:
     _default_backend = backend
 
 
+@functools.cache
 def mamba_ssm_available() -> bool:
-    """True when mamba-ssm's CUDA selective scan can be imported."""
+    """True when mamba-ssm's CUDA selective scan can be imported (checked once per process)."""
     if importlib.util.find_spec("mamba_ssm") is None:
         return False
     try:
@@ -68,34 +87,37 @@ def resolve_backend(backend: str = "auto", device: torch.device | str = "cpu") -
     return backend
 
 
+# -- shared pieces --------------------------------------------------------------------------------------------
+
+
+def _compute_dtype(u: torch.Tensor) -> torch.dtype:
+    return torch.float64 if u.dtype == torch.float64 else torch.float32
+
+
 def _prepare(
-    delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_softplus: bool
+    delta: torch.Tensor, delta_bias: torch.Tensor | None, delta_softplus: bool, dtype: torch.dtype
 ) -> torch.Tensor:
-    delta = delta.float()
+    delta = delta.to(dtype)
     if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-    return delta
+        delta = delta + delta_bias.to(dtype)[None, :, None]
+    return F.softplus(delta) if delta_softplus else delta
 
 
-def _expand_groups(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """(B, N, L) or (B, G, N, L) -> (B, D, N, L) float."""
-    x = x.float()
-    if x.dim() == 3:
-        return x.unsqueeze(1).expand(-1, channels, -1, -1)
-    groups = x.shape[1]
-    return x.repeat_interleave(channels // groups, dim=1)
+def _grouped(x: torch.Tensor) -> torch.Tensor:
+    """(B, N, L) -> (B, 1, N, L) view; (B, G, N, L) unchanged."""
+    return x.unsqueeze(1) if x.dim() == 3 else x
 
 
-def _finish(
-    y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None, z: torch.Tensor | None, dtype: torch.dtype
-) -> torch.Tensor:
+def _skip_and_gate(y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None, z: torch.Tensor | None) -> torch.Tensor:
+    """y + D*u, times silu(z) when z is given (in y's dtype)."""
     if D is not None:
-        y = y + u.float() * D.float()[None, :, None]
+        y = torch.addcmul(y, u.to(y.dtype), D.to(y.dtype)[None, :, None])
     if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(dtype)
+        y = y * F.silu(z.to(y.dtype))
+    return y
+
+
+# -- reference backend ----------------------------------------------------------------------------------------
 
 
 def _scan_reference(
@@ -110,17 +132,242 @@ def _scan_reference(
     delta_softplus: bool,
 ) -> torch.Tensor:
     """Token-by-token recurrence, written for clarity; the ground truth the other backends are tested against."""
+    dtype = _compute_dtype(u)
     channels, length = u.shape[1], u.shape[2]
-    delta = _prepare(delta, delta_bias, delta_softplus)
-    Bx, Cx = _expand_groups(B, channels), _expand_groups(C, channels)
-    A = A.float()
-    h = u.new_zeros(u.shape[0], channels, A.shape[1], dtype=torch.float32)
+    delta = _prepare(delta, delta_bias, delta_softplus, dtype)
+    Bx, Cx = (_grouped(x).to(dtype) for x in (B, C))
+    Bx, Cx = (x.repeat_interleave(channels // x.shape[1], dim=1) for x in (Bx, Cx))
+    A, uf = A.to(dtype), u.to(dtype)
+    h = u.new_zeros(u.shape[0], channels, A.shape[1], dtype=dtype)
     ys = []
     for t in range(length):
         dt = delta[:, :, t, None]
-        h = torch.exp(dt * A) * h + dt * Bx[:, :, :, t] * u[:, :, t, None].float()
+        h = torch.exp(dt * A) * h + dt * Bx[:, :, :, t] * uf[:, :, t, None]
         ys.append((h * Cx[:, :, :, t]).sum(-1))
-    return _finish(torch.stack(ys, dim=-1), u, D, z, u.dtype)
+    return _skip_and_gate(torch.stack(ys, dim=-1), uf, D, z).to(u.dtype)
+
+
+# -- torch backend --------------------------------------------------------------------------------------------
+#
+# Layout: a block's per-row tensors are time-major (L, b, g, h, 1) -- b batch entries, g groups of B/C, h
+# channels per group -- and its states (L, b, g, h, N); B and C are (L, b, g, 1, N).  Time-major makes every
+# step of the prefix scan an operation on whole contiguous rows.
+
+_LOG2_E = math.log2(math.e)
+
+
+def _scan_(decay: torch.Tensor, x: torch.Tensor) -> None:
+    """In place: x_t <- decay_t * x_{t-1} + x_t along dim 0 (x_{-1} = 0); clobbers odd rows of ``decay``.
+
+    Odd/even recursion: fold each pair (2k, 2k+1) into its odd row, scan the odd rows (a strided view, so
+    the recursion allocates nothing), then finish each even row from the odd row before it.  ``decay[0]``
+    only ever meets the zero initial state, so callers may leave it arbitrary.
+    """
+    n = x.shape[0]
+    if n < 2:
+        return
+    m = n - n % 2
+    odd_decay = decay[1:m:2]
+    x[1:m:2].addcmul_(odd_decay, x[0:m:2])
+    odd_decay.mul_(decay[0:m:2])
+    _scan_(odd_decay, x[1:m:2])
+    x[2::2].addcmul_(decay[2::2], x[1 : n - 1 : 2])
+
+
+def _reverse_scan(decay: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """g_t = decay_{t+1} * g_{t+1} + x_t along dim 0 (g_L = 0): the adjoint of :func:`_scan_`, via flips."""
+    flipped_decay = torch.empty_like(decay)
+    flipped_decay[1:] = decay[1:].flip(0)
+    flipped_decay[:1] = 1.0
+    g = x.flip(0)
+    _scan_(flipped_decay, g)
+    return g.flip(0)
+
+
+def _time_major(rows: torch.Tensor, groups: int) -> torch.Tensor:
+    """(b, d, L) -> (L, b, g, d/g) view."""
+    return rows.permute(2, 0, 1).unflatten(2, (groups, -1))
+
+
+def _rows(time_major: torch.Tensor) -> torch.Tensor:
+    """(L, b, g, h) -> (b, g*h, L) view."""
+    return time_major.flatten(2).permute(1, 2, 0)
+
+
+class _Workspace:
+    """Named scratch buffers, allocated once per call and reused by every block.
+
+    Allocating each multi-megabyte intermediate afresh per block costs page faults (glibc returns big freed
+    blocks to the OS): measured on the VMamba N=1 shape, that alone made the forward pass 1.5-2x slower.
+    """
+
+    def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
+        self._dtype, self._device = dtype, device
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, *shape: int) -> torch.Tensor:
+        """A (shape) view of buffer ``name``; its contents are whatever the last user left."""
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < size:
+            buffer = self._buffers[name] = torch.empty(size, dtype=self._dtype, device=self._device)
+        return buffer[:size].view(shape)
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Rows of the scan handled together: batch entries x channels, the channels whole groups or part of one."""
+
+    batch: slice
+    channels: slice
+    groups: slice
+
+    @property
+    def n_groups(self) -> int:
+        return self.groups.stop - self.groups.start
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """This block's rows of a (batch, D, L) tensor."""
+        return x[self.batch, self.channels]
+
+
+def _channel_ranges(channels: int, per_group: int, rows: int) -> list[tuple[int, int]]:
+    """Channel ranges of at most ``rows`` channels that are whole groups or lie inside one group."""
+    if rows < per_group:
+        return [
+            (start, min(start + rows, group_start + per_group))
+            for group_start in range(0, channels, per_group)
+            for start in range(group_start, group_start + per_group, rows)
+        ]
+    step = rows // per_group * per_group
+    return [(start, min(start + step, channels)) for start in range(0, channels, step)]
+
+
+@dataclass(frozen=True)
+class _ScanArgs:
+    """The operator's arguments, B and C as (batch, G, N, L)."""
+
+    u: torch.Tensor
+    delta: torch.Tensor
+    A: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    D: torch.Tensor | None
+    z: torch.Tensor | None
+    delta_bias: torch.Tensor | None
+    delta_softplus: bool
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return _compute_dtype(self.u)
+
+    def blocks(self) -> Iterator[_Block]:
+        """Blocks of about BLOCK_ELEMENTS state elements (at least one row)."""
+        batch, channels, length = self.u.shape
+        if self.u.numel() == 0:
+            return
+        per_group = channels // self.B.shape[1]
+        rows = max(1, BLOCK_ELEMENTS // (length * self.A.shape[1]))
+        ranges = _channel_ranges(channels, per_group, rows)
+        batch_step = max(1, rows // channels) if len(ranges) == 1 else 1
+        for start in range(0, batch, batch_step):
+            for first, last in ranges:
+                groups = slice(first // per_group, (last - 1) // per_group + 1)
+                yield _Block(slice(start, min(start + batch_step, batch)), slice(first, last), groups)
+
+    def workspace(self) -> _Workspace:
+        return _Workspace(self.dtype, self.u.device)
+
+    def block_D(self, blk: _Block) -> torch.Tensor | None:
+        return None if self.D is None else self.D[blk.channels].to(self.dtype)
+
+    def gate(self, blk: _Block, ws: _Workspace) -> torch.Tensor:
+        """silu(z) for the block's rows, (b, d, L) (z is not None)."""
+        assert self.z is not None
+        z = blk.rows(self.z)
+        return F.silu(ws("gate", *z.shape).copy_(z), inplace=True)
+
+
+@dataclass
+class _BlockOperands:
+    """One block's operands, time-major in the compute dtype, built per block so that they stay in cache.
+
+    The intermediates live in ``ws``: a method's result is only valid until it runs for the next block.
+    """
+
+    ws: _Workspace
+    pre: torch.Tensor  # (L, b, g, h, 1) delta + delta_bias
+    delta: torch.Tensor  # (L, b, g, h, 1) after the softplus
+    delta_u: torch.Tensor  # (L, b, g, h, 1) delta * u
+    A: torch.Tensor  # (g, h, N)
+    B: torch.Tensor  # (L, b, g, 1, N)
+    C: torch.Tensor  # (L, b, g, 1, N)
+
+    @classmethod
+    def take(cls, args: _ScanArgs, blk: _Block, ws: _Workspace) -> _BlockOperands:
+        groups = blk.n_groups
+        batch, channels, length = blk.rows(args.u).shape
+        shape = (length, batch, groups, channels // groups, 1)
+        # The transposing copies read the inputs once; the arithmetic after them runs in cache.
+        pre = ws("pre", *shape).copy_(_time_major(blk.rows(args.delta), groups).unsqueeze(-1))
+        if args.delta_bias is not None:
+            pre += args.delta_bias[blk.channels].view(groups, -1, 1)
+        delta = _softplus(pre, ws("delta", *shape)) if args.delta_softplus else pre
+        u = _time_major(blk.rows(args.u), groups).unsqueeze(-1)
+        state_major = (args.B[blk.batch, blk.groups], args.C[blk.batch, blk.groups])  # (b, g, N, L) each
+        B, C = (x.to(args.dtype).permute(3, 0, 1, 2).unsqueeze(3).contiguous() for x in state_major)
+        return cls(
+            ws=ws,
+            pre=pre,
+            delta=delta,
+            delta_u=torch.mul(delta, u, out=ws("delta_u", *shape)),
+            A=args.A[blk.channels].to(args.dtype).view(groups, channels // groups, -1),
+            B=B,
+            C=C,
+        )
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return (*self.delta.shape[:4], self.A.shape[-1])
+
+    def decays(self) -> torch.Tensor:
+        """exp(delta * A), (L, b, g, h, N)."""
+        # exp2 of a rescaled exponent: aten's CPU exp is ~3x slower than exp2, and ~7x slower still once its
+        # results turn subnormal (delta * A < -87), which long, strongly-decaying scans hit routinely.
+        return torch.mul(self.delta, self.A * _LOG2_E, out=self.ws("decay", *self.state_shape)).exp2_()
+
+    def inputs(self, name: str = "inputs") -> torch.Tensor:
+        """delta * B * u, (L, b, g, h, N), in buffer ``name``."""
+        return torch.mul(self.delta_u, self.B, out=self.ws(name, *self.state_shape))
+
+    def states(self, decay: torch.Tensor) -> torch.Tensor:
+        """h (L, b, g, h, N), the scanned states; clobbers ``decay``."""
+        h = self.inputs("states")
+        _scan_(decay.view(h.shape[0], -1), h.view(h.shape[0], -1))
+        return h
+
+    def ungated_output(
+        self, h: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """<C_t, h_t> + D u_t as (b, d, L) in the compute dtype; ``u`` is the block's (b, d, L) rows.
+
+        Written into ``out`` when given (it must have the compute dtype), else into the workspace.
+        """
+        y = torch.einsum("lbghn,lbgn->lbgh", h, self.C.squeeze(3))  # beats mul+sum and bmm, N=1 and N=16
+        out = (self.ws("output", *u.shape) if out is None else out).copy_(_rows(y))
+        return out if D is None else out.addcmul_(u, D[:, None])
+
+
+def _softplus(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """softplus(x) = -log(sigmoid(-x)) into ``out``, equal to F.softplus up to fp32 rounding (~1e-6).
+
+    aten's CPU softplus evaluates log1p, about 6x slower than sigmoid + log here; for VMamba's N=1 scans it
+    was the largest single cost.  softplus(x) >= x, and equals x in fp32 well before sigmoid(-x) underflows
+    (x > 88) and its log turns -inf; flooring sigmoid at 1e-30 (x > 69) and taking the maximum with x gives
+    exactly x there.
+    """
+    out = torch.neg(x, out=out).sigmoid_().clamp_(min=1e-30).log_().neg_()
+    return torch.maximum(out, x, out=out)
 
 
 def _scan_torch(
@@ -134,8 +381,115 @@ def _scan_torch(
     delta_bias: torch.Tensor | None,
     delta_softplus: bool,
 ) -> torch.Tensor:
-    # Placeholder until the vectorised backend lands: same maths as the reference.
-    return _scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    """Blocked odd/even prefix scan (see module docstring)."""
+    args = _ScanArgs(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus)
+    ws = args.workspace()
+    out = torch.empty(u.shape, dtype=u.dtype, device=u.device)
+    direct = out.dtype == args.dtype  # else each block is rounded to u's dtype once, at the end
+    for blk in args.blocks():
+        ops = _BlockOperands.take(args, blk, ws)
+        dest = blk.rows(out) if direct else None
+        y = ops.ungated_output(ops.states(ops.decays()), blk.rows(u), args.block_D(blk), dest)
+        if z is not None:
+            y *= args.gate(blk, ws)
+        if not direct:
+            blk.rows(out).copy_(y)
+    return out
+
+
+@dataclass
+class _Grads:
+    """Gradient accumulators in the compute dtype; B and C as (batch, G, N, L)."""
+
+    u: torch.Tensor
+    delta: torch.Tensor
+    A: torch.Tensor
+    B: torch.Tensor
+    C: torch.Tensor
+    D: torch.Tensor | None
+    z: torch.Tensor | None
+    delta_bias: torch.Tensor | None
+
+    @classmethod
+    def zeros(cls, args: _ScanArgs) -> _Grads:
+        def like(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else torch.zeros(x.shape, dtype=args.dtype, device=x.device)
+
+        return cls(*(like(x) for x in (args.u, args.delta, args.A, args.B, args.C, args.D, args.z, args.delta_bias)))
+
+
+def _block_backward(args: _ScanArgs, blk: _Block, grad: torch.Tensor, grads: _Grads, ws: _Workspace) -> None:
+    """Add one block's share of every gradient to ``grads`` (time-major (L, b, g, h) unless noted)."""
+    ops = _BlockOperands.take(args, blk, ws)
+    groups, u, D = blk.n_groups, blk.rows(args.u), args.block_D(blk)
+    g_out = blk.rows(grad).to(args.dtype)
+    g_y = g_out if args.z is None else g_out * args.gate(blk, ws)  # (b, d, L)
+    gy = _time_major(g_y, groups)
+    decay = ops.decays()
+    length = decay.shape[0]
+    # dL/dh_t = C_t dL/dy_t + decay_{t+1} dL/dh_{t+1}: the same recurrence, run backwards.
+    gh = _reverse_scan(decay.view(length, -1), (gy.unsqueeze(-1) * ops.C).reshape(length, -1)).view(decay.shape)
+    h = ops.states(decay)
+    grads.C[blk.batch, blk.groups] += torch.einsum("lbghn,lbgh->bgnl", h, gy)
+    if grads.z is not None and args.z is not None:
+        z = blk.rows(args.z).to(args.dtype)
+        blk.rows(grads.z).copy_(g_out * ops.ungated_output(h, u, D) * _silu_grad(z))
+    # decay_t * h_{t-1} = h_t - inputs_t, so dL/d(delta_t A) needs no shifted copy of h.
+    g_log_decay = h.sub_(ops.inputs()).mul_(gh)
+    delta = ops.delta.squeeze(-1)
+    grads.A[blk.channels] += torch.einsum("lbghn,lbgh->ghn", g_log_decay, delta).flatten(0, 1)
+    grads.B[blk.batch, blk.groups] += torch.einsum("lbghn,lbgh->bgnl", gh, ops.delta_u.squeeze(-1))
+    gh_b = torch.einsum("lbghn,lbgn->lbgh", gh, ops.B.squeeze(3))
+    g_delta = torch.einsum("lbghn,ghn->lbgh", g_log_decay, ops.A).addcmul_(gh_b, _time_major(u, groups))
+    if args.delta_softplus:
+        g_delta *= torch.sigmoid(ops.pre.squeeze(-1))
+    if grads.delta_bias is not None:
+        grads.delta_bias[blk.channels] += g_delta.sum((0, 1)).flatten()
+    blk.rows(grads.delta).copy_(_rows(g_delta))
+    g_u = _rows(gh_b * delta)
+    if grads.D is not None and D is not None:
+        grads.D[blk.channels] += (g_y * u).sum((0, 2))
+        g_u = g_u + g_y * D[:, None]
+    blk.rows(grads.u).copy_(g_u)
+
+
+def _scan_backward(
+    grad: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+) -> list[torch.Tensor]:
+    """[du, ddelta, dA, dB, dC, dD, dz, ddelta_bias], each in its input's dtype; empty for absent inputs."""
+    args = _ScanArgs(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus)
+    grads = _Grads.zeros(args)
+    ws = args.workspace()
+    for blk in args.blocks():
+        _block_backward(args, blk, grad, grads, ws)
+    grad_B = grads.B if B.dim() == 4 else grads.B.squeeze(1)
+    grad_C = grads.C if C.dim() == 4 else grads.C.squeeze(1)
+    computed = (grads.u, grads.delta, grads.A, grad_B, grad_C, grads.D, grads.z, grads.delta_bias)
+    inputs = (u, delta, A, B, C, D, z, delta_bias)
+    return [_grad_like(g, x, u) for g, x in zip(computed, inputs, strict=True)]
+
+
+def _silu_grad(z: torch.Tensor) -> torch.Tensor:
+    sig = torch.sigmoid(z)
+    return sig * (1 + z * (1 - sig))
+
+
+def _grad_like(g: torch.Tensor | None, x: torch.Tensor | None, u: torch.Tensor) -> torch.Tensor:
+    if g is None or x is None:
+        return u.new_empty(0)  # custom ops cannot return None in a list
+    return g.to(x.dtype)
+
+
+# -- mamba_ssm backend ----------------------------------------------------------------------------------------
 
 
 def _scan_mamba_ssm(
@@ -149,22 +503,32 @@ def _scan_mamba_ssm(
     delta_bias: torch.Tensor | None,
     delta_softplus: bool,
 ) -> torch.Tensor:
+    """mamba-ssm's fused kernel.
+
+    Its C++ entry checks: u in fp32/fp16/bf16, and delta, z and the variable B/C in u's dtype; A, D and
+    delta_bias in fp32; every sequence tensor with a unit stride along L (``selective_scan_fn`` copies the
+    ones that lack it).  The output comes back in u's dtype.
+    """
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
+    itype = u.dtype if u.dtype in (torch.float32, torch.float16, torch.bfloat16) else torch.float32
     return selective_scan_fn(
-        u.contiguous(),
-        delta.contiguous(),
-        A.contiguous(),
-        B.contiguous(),
-        C.contiguous(),
+        u.to(itype),
+        delta.to(itype),
+        A.float(),
+        B.to(itype),
+        C.to(itype),
         D=None if D is None else D.float(),
-        z=None if z is None else z.contiguous(),
+        z=None if z is None else z.to(itype),
         delta_bias=None if delta_bias is None else delta_bias.float(),
         delta_softplus=delta_softplus,
-    )
+    ).to(u.dtype)
 
 
 _IMPLS = {"reference": _scan_reference, "torch": _scan_torch, "mamba_ssm": _scan_mamba_ssm}
+
+
+# -- operators ------------------------------------------------------------------------------------------------
 
 
 @torch.library.custom_op("vmibench::selective_scan", mutates_args=())
@@ -186,7 +550,47 @@ def _selective_scan_op(
 
 @_selective_scan_op.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend):  # type: ignore[no-untyped-def]
-    return torch.empty_like(u)
+    return torch.empty_like(u, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("vmibench::selective_scan_backward", mutates_args=())
+def _selective_scan_backward_op(
+    grad: torch.Tensor,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+) -> list[torch.Tensor]:
+    return _scan_backward(grad, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+@_selective_scan_backward_op.register_fake
+def _(grad, u, delta, A, B, C, D, z, delta_bias, delta_softplus):  # type: ignore[no-untyped-def]
+    return [
+        u.new_empty(0) if x is None else torch.empty_like(x, memory_format=torch.contiguous_format)
+        for x in (u, delta, A, B, C, D, z, delta_bias)
+    ]
+
+
+def _setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, _backend = inputs
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
+    ctx.delta_softplus = delta_softplus
+
+
+def _backward(ctx, grad):  # type: ignore[no-untyped-def]
+    saved = ctx.saved_tensors
+    grads = torch.ops.vmibench.selective_scan_backward(grad, *saved, ctx.delta_softplus)
+    present = (None if x is None else g for g, x in zip(grads, saved, strict=True))
+    return (*present, None, None)
+
+
+_selective_scan_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def selective_scan(

@@ -20,12 +20,23 @@ FLOPS_COLUMNS = [
     "published_params_m", "published_gmacs", "published_res", "published_flops_rule", "note", "status", "error",
 ]  # fmt: skip
 
-_DEFAULTS = {"latency": LATENCY_COLUMNS, "flops": FLOPS_COLUMNS}
+OPS_COLUMNS = [
+    "op", "seq_len", "dim", "batch", "device", "dtype", "threads", "gmacs", "latency_ms_median", "latency_ms_iqr",
+    "n_iters", "throughput_ips", "peak_mem_mb", "mem_method", "status", "error", "expected_complexity",
+    "reconstruction", "scan_backend", "device_name", "torch_version", "git_commit",
+]  # fmt: skip
+
+PEAK_COLUMNS = ["device", "dtype", "threads", "matmul_n", "peak_gflops", "latency_ms_median", "n_iters", "status",
+                "error", "device_name", "torch_version", "timestamp"]  # fmt: skip
 
 
 def default_columns(table: str) -> list[str]:
     """Columns `vmibench results` shows for ``table`` without --all-columns (all, if none are declared)."""
-    return _DEFAULTS.get(table, [])
+    if table == "accuracy":
+        from vmibench.accuracy import ACCURACY_COLUMNS
+
+        return ACCURACY_COLUMNS
+    return {"latency": LATENCY_COLUMNS, "flops": FLOPS_COLUMNS, "ops": OPS_COLUMNS, "peak": PEAK_COLUMNS}.get(table, [])
 
 
 def frame_of(records: Sequence[Record], columns: Sequence[str] | None = None) -> pd.DataFrame:
