@@ -28,9 +28,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 
-from vmibench.models._common import entry_kwargs, to_hw
+from vmibench.models._common import entry_kwargs, init_linear_layernorm, to_hw
 from vmibench.ops import selective_scan
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
@@ -296,7 +296,8 @@ class EfficientVSSM(nn.Module):
                 head=nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity(),
             )
         )
-        self.apply(_init_weights)
+        # As the official code: Linear and LayerNorm only; convs and BatchNorms keep torch's init.
+        self.apply(init_linear_layernorm)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stage-4 features, channels-last (B, H/32, W/32, C), before the final norm."""
@@ -310,17 +311,6 @@ class EfficientVSSM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(m: nn.Module) -> None:
-    # Official init: truncated-normal Linear weights, zero biases, identity LayerNorms; convs keep torch's.
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 # Older VMamba-era names that VSSM._load_from_state_dict maps before loading (prefix -> new prefix).

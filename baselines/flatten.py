@@ -43,8 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, PatchEmbed, trunc_normal_
 
-from vmibench.errors import CheckpointError
-from vmibench.models._common import entry_kwargs, to_hw
+from vmibench.models._common import entry_kwargs, init_linear_layernorm, saved_grid, to_hw
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
 _OFFICIAL = "github.com/LeapLabTHU/FLatten-Transformer models/flatten_swin.py @abdb115"
@@ -393,7 +392,8 @@ class FLattenSwinTransformer(nn.Module):
             )
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        # As the official code: Linear and LayerNorm only (convs keep torch's init, scale/encoding stay zero).
+        self.apply(init_linear_layernorm)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pos_drop(self.patch_embed(x))
@@ -408,37 +408,14 @@ class FLattenSwinTransformer(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _init_weights(m: nn.Module) -> None:
-    # Official init touches Linear and LayerNorm only (convs keep torch defaults, scale/encoding stay zero).
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
-
-
 # -- checkpoint adaptation ------------------------------------------------------------------------------------
 
 _FIXED_BUFFERS = ("attn_mask", "relative_position_index")
 
 
-def _saved_grid(n: int, dst: Grid) -> Grid:
-    """Grid of a saved (1, n, C) encoding: square (every official checkpoint) or the model's aspect ratio."""
-    side = math.isqrt(n)
-    if side * side == n:
-        return side, side
-    ratio = math.sqrt(n / (dst[0] * dst[1]))
-    src = (round(dst[0] * ratio), round(dst[1] * ratio))
-    if src[0] * src[1] != n:
-        raise CheckpointError(f"cannot tell the grid of a positional encoding with {n} positions")
-    return src
-
-
 def resize_positional_encoding(pe: torch.Tensor, dst: Grid) -> torch.Tensor:
     """Bicubic resize of a (1, h*w, C) encoding on its 2-D grid to ``dst`` (official load_pretrained's rule)."""
-    src = _saved_grid(pe.shape[1], dst)
+    src = saved_grid(pe.shape[1], dst, "a positional encoding")
     if src == dst:
         return pe
     grid = pe.float().transpose(1, 2).reshape(1, -1, *src)

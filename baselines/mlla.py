@@ -29,9 +29,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import DropPath, Mlp
 
-from vmibench.models._common import entry_kwargs, to_hw
+from vmibench.models._common import entry_kwargs, init_linear_layernorm, to_hw
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
 _SOURCE = "github.com/LeapLabTHU/MLLA README"
@@ -298,7 +298,8 @@ class MLLA(nn.Module):
             )
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        # As the official code: Linear and LayerNorm only; convs and BatchNorms keep torch's init.
+        self.apply(init_linear_layernorm)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised last-stage tokens ``(B, H/32, W/32, C)``."""
@@ -317,17 +318,6 @@ class MLLA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(m: nn.Module) -> None:
-    # As the official model: only Linear and LayerNorm are re-initialised; convs keep PyTorch defaults.
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Any]:

@@ -33,13 +33,11 @@ import torch.nn.functional as F
 from timm.layers import DropPath, lecun_normal_, trunc_normal_
 
 from vmibench.errors import CheckpointError
-from vmibench.models._common import entry_kwargs, to_hw
+from vmibench.models._common import entry_kwargs, saved_grid, to_hw
 from vmibench.ops import selective_scan
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
-_OFFICIAL = (
-    "github.com/hustvl/Vim vim/models_mamba.py + mamba-1p1p1/mamba_ssm/modules/mamba_simple.py @dd0358a"
-)
+_OFFICIAL = "github.com/hustvl/Vim vim/models_mamba.py + mamba-1p1p1/mamba_ssm/modules/mamba_simple.py @dd0358a"
 _ADAPTATION = (
     "built for the requested grid (H/16 x W/16 patches, any size divisible by 16): the official PatchEmbed "
     "asserts its build size, so the stem and the absolute pos-embed are sized at construction; the cls token "
@@ -57,9 +55,7 @@ _RECONSTRUCTION = (
     "the kernels here"
 )
 _CSV_SOURCE = {
-    "vim_t": (
-        "github.com/hustvl/Vim README (params top-1); GMACs from github.com/TerryPei/EfficientVMamba README"
-    ),
+    "vim_t": "github.com/hustvl/Vim README (params top-1); GMACs from github.com/TerryPei/EfficientVMamba README",
     "vim_s": "github.com/hustvl/Vim README; GMACs from MLLA figures/fig4_cls.png (listed there with 80.3)",
 }
 
@@ -201,9 +197,7 @@ class BiMambaV2(nn.Module):
         xz = self.in_proj(x).transpose(1, 2)  # (B, 2*Di, L)
         y = self._direction(xz, self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D)
         # Backward direction: same xz reversed in time, its own parameters, result reversed back.
-        y_b = self._direction(
-            xz.flip(-1), self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b
-        )
+        y_b = self._direction(xz.flip(-1), self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b)
         y = y + y_b.flip(-1)
         if self.divide_out:
             y = y / 2
@@ -213,9 +207,7 @@ class BiMambaV2(nn.Module):
 class Block(nn.Module):
     """Add -> RMSNorm -> mixer; returns the mixer output and the (fp32) residual stream separately."""
 
-    def __init__(
-        self, dim: int, mixer: nn.Module, drop_path: float, norm_eps: float, residual_in_fp32: bool
-    ) -> None:
+    def __init__(self, dim: int, mixer: nn.Module, drop_path: float, norm_eps: float, residual_in_fp32: bool) -> None:
         super().__init__()
         self.residual_in_fp32 = residual_in_fp32
         self.mixer = mixer
@@ -223,9 +215,7 @@ class Block(nn.Module):
         # Drops the incoming branch, i.e. the previous layer's mixer output, as the official Block does.
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(
-        self, hidden: torch.Tensor, residual: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, hidden: torch.Tensor, residual: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if residual is not None:
             hidden = self.drop_path(hidden)
         hidden, residual = self.norm.add_norm(hidden, residual, self.residual_in_fp32)
@@ -327,25 +317,10 @@ class VisionMamba(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _source_grid(num_patches: int, dst: tuple[int, int]) -> tuple[int, int]:
-    """Patch grid a saved pos-embed was built for: square (official releases) or the model's aspect ratio."""
-    side = math.isqrt(num_patches)
-    if side * side == num_patches:
-        return side, side
-    scale = math.sqrt(num_patches / (dst[0] * dst[1]))
-    grid = (round(dst[0] * scale), round(dst[1] * scale))
-    if grid[0] * grid[1] != num_patches:
-        raise CheckpointError(
-            f"cannot tell the patch grid of a pos_embed with {num_patches} patches: build the model at its "
-            "size"
-        )
-    return grid
-
-
 def resize_pos_embed(pos_embed: torch.Tensor, dst: tuple[int, int]) -> torch.Tensor:
     """(1, M+1, C), cls at M//2 -> (1, M'+1, C) for grid ``dst``, cls at M'//2 (patches resized bicubic)."""
     num_src = pos_embed.shape[1] - 1
-    src = _source_grid(num_src, dst)
+    src = saved_grid(num_src, dst, "a pos_embed")
     if src == dst:
         return pos_embed
     i_src, i_dst = num_src // 2, dst[0] * dst[1] // 2
@@ -371,9 +346,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return state_dict
 
 
-def _info(
-    name: str, paper: str, params: float, gmacs: float, top1: float, top5: float, note: str
-) -> ModelInfo:
+def _info(name: str, paper: str, params: float, gmacs: float, top1: float, top5: float, note: str) -> ModelInfo:
     return ModelInfo(
         name=name,
         family="vim",

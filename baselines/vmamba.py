@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 
-from vmibench.models._common import entry_kwargs, to_hw
+from vmibench.models._common import entry_kwargs, init_linear_layernorm, to_hw
 from vmibench.ops import selective_scan
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
@@ -265,7 +265,8 @@ class VSSM(nn.Module):
         )
         if self.pos_embed is not None:
             trunc_normal_(self.pos_embed, std=0.02)
-        self.apply(_init_weights)
+        # As released: Linear(2d) and LayerNorm(2d) only; convs keep torch's init, SSM tensors SS2D's Mamba init.
+        self.apply(init_linear_layernorm)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
@@ -280,18 +281,6 @@ class VSSM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(m: nn.Module) -> None:
-    # As released: only Linear layers (Linear2d included) and LayerNorms are re-initialised; convs keep
-    # PyTorch's defaults and the SSM tensors keep the Mamba initialisation done in SS2D.
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Any]:
@@ -313,9 +302,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return state_dict
 
 
-def _info(
-    name: str, paper: str, params: float, gmacs: float, top1: float, ips: float, note: str
-) -> ModelInfo:
+def _info(name: str, paper: str, params: float, gmacs: float, top1: float, ips: float, note: str) -> ModelInfo:
     return ModelInfo(
         name=name,
         family="vmamba",
@@ -369,7 +356,5 @@ def vmamba_t(pretrained: bool = False, **kwargs: Any) -> VSSM:
 @register_model(_info("vmamba_s", "VMamba-S [s2l15]", 50, 8.7, 83.6, 877, ""))
 def vmamba_s(pretrained: bool = False, **kwargs: Any) -> VSSM:
     """VMamba-S [s2l15] (configs/vssm/vmambav2_small_224.yaml): depths 2-2-15-2, d_state 1, ssm_ratio 2."""
-    cfg: dict[str, Any] = dict(
-        depths=(2, 2, 15, 2), dims=96, ssm_d_state=1, ssm_ratio=2.0, drop_path_rate=0.3
-    )
+    cfg: dict[str, Any] = dict(depths=(2, 2, 15, 2), dims=96, ssm_d_state=1, ssm_ratio=2.0, drop_path_rate=0.3)
     return VSSM(**{**cfg, **entry_kwargs(pretrained, kwargs)})

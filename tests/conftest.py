@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to the reference manifests, a CLI runner, quiet single-thread torch."""
+"""Shared fixtures: reference manifests and random state dicts, a CLI runner, quiet single-thread torch."""
 
 from __future__ import annotations
 
@@ -6,23 +6,46 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# <repo>/../shared/reference/state_dicts: official state-dict shapes, parameter counts and FLOPs per model.
 MANIFESTS = ROOT.parent / "shared" / "reference" / "state_dicts"
+# Integer buffers of official state dicts (BatchNorm counters, Swin index tables): loaded as long zeros.
+_INTEGER_BUFFERS = ("num_batches_tracked", "relative_position_index")
 
 torch.set_num_threads(1)
 
 
-def manifest(name: str) -> dict:
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Torch on one thread during the test (the count before is restored); use with ``pytest.mark.usefixtures``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def manifest(name: str) -> dict[str, Any]:
     """The official state-dict manifest for ``name``; skips the test when ../shared is absent."""
     path = MANIFESTS / f"{name}.json"
-    if not path.exists():
+    if not path.is_file():
         pytest.skip(f"reference manifest {path} not available")
     return json.loads(path.read_text())
+
+
+def random_state_dict(shapes: dict[str, list[int]], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Seeded standard-normal tensors of the manifest ``shapes``; integer buffers get long zeros."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        k: torch.zeros(shape, dtype=torch.long) if k.endswith(_INTEGER_BUFFERS) else torch.randn(shape, generator=g)
+        for k, shape in shapes.items()
+    }
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:

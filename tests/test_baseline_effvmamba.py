@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from conftest import manifest as load_manifest
+from conftest import random_state_dict
 
 import baselines.effvmamba as effv
 import vmibench
 from vmibench.checkpoint import load_state_dict_strict
 from vmibench.errors import UserError
 from vmibench.flops import count_flops
-
-MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "state_dicts"
 
 # effvmamba_t.json "params"; Small has no manifest: 11,273,688 is the log's 11.274M
 # (classification/logs/log_efficient_vmamba_small.txt), reproduced by dims=64.
@@ -25,35 +24,14 @@ GMACS = {"effvmamba_t": 0.8064, "effvmamba_s": 1.343}
 SCAN_GMACS_T = 0.131
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-def _manifest(name: str) -> dict[str, Any]:
-    path = MANIFESTS / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference manifest {path} not available")
-    return json.loads(path.read_text())
-
-
-def _random_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    return {
-        k: torch.zeros((), dtype=torch.long) if k.endswith("num_batches_tracked") else torch.randn(shape)
-        for k, shape in shapes.items()
-    }
-
-
-def _scan_gmacs(fc: Any) -> float:
-    # fvcore names the custom op "selective_scan" in by_operator (namespace dropped).
-    return fc.scan_gmacs or fc.by_operator.get("selective_scan", 0.0)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_manifest_state_dict_loads_strictly() -> None:
-    manifest = _manifest("effvmamba_t")
+    manifest = load_manifest("effvmamba_t")
     model = effv.effvmamba_t()
     assert list(model.state_dict()) == list(manifest["state_dict"])  # same names, same order
-    sd = _random_state_dict(manifest["state_dict"])
+    sd = random_state_dict(manifest["state_dict"])
     load_state_dict_strict(model, sd, filter_fn=effv.checkpoint_filter_fn)
     assert torch.equal(model.layers[0].blocks[0].op.A_logs, sd["layers.0.blocks.0.op.A_logs"])
     assert sum(p.numel() for p in model.parameters()) == manifest["params"]
@@ -78,12 +56,12 @@ def test_fvcore_gmacs(name: str) -> None:
     fc = count_flops(model, torch.randn(1, 3, 224, 224))
     assert fc.gmacs == pytest.approx(GMACS[name], rel=0.03)
     if name == "effvmamba_t":
-        assert _scan_gmacs(fc) == pytest.approx(SCAN_GMACS_T, rel=0.01)
+        assert fc.scan_gmacs == pytest.approx(SCAN_GMACS_T, rel=0.01)
 
 
 def test_constants_match_manifest() -> None:
     # test_fvcore_gmacs measures against these constants; keep them equal to the manifest.
-    manifest = _manifest("effvmamba_t")
+    manifest = load_manifest("effvmamba_t")
     assert (PARAMS["effvmamba_t"], GMACS["effvmamba_t"]) == (manifest["params"], manifest["fvcore_gmacs"])
     assert manifest["scan_gmacs"] == SCAN_GMACS_T
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import manifest as load_manifest
+from conftest import random_state_dict
 
 import baselines.flatten as fl
 import vmibench
@@ -16,29 +14,16 @@ from vmibench.checkpoint import load_state_dict_strict
 from vmibench.flops import count_flops
 from vmibench.registry import get_entry
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "state_dicts"
 # Official counts, from shared/reference/state_dicts/flatten_swin_{t,s}.json ("params", "fvcore_gmacs").
 OFFICIAL = {"flatten_swin_t": (29_192_384, 4.502), "flatten_swin_s": (50_510_288, 8.7613)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny224() -> torch.nn.Module:
     return vmibench.create_model("flatten_swin_t", res=224).eval()
-
-
-def _manifest(name: str) -> dict[str, Any]:
-    path = MANIFESTS / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"no manifest at {path}")
-    return json.loads(path.read_text())
 
 
 def _randomised(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -48,14 +33,11 @@ def _randomised(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
 def test_manifest_state_dict_loads_strictly(name: str) -> None:
-    manifest = _manifest(name)
+    manifest = load_manifest(name)
     shapes = manifest["state_dict"]
     model = vmibench.create_model(name, res=224)
     assert list(model.state_dict()) == list(shapes)  # same order as the official module tree
-    sd = {
-        k: torch.randn(s) if "relative_position_index" not in k else torch.zeros(s, dtype=torch.long)
-        for k, s in shapes.items()
-    }
+    sd = random_state_dict(shapes)
     load_state_dict_strict(model, sd, filter_fn=fl.checkpoint_filter_fn)
     assert manifest["params"] == OFFICIAL[name][0]
 

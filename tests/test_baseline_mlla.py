@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from conftest import manifest as load_manifest
+from conftest import random_state_dict
 
 import baselines.mlla as mlla
 import vmibench
@@ -16,29 +15,19 @@ from vmibench.checkpoint import load_state_dict_strict
 from vmibench.flops import count_flops
 from vmibench.registry import get_entry
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "state_dicts"
 VARIANTS = ("mlla_t", "mlla_s")
 # Official parameter counts, from shared/reference/state_dicts/mlla_t.json and mlla_s.json ("params").
 OFFICIAL_PARAMS = {"mlla_t": 24_392_200, "mlla_s": 43_015_048}
 ROPE = "attn.rope.rotations"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def built() -> dict[str, torch.nn.Module]:
     torch.manual_seed(0)
     return {name: vmibench.create_model(name, res=224).eval() for name in VARIANTS}
-
-
-def _manifest(name: str) -> dict[str, Any]:
-    path = MANIFESTS / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference manifest {path} not available")
-    return json.loads(path.read_text())
 
 
 def _randomised(sd: dict[str, torch.Tensor], seed: int = 1) -> dict[str, torch.Tensor]:
@@ -62,18 +51,14 @@ def test_param_count_is_official(built: dict[str, torch.nn.Module], name: str) -
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_state_dict_matches_manifest_and_loads_strictly(built: dict[str, torch.nn.Module], name: str) -> None:
-    manifest = _manifest(name)
+    manifest = load_manifest(name)
     assert manifest["params"] == OFFICIAL_PARAMS[name]
     model = copy.deepcopy(built[name])  # the junk weights below must not leak into other tests
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert list(shapes) == list(manifest["state_dict"])  # same names, same order
     assert shapes == manifest["state_dict"]
 
-    g = torch.Generator().manual_seed(2)
-    official = {
-        k: torch.randint(0, 100, s, generator=g) if k.endswith("num_batches_tracked") else torch.randn(*s, generator=g)
-        for k, s in manifest["state_dict"].items()
-    }
+    official = random_state_dict(manifest["state_dict"], seed=2)
     before = {k: v.clone() for k, v in model.state_dict().items() if k.endswith(ROPE)}
     load_state_dict_strict(model, official, filter_fn=get_entry(name).info.checkpoint_filter)
     after = model.state_dict()
@@ -84,7 +69,7 @@ def test_state_dict_matches_manifest_and_loads_strictly(built: dict[str, torch.n
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_fvcore_gmacs_match_manifest(built: dict[str, torch.nn.Module], name: str) -> None:
-    manifest = _manifest(name)
+    manifest = load_manifest(name)
     flops = count_flops(built[name], torch.randn(1, 3, 224, 224))
     assert flops.params == manifest["params"]
     assert flops.gmacs == pytest.approx(manifest["fvcore_gmacs"], rel=0.03)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import manifest as load_manifest
+from conftest import random_state_dict
 
 import baselines.vim as vim
 import vmibench
@@ -17,32 +18,12 @@ from vmibench.errors import UserError
 from vmibench.flops import count_flops, scan_macs
 from vmibench.registry import get_entry
 
-MANIFESTS = Path(__file__).parents[1] / ".." / "shared" / "reference" / "state_dicts"
 # Parameter counts of the official models (manifests vim_t.json / vim_s.json, field "params").
 OFFICIAL_PARAMS = {"vim_t": 7_148_008, "vim_s": 25_796_584}
 WIDTH = {"vim_t": 192, "vim_s": 384}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-def _manifest(name: str) -> dict[str, Any]:
-    path = MANIFESTS / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference manifest {path} not available")
-    return json.loads(path.read_text())
-
-
-def _random_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return {k: torch.randn(*shape, generator=g) for k, shape in shapes.items()}
-
-
-def _scan_gmacs(fc: Any) -> float:
-    # fvcore's by_operator drops the "vmibench::" namespace from custom-op names; accept either key.
-    return fc.scan_gmacs or fc.by_operator.get("selective_scan", 0.0)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name", ["vim_t", "vim_s"])
@@ -53,28 +34,28 @@ def test_params_exact(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["vim_t", "vim_s"])
 def test_manifest_state_dict_loads_strictly(name: str) -> None:
-    manifest = _manifest(name)
+    manifest = load_manifest(name)
     model = vmibench.create_model(name)
     own = model.state_dict()
     assert list(own) == list(manifest["state_dict"])  # same names, same order
     assert {k: list(v.shape) for k, v in own.items()} == manifest["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == manifest["params"]
-    sd = _random_state_dict(manifest["state_dict"])
+    sd = random_state_dict(manifest["state_dict"])
     load_state_dict_strict(model, sd, filter_fn=get_entry(name).info.checkpoint_filter)
     assert torch.equal(model.layers[23].mixer.A_b_log, sd["layers.23.mixer.A_b_log"])
 
 
 @pytest.mark.parametrize("name", ["vim_t", "vim_s"])
 def test_flops_match_manifest(name: str) -> None:
-    manifest = _manifest(name)
+    manifest = load_manifest(name)
     fc = count_flops(vmibench.create_model(name), torch.randn(1, 3, 224, 224))
     assert fc.params == manifest["params"]
     assert fc.gmacs == pytest.approx(manifest["fvcore_gmacs"], rel=0.03)
-    # 24 layers x 2 directions, each one scan over 14*14 + 1 tokens and 2*width channels.
-    expected_scan = 48 * scan_macs(1, 197, 2 * WIDTH[name], 16) / 1e9
-    assert _scan_gmacs(fc) == pytest.approx(expected_scan, rel=1e-6)
-    # The manifest also credits B*D*L for the z gate, which vmibench's scan rule leaves out (< 1%).
-    assert _scan_gmacs(fc) == pytest.approx(manifest["scan_gmacs"], rel=0.01)
+    # 24 layers x 2 directions, each one z-gated scan over 14*14 + 1 tokens and 2*width channels.
+    expected_scan = 48 * scan_macs(1, 197, 2 * WIDTH[name], 16, gated=True) / 1e9
+    assert fc.scan_gmacs == pytest.approx(expected_scan, rel=1e-6)
+    # The manifest counts the same rule (B*D*L credited for the z gate too).
+    assert fc.scan_gmacs == pytest.approx(manifest["scan_gmacs"], rel=0.01)
 
 
 def _tiny(**kwargs: Any) -> vim.VisionMamba:

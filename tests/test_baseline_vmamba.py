@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import manifest as load_manifest
+from conftest import random_state_dict
 
 import baselines.vmamba as vm
 import vmibench
@@ -18,7 +19,6 @@ from vmibench.flops import count_flops, scan_macs
 from vmibench.ops import selective_scan
 from vmibench.registry import get_entry
 
-MANIFESTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "state_dicts"
 NAMES = ("vmamba_t", "vmamba_s")
 # Parameter counts of the official models (manifests vmamba_t.json / vmamba_s.json, field "params").
 OFFICIAL_PARAMS = {"vmamba_t": 30_249_064, "vmamba_s": 50_147_752}
@@ -26,26 +26,7 @@ DEPTHS = {"vmamba_t": (2, 2, 8, 2), "vmamba_s": (2, 2, 15, 2)}
 SSM_RATIO = {"vmamba_t": 1, "vmamba_s": 2}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
-def _manifest(name: str) -> dict[str, Any]:
-    path = MANIFESTS / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference manifest {path} not available")
-    return json.loads(path.read_text())
-
-
-def _random_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return {k: torch.randn(*shape, generator=g) for k, shape in shapes.items()}
-
-
-def _scan_gmacs(fc: Any) -> float:
-    # fvcore's by_operator drops the "vmibench::" namespace from custom-op names; accept either key.
-    return fc.scan_gmacs or fc.by_operator.get("selective_scan", 0.0)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _filter(name: str) -> Any:
@@ -60,36 +41,33 @@ def test_params_exact(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_manifest_state_dict_loads_strictly(name: str) -> None:
-    manifest = _manifest(name)
+    manifest = load_manifest(name)
     model = vmibench.create_model(name)
     own = model.state_dict()
     assert list(own) == list(manifest["state_dict"])  # same names, same order
     assert {k: list(v.shape) for k, v in own.items()} == manifest["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == manifest["params"]
-    sd = _random_state_dict(manifest["state_dict"])
+    sd = random_state_dict(manifest["state_dict"])
     load_state_dict_strict(model, sd, filter_fn=_filter(name))
     assert torch.equal(model.layers[2].blocks[1].op.x_proj_weight, sd["layers.2.blocks.1.op.x_proj_weight"])
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_flops_match_manifest(name: str) -> None:
-    manifest = _manifest(name)
+    manifest = load_manifest(name)
     fc = count_flops(vmibench.create_model(name), torch.randn(1, 3, 224, 224))
     assert fc.params == manifest["params"]
     assert fc.gmacs == pytest.approx(manifest["fvcore_gmacs"], rel=0.03)
     # One scan per block over 4 directions x d_inner channels, d_state 1, on a 56/28/14/7 grid.
     expected = sum(
-        depth * scan_macs(1, (56 >> i) ** 2, 4 * SSM_RATIO[name] * 96 * 2**i, 1)
-        for i, depth in enumerate(DEPTHS[name])
+        depth * scan_macs(1, (56 >> i) ** 2, 4 * SSM_RATIO[name] * 96 * 2**i, 1) for i, depth in enumerate(DEPTHS[name])
     )
-    assert _scan_gmacs(fc) == pytest.approx(expected / 1e9, rel=1e-6)
-    assert _scan_gmacs(fc) == pytest.approx(manifest["scan_gmacs"], rel=0.03)
+    assert fc.scan_gmacs == pytest.approx(expected / 1e9, rel=1e-6)
+    assert fc.scan_gmacs == pytest.approx(manifest["scan_gmacs"], rel=0.03)
 
 
 # vmamba_s at 224 already runs forward in test_flops_match_manifest; a second run would only cost time.
-@pytest.mark.parametrize(
-    ("name", "res"), [("vmamba_t", (224, 224)), ("vmamba_t", (160, 224)), ("vmamba_s", (96, 160))]
-)
+@pytest.mark.parametrize(("name", "res"), [("vmamba_t", (224, 224)), ("vmamba_t", (160, 224)), ("vmamba_s", (96, 160))])
 def test_forward(name: str, res: tuple[int, int]) -> None:
     model = vmibench.create_model(name, res=res).eval()
     with torch.no_grad():
@@ -105,7 +83,7 @@ def test_rejects_sizes_not_multiple_of_32() -> None:
 
 def test_cross_resolution_checkpoint(tmp_path: Path) -> None:
     """A 224 checkpoint (released ``{"model": ...}`` wrapping) loads into a 384 model; same function."""
-    sd = _random_state_dict(_manifest("vmamba_t")["state_dict"])
+    sd = random_state_dict(load_manifest("vmamba_t")["state_dict"])
     path = tmp_path / "vmamba_t_224.pth"
     torch.save({"model": sd}, path)
     big = vmibench.create_model("vmamba_t", res=384, checkpoint=path).eval()

@@ -32,7 +32,6 @@ def make_inputs(
     d_state: int = 4,
     groups: int | None = None,
     options: tuple[str, ...] = OPTION_NAMES,
-    dtype: torch.dtype = torch.float32,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Keyword arguments for selective_scan; ``groups=None`` gives (batch, N, L) B/C.
@@ -43,10 +42,10 @@ def make_inputs(
     gen = torch.Generator().manual_seed(seed)
 
     def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=gen, dtype=dtype)
+        return torch.rand(*shape, generator=gen)
 
     def randn(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=gen, dtype=dtype)
+        return torch.randn(*shape, generator=gen)
 
     softplus = "delta_softplus" in options
     bc_shape = (batch, d_state, length) if groups is None else (batch, groups, d_state, length)
@@ -124,6 +123,30 @@ def test_blocking_does_not_change_the_result(
     monkeypatch.setattr(ss, "BLOCK_ELEMENTS", block_elements)
     args = make_inputs(batch=3, length=11, groups=groups)
     torch.testing.assert_close(selective_scan(**args, backend="torch"), reference(**args), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_blocks_cover_every_row_once_within_the_budget(device: str) -> None:
+    """Vim-S at 1024 px: CPU blocks stay within BLOCK_ELEMENTS; elsewhere (meta stands for CUDA) one block."""
+    batch, channels, length, d_state = 2, 768, 4097, 16
+    args = ss._ScanArgs(
+        *(torch.empty(*s, device=device) for s in [(batch, channels, length)] * 2 + [(channels, d_state)]),
+        *(torch.empty(batch, 1, d_state, length, device=device) for _ in range(2)),
+        None,
+        None,
+        None,
+        True,
+    )
+    blocks = list(args.blocks())
+    covered = torch.zeros(batch, channels, dtype=torch.int)
+    for blk in blocks:
+        covered[blk.batch, blk.channels] += 1
+        rows = (blk.batch.stop - blk.batch.start) * (blk.channels.stop - blk.channels.start)
+        assert rows * length * d_state <= (ss.BLOCK_ELEMENTS if device == "cpu" else ss.BLOCK_ELEMENTS_GPU)
+    assert (covered == 1).all()
+    per_block = ss.BLOCK_ELEMENTS // (length * d_state)  # channels per CPU block
+    # Off the CPU one batch entry (50M state elements) fits a block, two do not.
+    assert len(blocks) == (batch * math.ceil(channels / per_block) if device == "cpu" else batch)
 
 
 def _every_other(x: torch.Tensor) -> torch.Tensor:

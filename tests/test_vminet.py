@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import timm
 import torch
-from conftest import manifest
+from conftest import manifest, random_state_dict
 
 import vmibench
 from vmibench.models.vminet import VMINet, checkpoint_filter_fn, resize_context_weight
@@ -27,7 +27,7 @@ def test_state_dict_matches_manifest_and_loads_strictly(name: str) -> None:
     own = model.state_dict()
     assert list(own) == list(ref["state_dict"])
     assert {k: list(v.shape) for k, v in own.items()} == ref["state_dict"]
-    fake = {k: torch.randn(shape) if shape else torch.tensor(3) for k, shape in ref["state_dict"].items()}
+    fake = random_state_dict(ref["state_dict"])
     vmibench.checkpoint.load_state_dict_strict(model, fake)
     assert torch.equal(model.head.weight, fake["head.weight"])
 

@@ -42,7 +42,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from vmibench.errors import CheckpointError, UserError, classify_failure, one_line
+from vmibench.env import resolve_device
+from vmibench.errors import CheckpointError, UserError, classify_failure, first_line, one_line
 from vmibench.records import STATUS_ERROR, STATUS_OK, Record
 from vmibench.registry import Entry, ModelInfo, resolve
 from vmibench.resolution import label
@@ -138,11 +139,7 @@ def dist_context(environ: Mapping[str, str] | None = None) -> DistContext:
 def process_device(requested: str | None, ctx: DistContext) -> str:
     """The torch device of this process: ``None`` -> ``cuda`` when available, else ``cpu``; ``cuda`` becomes
     ``cuda:LOCAL_RANK`` under torchrun."""
-    device = requested or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device != "cpu" and not (device == "cuda" or device.startswith("cuda:")):
-        raise UserError(f"unknown device '{device}': use cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device} but CUDA is not available here: use --device cpu")
+    device = resolve_device(requested)
     if device == "cuda" and ctx.distributed:
         if ctx.local_rank >= torch.cuda.device_count():
             raise UserError(
@@ -165,16 +162,11 @@ def process_group(ctx: DistContext, device: str) -> Iterator[None]:
     try:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     except ValueError as exc:  # rendezvous variables missing: WORLD_SIZE was set by hand
-        raise UserError(f"cannot join the process group ({_first_line(exc)}): launch with torchrun") from None
+        raise UserError(f"cannot join the process group ({first_line(exc, 200)}): launch with torchrun") from None
     try:
         yield
     finally:
         dist.destroy_process_group()
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else type(exc).__name__
 
 
 class ShardSampler(Sampler[int]):
@@ -485,7 +477,7 @@ def _timm_pretrained(entry: Entry, hw: Resolution, num_classes: int, file: Path)
         raise
     except Exception as exc:  # strict-load RuntimeError, safetensors' own error type for a damaged file, ...
         raise CheckpointError(
-            f"{entry.info.name}: cached timm weights {file} do not load ({type(exc).__name__}: {_first_line(exc)})"
+            f"{entry.info.name}: cached timm weights {file} do not load ({type(exc).__name__}: {first_line(exc, 200)})"
         ) from None
 
 

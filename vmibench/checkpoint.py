@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from vmibench.errors import CheckpointError
+from vmibench.errors import CheckpointError, first_line
 from vmibench.registry import CheckpointFilter
 
 # Preference order when a file holds several wrapped forms.
@@ -39,14 +39,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Any:
             return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
         raise CheckpointError(
-            f"cannot read checkpoint {p} ({type(exc).__name__}: {_first_line(exc)}); "
+            f"cannot read checkpoint {p} ({type(exc).__name__}: {first_line(exc, 200)}); "
             "it must be a torch.save file holding a state dict (tensors only)"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""
 
 
 def unwrap_state_dict(obj: Any, *, ema: bool = False) -> dict[str, torch.Tensor]:

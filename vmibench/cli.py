@@ -481,8 +481,7 @@ def check_scan_cmd(
 
     import pandas as pd
 
-    from vmibench.env import usable_cores
-    from vmibench.measure.api import resolve_device
+    from vmibench.env import resolve_device, usable_cores
     from vmibench.ops import BACKENDS
     from vmibench.ops.scan_bench import compare_scan_backends
     from vmibench.output import check_format, emit

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 import vmibench
+from vmibench.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,21 @@ def git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def resolve_device(device: str | None) -> str:
+    """``None`` -> ``cuda`` when available else ``cpu``; validates the rest."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device '{device}' requested but CUDA is not available here: use --device cpu")
+        return device
+    raise UserError(f"unknown device '{device}': use cpu or cuda[:N]")
 
 
 def device_name(device: str) -> str:

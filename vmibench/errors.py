@@ -22,7 +22,12 @@ def classify_failure(exc: BaseException) -> str:
     return "error"
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """First line of an exception's message (its type name when the message is empty), at most ``limit`` chars."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
 def one_line(exc: BaseException) -> str:
     """``Type: first line of the message``, short enough for a table cell."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+    return f"{type(exc).__name__}: {first_line(exc)}"

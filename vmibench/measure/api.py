@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import torch
-
-from vmibench.env import usable_cores
+from vmibench.env import resolve_device, usable_cores
 from vmibench.errors import UserError
 from vmibench.measure.runner import measure_cells, plan_cells
 from vmibench.measure.timing import TimingPolicy
@@ -15,19 +13,6 @@ from vmibench.measure.worker import DTYPES, CellSpec
 from vmibench.records import TimedRecord
 
 Tracker = Callable[[Iterable[Any], int, str, Callable[[Any], str]], Iterator[Any]]
-
-
-def resolve_device(device: str | None) -> str:
-    """``None`` -> ``cuda`` when available else ``cpu``; validates the rest."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"device '{device}' requested but CUDA is not available here: use --device cpu")
-        return device
-    raise UserError(f"unknown device '{device}': use cpu or cuda[:N]")
 
 
 def base_spec(

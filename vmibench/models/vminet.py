@@ -21,10 +21,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath
 
-from vmibench.errors import CheckpointError
-from vmibench.models._common import entry_kwargs, to_hw
+from vmibench.models._common import entry_kwargs, init_linear_layernorm, saved_grid, to_hw
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
 _SOURCE = "arXiv 2501.02040 (table as transcribed by github.com/igm503/heedless-backbones family_data/VMINet.yml)"
@@ -39,9 +38,7 @@ _OFFICIAL = "github.com/yws-wxs/VMINet vminet.py @127f8bd"
 class ConvBN(nn.Sequential):
     """Conv2d with bias, optionally followed by BatchNorm (names ``conv``/``bn`` as released)."""
 
-    def __init__(
-        self, cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, with_bn: bool = True
-    ) -> None:
+    def __init__(self, cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, with_bn: bool = True) -> None:
         super().__init__()
         self.add_module("conv", nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups))
         if with_bn:
@@ -108,7 +105,8 @@ class VMINet(nn.Module):
         self.norm = nn.BatchNorm2d(cin)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(cin, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_weights)
+        # Released init: nn.Linear only (`isinstance(m, nn.Linear or nn.Conv2d)`); no LayerNorm here, BN untouched.
+        self.apply(init_linear_layernorm)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
@@ -123,14 +121,6 @@ class VMINet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _init_weights(m: nn.Module) -> None:
-    # The released init only reaches nn.Linear (its `isinstance(m, nn.Linear or nn.Conv2d)` is nn.Linear).
-    if isinstance(m, nn.Linear):
-        trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-
-
 def resize_context_weight(weight: torch.Tensor, src: tuple[int, int], dst: tuple[int, int]) -> torch.Tensor:
     """Resample a (1, h*w) context weight from grid ``src`` to ``dst`` keeping sum_n w_n (area-scaled bilinear)."""
     if src == dst:
@@ -142,18 +132,6 @@ def resize_context_weight(weight: torch.Tensor, src: tuple[int, int], dst: tuple
     return out.reshape(1, dst[0] * dst[1]).to(weight.dtype)
 
 
-def _source_grid(n: int, dst: tuple[int, int]) -> tuple[int, int]:
-    """Grid a saved context weight of ``n`` positions came from: square, or the model's aspect ratio."""
-    side = math.isqrt(n)
-    if side * side == n:
-        return side, side
-    scale = math.sqrt(n / (dst[0] * dst[1]))
-    h0, w0 = round(dst[0] * scale), round(dst[1] * scale)
-    if h0 * w0 != n:
-        raise CheckpointError(f"cannot tell the grid of a context weight with {n} positions: rebuild at its size")
-    return h0, w0
-
-
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Any]:
     """Resize every block's ``sum.weight`` to the grid the model was built for (see module docstring)."""
     own = model.state_dict()
@@ -161,7 +139,7 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
         if key.endswith(".sum.weight") and key in own and value.shape != own[key].shape:
             module = model.get_submodule(key.rsplit(".", 2)[0])
             dst = module.grid
-            state_dict[key] = resize_context_weight(value, _source_grid(value.shape[-1], dst), dst)
+            state_dict[key] = resize_context_weight(value, saved_grid(value.shape[-1], dst, "a context weight"), dst)
     return state_dict
 
 

@@ -16,7 +16,7 @@ Backends: ``reference`` (sequential loop, for tests), ``torch`` (vectorised plai
 ``--scan-backend``), and :func:`resolve_backend` tells which backend a call will use (recorded in result rows).
 
 The public function dispatches through the custom operator ``vmibench::selective_scan`` so that FLOPs
-counters see the scan as one operator (counted by the 9*B*L*D*N + B*D*L rule, see :mod:`vmibench.flops`).
+counters see the scan as one operator (counted by the 9*B*L*D*N + B*D*L rule of :mod:`vmibench.flops`).
 Its gradient, whichever backend ran the forward, is the analytic backward of the ``torch`` backend, run as
 the opaque operator ``vmibench::selective_scan_backward`` (so ``torch.compile`` keeps both as single nodes).
 
@@ -41,9 +41,11 @@ import torch.nn.functional as F
 BACKENDS = ("auto", "torch", "reference", "mamba_ssm")
 _default_backend = "auto"
 
-# Elements (rows * L * N) per block of the torch backend: bounds its extra memory at a few times this
-# (512 Ki floats = 2 MiB per buffer) whatever the input size; measured fastest on a 1-2 MiB-L2 CPU.
+# Elements (rows * L * N) per block of the torch backend: bounds its scratch memory at a few times this
+# whatever the input size.  On a CPU 512 Ki floats (2 MiB per buffer) measured fastest (1-2 MiB of L2);
+# on a GPU, where each of a block's ~100 small kernels costs a launch, blocks are as large as memory allows.
 BLOCK_ELEMENTS = 1 << 19
+BLOCK_ELEMENTS_GPU = 1 << 26
 
 
 def set_default_backend(backend: str) -> None:
@@ -198,7 +200,7 @@ class _Workspace:
     """Named scratch buffers, allocated once per call and reused by every block.
 
     Allocating each multi-megabyte intermediate afresh per block costs page faults (glibc returns big freed
-    blocks to the OS): measured on the VMamba N=1 shape, that alone made the forward pass 1.5-2x slower.
+    blocks to the OS); measured stage by stage, that made some element-wise stages several times slower.
     """
 
     def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
@@ -267,7 +269,8 @@ class _ScanArgs:
         if self.u.numel() == 0:
             return
         per_group = channels // self.B.shape[1]
-        rows = max(1, BLOCK_ELEMENTS // (length * self.A.shape[1]))
+        budget = BLOCK_ELEMENTS if self.u.device.type == "cpu" else BLOCK_ELEMENTS_GPU
+        rows = max(1, budget // (length * self.A.shape[1]))
         ranges = _channel_ranges(channels, per_group, rows)
         batch_step = max(1, rows // channels) if len(ranges) == 1 else 1
         for start in range(0, batch, batch_step):
@@ -505,9 +508,10 @@ def _scan_mamba_ssm(
 ) -> torch.Tensor:
     """mamba-ssm's fused kernel.
 
-    Its C++ entry checks: u in fp32/fp16/bf16, and delta, z and the variable B/C in u's dtype; A, D and
-    delta_bias in fp32; every sequence tensor with a unit stride along L (``selective_scan_fn`` copies the
-    ones that lack it).  The output comes back in u's dtype.
+    Its C++ entry (csrc/selective_scan/selective_scan.cpp) checks: u in fp32/fp16/bf16, and delta, z and the
+    variable B/C in u's dtype; A, D and delta_bias in fp32; a unit last stride for every sequence tensor and
+    for D and delta_bias (``selective_scan_fn`` copies the ones that lack it, except delta_bias).  The
+    output comes back in u's dtype.
     """
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
@@ -520,7 +524,7 @@ def _scan_mamba_ssm(
         C.to(itype),
         D=None if D is None else D.float(),
         z=None if z is None else z.to(itype),
-        delta_bias=None if delta_bias is None else delta_bias.float(),
+        delta_bias=None if delta_bias is None else delta_bias.float().contiguous(),
         delta_softplus=delta_softplus,
     ).to(u.dtype)
 

@@ -86,7 +86,7 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
     if not flops.empty:
         flops = flops[flops["status"] == "ok"].sort_values("timestamp").drop_duplicates(["model", "res"], keep="last")
     return ReportData(
-        latency=lat,
+        latency=fill_gmacs(lat, flops),
         ops=op,
         flops=flops,
         peak=store.read("peak"),
@@ -157,6 +157,20 @@ def caption(frame: pd.DataFrame, source: str, extra: str = "") -> str:
 
 
 # -- derived frames ------------------------------------------------------------------------------------------
+
+
+def fill_gmacs(frame: pd.DataFrame, flops: pd.DataFrame) -> pd.DataFrame:
+    """Fill missing per-image GMACs from the flops table (rows measured where fvcore was absent, e.g. a GPU
+    image): FLOPs do not depend on the device."""
+    if frame.empty or flops.empty or not frame["gmacs"].isna().any():
+        return frame
+    table = {(r.model, str(r.res)): float(r.gmacs) for r in flops.itertuples(index=False)}
+    out = frame.copy()
+    missing = out["gmacs"].isna()
+    keys = zip(out.loc[missing, "model"], out.loc[missing, "res"].astype(str), strict=True)
+    out.loc[missing, "gmacs"] = [table.get(key) for key in keys]
+    out["gflops"] = 2 * out["gmacs"].astype(float)
+    return out
 
 
 def with_pixels(frame: pd.DataFrame) -> pd.DataFrame:
