@@ -56,3 +56,21 @@ def test_plan_validates_everything_first() -> None:
         plan_cells(["vminet_t", "nope"], [(224, 224)], [1], QUICK)
     with pytest.raises(UserError, match="multiples of 16"):
         plan_cells(["deit_t"], [(200, 200)], [1], QUICK)
+
+
+def test_processes_pool_their_samples(monkeypatch) -> None:
+    import vmibench.measure.runner as runner
+
+    medians = iter([10.0, 14.0, 12.0])
+
+    def fake(spec: CellSpec, timeout_s: float) -> dict:
+        m = next(medians)
+        return {"status": "ok", "stats": {"median_ms": m, "samples_ms": [m - 1, m, m + 1], "converged": True,
+                                          "warmup_iters": 3, "warmup_s": 0.5},
+                "memory": {"peak_mb": m, "total_mb": 100 + m, "reserved_mb": None, "method": "rss_hwm"}}  # fmt: skip
+
+    monkeypatch.setattr(runner, "run_worker", fake)
+    (rec,) = runner.measure_cells([replace(QUICK, processes=3)])
+    assert rec.n_iters == 9 and rec.latency_ms_median == 12.0 and rec.n_processes == 3
+    assert rec.process_spread == pytest.approx(4.0 / 12.0)
+    assert rec.peak_mem_mb == 14.0  # the largest peak of the three processes

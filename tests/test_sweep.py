@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import vmibench.measure.runner as runner
 import vmibench.sweep as sweep
 from vmibench.errors import UserError
 from vmibench.measure.timing import TimingPolicy
@@ -28,6 +29,7 @@ def fake_worker(monkeypatch):
             return outcome(spec)
 
         monkeypatch.setattr(sweep, "run_worker", run)
+        monkeypatch.setattr(runner, "run_worker", run)
         return calls
 
     return install

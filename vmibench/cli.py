@@ -65,6 +65,9 @@ ModelsOpt = Annotated[
 ]
 ResOpt = Annotated[str | None, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW (800x1280).")]
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Comma list of batch sizes.")]
+ProcessesOpt = Annotated[
+    int, typer.Option(help="Worker processes per cell; their samples are pooled (process_spread shows the spread).")
+]
 
 
 # -- argument parsing -----------------------------------------------------------------------------------------
@@ -223,6 +226,7 @@ def latency_cmd(
     precision: Annotated[float, typer.Option(help="Stop when the median's rel. std. error is below this.")] = 0.01,
     cell_timeout: Annotated[float, typer.Option(help="Kill a worker after this many seconds.")] = 600.0,
     no_flops: Annotated[bool, typer.Option("--no-flops", help="Skip the per-cell FLOPs count.")] = False,
+    processes: ProcessesOpt = 1,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
@@ -245,6 +249,7 @@ def latency_cmd(
         max_time=max_time,
         precision=precision,
         count_flops=not no_flops,
+        processes=processes,
     )
     records = run_and_store(
         names, parse_resolutions(res), parse_positive_ints(batch, "batch"), base, db=db, cell_timeout=cell_timeout,
@@ -315,6 +320,7 @@ def sweep_cmd(
     cell_timeout: Annotated[float | None, typer.Option(help="Kill a worker after this many seconds.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-run stored error/timeout rows.")] = False,
+    processes: ProcessesOpt = 1,
     db: DbOpt = None,
 ) -> None:
     """Sweep models x resolutions (224 or HxW, e.g. 800x1280) x batches x dtypes into the store; resumable.
@@ -332,7 +338,8 @@ def sweep_cmd(
         raise UserError("give --preset, or both --models and --res (see vmibench sweep --help)")
     policy_max = max_time if max_time is not None else (chosen.policy.max_time_s if chosen else 10.0)
     base = base_spec(device=device, threads=threads, channels_last=channels_last, compile_=compile_,
-                     scan_backend=scan_backend, min_time=min(1.0, policy_max), max_time=policy_max)  # fmt: skip
+                     scan_backend=scan_backend, min_time=min(1.0, policy_max), max_time=policy_max,
+                     processes=processes)  # fmt: skip
     if chosen is not None:
         base = replace(base, policy=replace(chosen.policy, max_time_s=policy_max))
     if models is not None or res is not None or batch is not None or dtypes is not None:
@@ -442,14 +449,15 @@ def check_timer_cmd(
     models: Annotated[str, typer.Option("--models", "-m", help="Two or more models.")] = "vminet_t,deit_t",
     res: Annotated[int, typer.Option("--res", "-r", min=32, help="Square input size.")] = 224,
     threads: Annotated[int | None, typer.Option(help="Threads for both timers (default: all usable cores).")] = None,
-    repeats: Annotated[int, typer.Option(min=1, help="Alternating worker pairs per model.")] = 2,
+    repeats: Annotated[int, typer.Option(min=1, help="Worker processes per model (3 rounds each).")] = 2,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:
     """Compare vmibench's median latency with torch.utils.benchmark's blocked_autorange, same model and threads.
 
-    Both run in fresh worker processes, alternating, `repeats` times; the table gives each median, their ratio,
-    and the ratio between models by each timer. Agreement within 10% is the acceptance bar.
+    Each model gets `repeats` fresh worker processes; in each, the two timers alternate three times on the same
+    model instance. The table gives each timer's median over its rounds, their ratio, and the ratio between
+    models by each timer. Agreement within 10% is the acceptance bar.
     """
     from vmibench.measure.crosscheck import timer_crosscheck
     from vmibench.output import check_format, emit

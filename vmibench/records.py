@@ -76,6 +76,8 @@ class TimedRecord(Record):
     timer: str = ""
     interop_threads: int | None = None
     wall_s: float | None = None
+    n_processes: int = 1  # worker processes whose samples are pooled in this row
+    process_spread: float | None = None  # (max - min) / median of the per-process medians
     extra: str = ""  # JSON for anything else a worker reports
 
 

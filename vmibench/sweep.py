@@ -16,7 +16,7 @@ from typing import Any
 from vmibench.env import capture, utc_now
 from vmibench.errors import UserError
 from vmibench.measure.api import Tracker
-from vmibench.measure.runner import plan_cells, run_worker, to_record
+from vmibench.measure.runner import plan_cells, run_cell, run_worker, to_record
 from vmibench.measure.timing import TimingPolicy
 from vmibench.measure.worker import CellSpec
 from vmibench.records import (
@@ -295,7 +295,7 @@ def _run_ladders(
             rec = to_record(spec, {"status": STATUS_SKIPPED, "error": stopped[line], "scan_backend": backend}, env)
             summary.skipped_by_cap += 1
         else:
-            rec = to_record(spec, run_worker(spec, cell_timeout_s), env)
+            rec = to_record(spec, run_cell(spec, cell_timeout_s), env)
             if rec.status == STATUS_OK:
                 summary.measured += 1
                 reason = predict_over_cap(spec, rec) if predict_over_cap else ""

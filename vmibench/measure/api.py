@@ -27,6 +27,7 @@ def base_spec(
     max_time: float = 10.0,
     precision: float = 0.01,
     count_flops: bool = True,
+    processes: int = 1,
 ) -> CellSpec:
     """Settings shared by every cell of a run (model, size and batch are filled in per cell)."""
     from vmibench.ops import BACKENDS
@@ -37,6 +38,8 @@ def base_spec(
         raise UserError(f"unknown scan backend '{scan_backend}': use one of {', '.join(BACKENDS)}")
     if threads is not None and threads <= 0:
         raise UserError(f"bad --threads {threads}: must be a positive integer")
+    if processes <= 0:
+        raise UserError(f"bad --processes {processes}: must be a positive integer")
     if min_time < 0 or max_time <= 0 or not 0 < precision < 1:
         raise UserError("timing budget must satisfy 0 <= --min-time, 0 < --max-time and 0 < --precision < 1")
     policy = TimingPolicy(min_time_s=min_time, max_time_s=max(max_time, min_time), rel_precision=precision)
@@ -52,6 +55,7 @@ def base_spec(
         scan_backend=scan_backend,
         policy=policy,
         count_flops=count_flops,
+        processes=processes,
     )
 
 

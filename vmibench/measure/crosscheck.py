@@ -18,44 +18,45 @@ def timer_crosscheck(
 ) -> pd.DataFrame:
     """Median latency by vmibench's engine and by ``Timer.blocked_autorange`` for each model, same threads.
 
-    The two timers run in alternating fresh worker processes (``repeats`` pairs per model) so drifts of a
-    shared machine hit both; each timer's figure is the median over its repeats.  Returns one row per model
-    with both medians, their ratio, and each timer's latency ratio to the first model.
+    Each model gets ``repeats`` fresh worker processes; inside each, the two timers alternate three times on the
+    same model instance, so both see the same process (allocation, thread placement).  Each timer's figure is
+    the median over all its rounds.  Returns one row per model with both medians, their ratio, and each
+    timer's latency ratio to the first model.
     """
     threads = threads or usable_cores()
     base = base_spec(device="cpu", threads=threads, count_flops=False)
-    specs = plan_cells(models, [(res, res)], [1], base)
-    jobs = [(spec, mode) for _ in range(repeats) for spec in specs for mode in ("latency", "timer")]
+    specs = plan_cells(models, [(res, res)], [1], replace(base, mode="crosscheck"))
+    jobs = [spec for _ in range(repeats) for spec in specs]
     if track is not None:
-        jobs = list(track(jobs, len(jobs), "cross-checking", lambda j: f"{j[0].model} {j[1]}"))
-    times: dict[tuple[str, str], list[float]] = {}
-    for spec, mode in jobs:
-        result = run_worker(replace(spec, mode=mode), timeout_s=600)
+        jobs = list(track(jobs, len(jobs), "cross-checking", lambda s: s.model))
+    ours: dict[str, list[float]] = {}
+    theirs: dict[str, list[float]] = {}
+    for spec in jobs:
+        result = run_worker(spec, timeout_s=900)
         if result.get("status") != "ok":
-            raise UserError(f"{spec.model} failed under the {mode} worker: {result.get('error', 'unknown error')}")
-        median = result["stats"]["median_ms"] if mode == "latency" else result["median_ms"]
-        times.setdefault((spec.model, mode), []).append(median)
-    rows = []
+            raise UserError(f"{spec.model} failed in the cross-check worker: {result.get('error', 'unknown error')}")
+        ours.setdefault(spec.model, []).extend(result["ours_ms"])
+        theirs.setdefault(spec.model, []).extend(result["timer_ms"])
     first = models[0]
-    ref_ours = statistics.median(times[(first, "latency")])
-    ref_timer = statistics.median(times[(first, "timer")])
+    ref_ours, ref_timer = statistics.median(ours[first]), statistics.median(theirs[first])
+    rows = []
     for name in models:
-        ours = statistics.median(times[(name, "latency")])
-        theirs = statistics.median(times[(name, "timer")])
-        ratio_ours, ratio_timer = ours / ref_ours, theirs / ref_timer
+        a, b = statistics.median(ours[name]), statistics.median(theirs[name])
+        ratio_ours, ratio_timer = a / ref_ours, b / ref_timer
         rows.append(
             {
                 "model": name,
                 "res": res,
                 "threads": threads,
-                "vmibench_median_ms": ours,
-                "timer_median_ms": theirs,
-                "vmibench_over_timer": ours / theirs,
+                "vmibench_median_ms": a,
+                "timer_median_ms": b,
+                "vmibench_over_timer": a / b,
                 f"ratio_to_{first}_vmibench": ratio_ours,
                 f"ratio_to_{first}_timer": ratio_timer,
                 "ratio_agreement": ratio_ours / ratio_timer,
-                "within_10pct": abs(ours / theirs - 1) <= 0.10 and abs(ratio_ours / ratio_timer - 1) <= 0.10,
-                "repeats": repeats,
+                "within_10pct": abs(a / b - 1) <= 0.10 and abs(ratio_ours / ratio_timer - 1) <= 0.10,
+                "rounds": len(ours[name]),
+                "processes": repeats,
             }
         )
     return pd.DataFrame(rows)

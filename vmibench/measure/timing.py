@@ -54,6 +54,7 @@ class TimingStats:
     converged: bool  # stopped on precision (True) or on the budget (False)
     warmup_iters: int
     warmup_s: float
+    samples_ms: tuple[float, ...] = ()  # the raw per-call times, in measurement order
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -93,6 +94,7 @@ def summarize(
         converged=converged,
         warmup_iters=warmup_iters,
         warmup_s=warmup_s,
+        samples_ms=tuple(samples_ms),
     )
 
 

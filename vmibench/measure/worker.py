@@ -42,9 +42,11 @@ class CellSpec:
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     count_flops: bool = True
     # "latency": a registered model (vmibench's engine); "op": a token mixer of the ops sweep; "matmul": the
-    # dense-matmul peak; "timer": the model under torch.utils.benchmark, for cross-checks.
+    # dense-matmul peak; "crosscheck": vmibench's loop and torch.utils.benchmark alternately on one model.
     mode: str = "latency"
     timer_min_run_time: float = 2.0
+    rounds: int = 3
+    processes: int = 1  # worker processes per cell, samples pooled (read by the runner, not the worker)
     op: str = ""
     seq_len: int = 0
     dim: int = 0
@@ -160,26 +162,27 @@ def run_latency(spec: CellSpec) -> dict[str, Any]:
     return result
 
 
-def run_timer(spec: CellSpec) -> dict[str, Any]:
-    """Time the same forward with ``torch.utils.benchmark.Timer.blocked_autorange`` (the cross-check)."""
+def run_crosscheck(spec: CellSpec) -> dict[str, Any]:
+    """Time one model alternately with vmibench's loop and ``Timer.blocked_autorange``, in this one process.
+
+    Alternating inside one process compares the two timers on the same allocation, threads and caches; the
+    differences between processes (which on a shared machine can exceed 20%) hit both equally.
+    """
     from torch.utils.benchmark import Timer
+
+    from vmibench.measure.timing import measure
 
     torch.set_num_threads(spec.threads)
     device = torch.device(spec.device)
     _model, _x, step = _build(spec, device)
-    for _ in range(max(1, spec.policy.min_warmup_iters)):
-        step()
-    m = Timer(stmt="step()", globals={"step": step}, num_threads=spec.threads).blocked_autorange(
-        min_run_time=spec.timer_min_run_time
-    )
-    return {
-        "status": "ok",
-        "timer": "torch.utils.benchmark.blocked_autorange",
-        "median_ms": m.median * 1e3,
-        "iqr_ms": m.iqr * 1e3,
-        "n_blocks": len(m.times),
-        "number_per_run": m.number_per_run,
-    }
+    ours, theirs = [], []
+    for _ in range(spec.rounds):
+        ours.append(measure(step, device, spec.policy).median_ms)
+        m = Timer(stmt="step()", globals={"step": step}, num_threads=spec.threads).blocked_autorange(
+            min_run_time=spec.timer_min_run_time
+        )
+        theirs.append(m.median * 1e3)
+    return {"status": "ok", "timer": "perf_counter vs blocked_autorange", "ours_ms": ours, "timer_ms": theirs}
 
 
 def main(argv: list[str]) -> int:
@@ -187,7 +190,7 @@ def main(argv: list[str]) -> int:
     with open(spec_path) as f:
         spec = CellSpec.from_json(f.read())
     start = time.perf_counter()
-    result = run_timer(spec) if spec.mode == "timer" else run_latency(spec)
+    result = run_crosscheck(spec) if spec.mode == "crosscheck" else run_latency(spec)
     result["interop_threads"] = torch.get_num_interop_threads()
     result["wall_s"] = time.perf_counter() - start
     from vmibench.env import capture
