@@ -112,3 +112,13 @@ def test_cpu_default_preset_covers_every_model_and_a_1024_ladder() -> None:
     assert at_224 == {m.name for m in list_models()}
     assert max(c.height for c in cells) >= 1024
     assert {c.model for c in cells if c.height == 1024} >= {"vminet_t", "mlla_t", "flatten_swin_t", "effvmamba_t"}
+
+
+def test_budget_leaves_the_rest_for_a_resumed_run(tmp_path: Path, fake_worker) -> None:
+    fake_worker(lambda s: _ok(5.0))
+    db = str(tmp_path / "s.sqlite")
+    cells = sweep.expand_groups([sweep.Group(models=("vminet_t", "deit_t"), resolutions=((64, 64), (96, 96)))], BASE)
+    first = sweep.run_sweep(cells, db=db, budget_s=0.0)
+    assert (first.measured, first.not_reached) == (0, 4)
+    resumed = sweep.run_sweep(cells, db=db)
+    assert (resumed.measured, resumed.skipped_existing) == (4, 0)

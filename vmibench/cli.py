@@ -9,11 +9,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from vmibench.errors import UserError
+
+if TYPE_CHECKING:
+    from vmibench.sweep import SweepSummary
 
 T = TypeVar("T")
 
@@ -65,6 +68,9 @@ ModelsOpt = Annotated[
 ]
 ResOpt = Annotated[str | None, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW (800x1280).")]
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Comma list of batch sizes.")]
+BudgetOpt = Annotated[
+    float | None, typer.Option("--budget-min", help="Start no cell after this many minutes (rerun to resume).")
+]
 ProcessesOpt = Annotated[
     int, typer.Option(help="Worker processes per cell; their samples are pooled (process_spread shows the spread).")
 ]
@@ -294,12 +300,13 @@ def results_cmd(
     emit(frame, fmt, out)
 
 
-def _summary(summary: object, db: str | None) -> None:
+def _summary(summary: SweepSummary, db: str | None) -> None:
     from vmibench.store import default_db_path
 
+    left = f", not reached in the time budget {summary.not_reached} (rerun to resume)" if summary.not_reached else ""
     print(
-        f"measured {summary.measured}, failed {summary.failed}, skipped by caps/earlier failures "  # type: ignore[attr-defined]
-        f"{summary.skipped_by_cap}, already stored {summary.skipped_existing} -> {db or default_db_path()}",  # type: ignore[attr-defined]
+        f"measured {summary.measured}, failed {summary.failed}, skipped by caps/earlier failures "
+        f"{summary.skipped_by_cap}, already stored {summary.skipped_existing}{left} -> {db or default_db_path()}",
         file=sys.stderr,
     )
 
@@ -321,6 +328,7 @@ def sweep_cmd(
     force: Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-run stored error/timeout rows.")] = False,
     processes: ProcessesOpt = 1,
+    budget_min: BudgetOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Sweep models x resolutions (224 or HxW, e.g. 800x1280) x batches x dtypes into the store; resumable.
@@ -360,7 +368,8 @@ def sweep_cmd(
             base_spec(dtype=dt, device=base.device)  # validates dtype names before anything runs
     cells = expand_groups(groups, base)
     timeout = cell_timeout or (chosen.cell_timeout_s if chosen else 600.0)
-    summary = run_sweep(cells, db=db, force=force, retry_failed=retry_failed, cell_timeout_s=timeout, track=track)
+    summary = run_sweep(cells, db=db, force=force, retry_failed=retry_failed, cell_timeout_s=timeout, track=track,
+                        budget_s=None if budget_min is None else budget_min * 60)  # fmt: skip
     _summary(summary, db)
 
 
@@ -379,6 +388,7 @@ def ops_cmd(
     mem_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted above this peak (MB).")] = None,
     max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")] = False,
+    budget_min: BudgetOpt = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
@@ -413,7 +423,7 @@ def ops_cmd(
     cells = ops_cells(names, lengths, dim or p.op_dim, batch or p.op_batch, dts, base)
     summary = run_ops_sweep(
         cells, time_cap_s=time_cap or p.time_cap_s, mem_cap_mb=mem_cap or p.mem_cap_mb, db=db, force=force,
-        cell_timeout_s=p.cell_timeout_s, track=track,
+        cell_timeout_s=p.cell_timeout_s, track=track, budget_s=None if budget_min is None else budget_min * 60,
     )  # fmt: skip
     _summary(summary, db)
     frame = frame_of(summary.records, OPS_COLUMNS)

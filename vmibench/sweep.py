@@ -9,6 +9,7 @@ measures the device's dense-matmul peak (the utilisation denominator) if the sto
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -184,6 +185,7 @@ class SweepSummary:
     skipped_existing: int = 0
     skipped_by_cap: int = 0
     failed: int = 0
+    not_reached: int = 0  # cells left for a later (resumed) run when the sweep's time budget ran out
     records: list[TimedRecord] = field(default_factory=list)
 
 
@@ -237,6 +239,7 @@ def _resume_and_run(
     cell_timeout_s: float,
     track: Tracker | None,
     predict_over_cap: Callable[[CellSpec, TimedRecord], str] | None = None,
+    budget_s: float | None = None,
 ) -> SweepSummary:
     """Measure the matmul peak if missing, drop cells already stored for this environment, run the rest."""
     summary = SweepSummary()
@@ -249,7 +252,8 @@ def _resume_and_run(
         done = set() if force else _done(store, table, env_key, retry_failed)
         todo = [spec for spec in cells if _cell_key(spec) not in done]
         summary.skipped_existing = len(cells) - len(todo)
-        _run_ladders(todo, store, summary, cell_timeout_s, track, _describe, predict_over_cap)
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        _run_ladders(todo, store, summary, cell_timeout_s, track, _describe, predict_over_cap, deadline)
     return summary
 
 
@@ -265,10 +269,14 @@ def run_sweep(
     retry_failed: bool = False,
     cell_timeout_s: float = 600.0,
     track: Tracker | None = None,
+    budget_s: float | None = None,
 ) -> SweepSummary:
-    """Measure ``cells`` (from :func:`expand_groups`) into the store, resuming and stopping ladders on OOM."""
+    """Measure ``cells`` (from :func:`expand_groups`) into the store, resuming and stopping ladders on OOM.
+
+    ``budget_s`` bounds the whole sweep's wall time (no cell starts after it; rerun to resume).
+    """
     return _resume_and_run(cells, "latency", db=db, force=force, retry_failed=retry_failed,
-                           cell_timeout_s=cell_timeout_s, track=track)  # fmt: skip
+                           cell_timeout_s=cell_timeout_s, track=track, budget_s=budget_s)  # fmt: skip
 
 
 def _run_ladders(
@@ -279,8 +287,12 @@ def _run_ladders(
     track: Tracker | None,
     describe: Callable[[CellSpec], str],
     predict_over_cap: Callable[[CellSpec, TimedRecord], str] | None,
+    deadline: float | None = None,
 ) -> None:
-    """Run cells in order; after a failure (or a cap prediction) the rest of that ladder becomes skipped rows."""
+    """Run cells in order; after a failure (or a cap prediction) the rest of that ladder becomes skipped rows.
+
+    Past ``deadline`` (time.monotonic) no new cell starts; those cells get no row, so a resumed sweep runs them.
+    """
     stopped: dict[tuple[Any, ...], str] = {}
     if not todo:
         return
@@ -288,7 +300,10 @@ def _run_ladders(
     cells: Iterator[CellSpec] = iter(todo)
     if track is not None:
         cells = iter(track(todo, len(todo), "measuring", describe))
-    for spec in cells:
+    for i, spec in enumerate(cells):
+        if deadline is not None and time.monotonic() > deadline:
+            summary.not_reached = len(todo) - i
+            break
         line = _line(spec)
         if line in stopped:
             backend = _op_backend(spec) if spec.mode == "op" else _model_scan_backend(spec.model, spec)
@@ -383,11 +398,13 @@ def run_ops_sweep(
     retry_failed: bool = False,
     cell_timeout_s: float = 600.0,
     track: Tracker | None = None,
+    budget_s: float | None = None,
 ) -> SweepSummary:
     """Measure mixer cells into the ``ops`` table, resuming, with time/memory caps along each op's L ladder."""
     return _resume_and_run(
         cells, OpsRecord.TABLE, db=db, force=force, retry_failed=retry_failed, cell_timeout_s=cell_timeout_s,
         track=track, predict_over_cap=cap_predictor(sorted({c.seq_len for c in cells}), time_cap_s, mem_cap_mb),
+        budget_s=budget_s,
     )  # fmt: skip
 
 

@@ -120,6 +120,12 @@ class SoftmaxAttention(nn.Module):
         return f"num_heads={self.num_heads}"
 
 
+def _pointwise(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """A Linear over the channels of channel-first (B, C, L) tokens (the released block's 1x1 conv)."""
+    out = linear.weight @ x
+    return out if linear.bias is None else out + linear.bias[:, None]
+
+
 class VMISA(nn.Module):
     """VMI-SA mixer body on (B, L, C) tokens, with the global (released) or a causal (reconstructed) context.
 
@@ -171,20 +177,24 @@ class VMISA(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def context(self, z: torch.Tensor) -> torch.Tensor:
-        """Context of ``z`` (B, L, rC): (B, 1, rC) for the global form, (B, L, rC) prefix sums for the others."""
-        if z.shape[1] != self.seq_len:
-            raise ValueError(f"VMISA built for {self.seq_len} tokens got {z.shape[1]}: build it for this length")
+        """Context of channel-first ``z`` (B, rC, L): (B, rC, 1) for the global form, (B, rC, L) prefix sums for
+        the causal ones."""
+        if z.shape[-1] != self.seq_len:
+            raise ValueError(f"VMISA built for {self.seq_len} tokens got {z.shape[-1]}: build it for this length")
         w = self.sum.weight  # (1, L)
         if self.form == "global":
-            return w @ z
+            return z @ w.t()
         if self.form == "recurrent":
-            return torch.cumsum(w.t() * z, dim=1)
-        return (self.mask * w) @ z
+            return torch.cumsum(z * w, dim=-1)
+        return z @ (self.mask * w).t()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.act(self.f1(x)) * self.f2(x)
+        # Channel-first inside, like the released conv block: the token axis is then contiguous, which makes the
+        # recurrent form's cumulative sum 2-3x faster on CPU than summing along a strided axis.
+        xc = x.transpose(1, 2)
+        z = self.act(_pointwise(self.f1, xc)) * _pointwise(self.f2, xc)
         y = self.stack[0] * self.context(z) + self.stack[1] * z
-        return self.g(self.act(y))
+        return _pointwise(self.g, self.act(y)).transpose(1, 2)
 
     def extra_repr(self) -> str:
         return f"form={self.form}, seq_len={self.seq_len}"

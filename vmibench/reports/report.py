@@ -638,10 +638,11 @@ def question_causal(d: ReportData, op_fits: pd.DataFrame) -> list[str]:
             L = common[-1]
             bits.append(f"the recurrent (cumulative-sum) form costs {by['vmisa_recurrent'][L] / by['vmisa'][L]:.2f}x "
                         f"the released global-context mixer at L={L}")  # fmt: skip
-    for op in ("vmisa_recurrent", "vmisa_matrix", "sdpa"):
+    for op, role in (("vmisa_recurrent", ""), ("vmisa_matrix", ""), ("vmisa", " (released, O(L) reference)"),
+                     ("sdpa", " (softmax attention)")):  # fmt: skip
         f = _slope(op_fits, "op", op, "latency_ms_median")
         if f is not None:
-            bits.append(f"{op} latency exponent {f['slope']:.2f} (R^2 {f['r2']:.2f}, L={int(f['x_min'])}-"
+            bits.append(f"{op}{role} latency exponent {f['slope']:.2f} (R^2 {f['r2']:.2f}, L={int(f['x_min'])}-"
                         f"{int(f['x_max'])})")  # fmt: skip
     if "vmisa_matrix" in by and "vmisa_recurrent" in by:
         common = sorted(set(by["vmisa_matrix"].index) & set(by["vmisa_recurrent"].index))
