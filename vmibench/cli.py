@@ -318,7 +318,9 @@ def sweep_cmd(
     res: ResOpt = None,
     batch: Annotated[str | None, typer.Option("--batch", "-b", help="Comma list of batch sizes.")] = None,
     dtypes: Annotated[str | None, typer.Option("--dtype", help="Comma list: fp32, bf16, fp16.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads per worker (default: all usable cores).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads per worker (default: the preset's, else all usable cores).")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
     compile_: Annotated[bool, typer.Option("--compile")] = False,
@@ -327,7 +329,9 @@ def sweep_cmd(
     cell_timeout: Annotated[float | None, typer.Option(help="Kill a worker after this many seconds.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-run stored error/timeout rows.")] = False,
-    processes: ProcessesOpt = 1,
+    processes: Annotated[
+        int | None, typer.Option(help="Worker processes per cell, samples pooled (default: the preset's, else 1).")
+    ] = None,
     budget_min: BudgetOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -345,9 +349,10 @@ def sweep_cmd(
     if chosen is None and (models is None or res is None):
         raise UserError("give --preset, or both --models and --res (see vmibench sweep --help)")
     policy_max = max_time if max_time is not None else (chosen.policy.max_time_s if chosen else 10.0)
-    base = base_spec(device=device, threads=threads, channels_last=channels_last, compile_=compile_,
-                     scan_backend=scan_backend, min_time=min(1.0, policy_max), max_time=policy_max,
-                     processes=processes)  # fmt: skip
+    base = base_spec(device=device, threads=threads or (chosen.threads if chosen else None),
+                     channels_last=channels_last, compile_=compile_, scan_backend=scan_backend,
+                     min_time=min(1.0, policy_max), max_time=policy_max,
+                     processes=processes or (chosen.processes if chosen else 1))  # fmt: skip
     if chosen is not None:
         base = replace(base, policy=replace(chosen.policy, max_time_s=policy_max))
     if models is not None or res is not None or batch is not None or dtypes is not None:
@@ -381,9 +386,14 @@ def ops_cmd(
     batch: Annotated[int | None, typer.Option(min=1, help="Batch size.")] = None,
     preset: Annotated[str | None, typer.Option(help="cpu-default | gpu-default for the defaults below.")] = None,
     dtypes: Annotated[str | None, typer.Option("--dtype", help="Comma list: fp32, bf16, fp16.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads per worker (default: all usable cores).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads per worker (default: the preset's, else all usable cores).")
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     scan_backend: Annotated[str, typer.Option(help="auto = every available backend for selective_scan.")] = "auto",
+    processes: Annotated[
+        int | None, typer.Option(help="Worker processes per cell, samples pooled (default: the preset's, else 1).")
+    ] = None,
     time_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted slower than this (s/call).")] = None,
     mem_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted above this peak (MB).")] = None,
     max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds.")] = None,
@@ -413,8 +423,12 @@ def ops_cmd(
     check_format(fmt)
     p = get_preset(preset or "cpu-default")
     budget = max_time if max_time is not None else p.policy.max_time_s
-    base = replace(base_spec(device=device, threads=threads, scan_backend=scan_backend, min_time=min(0.5, budget),
-                             max_time=budget), policy=replace(p.policy, max_time_s=budget))  # fmt: skip
+    explicit = preset is not None
+    base = replace(
+        base_spec(device=device, threads=threads or (p.threads if explicit else None), scan_backend=scan_backend,
+                  min_time=min(0.5, budget), max_time=budget, processes=processes or (p.processes if explicit else 1)),
+        policy=replace(p.policy, max_time_s=budget),
+    )  # fmt: skip
     dts = split_list(dtypes, "dtype") if dtypes else list(p.op_dtypes)
     for dt in dts:
         base_spec(dtype=dt, device=base.device)

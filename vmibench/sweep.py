@@ -65,23 +65,28 @@ class Preset:
     op_dtypes: tuple[str, ...] = ("fp32",)
     time_cap_s: float = 5.0
     mem_cap_mb: float = 4096.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # None = every usable core
+    processes: int = 1
 
 
 PRESETS: dict[str, Preset] = {
     "cpu-default": Preset(
         name="cpu-default",
         description="every registered model at 224, batch 1, fp32; a ladder 224-1024 for one model per family "
-        "and the softmax references; token mixers at L = 256 ... 65536 (dim 64); <= 20 min on 2 cores",
+        "and the softmax references; token mixers at L = 256 ... 65536 (dim 64); 1 thread per worker and 2 "
+        "worker processes per cell (on a shared 2-core machine, 2-thread timings of one cell varied by up to a "
+        "third between processes); about 20 min on 2 cores",
         groups=(
             Group(models=None, resolutions=((224, 224),)),
             Group(models=tuple(REPRESENTATIVE), resolutions=tuple(RESOLUTION_LADDER[1:])),
         ),
-        policy=TimingPolicy(min_warmup_iters=2, min_warmup_s=0.2, min_iters=5, min_time_s=0.5, max_time_s=3.0,
-                            rel_precision=0.02, max_warmup_s=10.0),
-        cell_timeout_s=240.0,
+        policy=TimingPolicy(min_warmup_iters=2, min_warmup_s=0.2, min_iters=5, min_time_s=0.5, max_time_s=2.0,
+                            rel_precision=0.02, max_warmup_s=4.0),
+        cell_timeout_s=300.0,
         time_cap_s=8.0,
         mem_cap_mb=6144.0,
+        threads=1,
+        processes=2,
     ),
     "gpu-default": Preset(
         name="gpu-default",

@@ -142,8 +142,9 @@ def run_cell(spec: CellSpec, timeout_s: float) -> dict[str, Any]:
     (``process_medians_ms``).  If any process fails, its failure is the cell's result.
     """
     results = []
-    for _ in range(max(1, spec.processes)):
-        result = run_worker(spec, timeout_s)
+    for i in range(max(1, spec.processes)):
+        # FLOPs do not change between processes: count them once
+        result = run_worker(spec if i == 0 else replace(spec, count_flops=False), timeout_s)
         if result.get("status") != STATUS_OK or "stats" not in result:
             return result
         results.append(result)
@@ -156,7 +157,7 @@ def run_cell(spec: CellSpec, timeout_s: float) -> dict[str, Any]:
         warmup_iters=min(st["warmup_iters"] for st in stats),
         warmup_s=min(st["warmup_s"] for st in stats),
     )
-    merged = dict(results[0])
+    merged = dict(results[0])  # keeps the first process's FLOPs count
     merged["stats"] = asdict(pooled)
     merged["memory"] = max((r["memory"] for r in results), key=lambda m: m["peak_mb"])
     merged["process_medians_ms"] = [st["median_ms"] for st in stats]
