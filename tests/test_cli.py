@@ -37,14 +37,33 @@ def test_flops_csv_for_vminet(cli) -> None:
 
 
 def test_latency_four_ok_rows_stored_and_listed(cli, tmp_path) -> None:
-    proc = cli("latency", "--models", "vminet_t,deit_t", "--res", "224,512", "--batch", "1", "--format", "csv",
-               "--threads", "1", "--min-time", "0.2", "--max-time", "1")
+    proc = cli(
+        "latency",
+        "--models",
+        "vminet_t,deit_t",
+        "--res",
+        "224,512",
+        "--batch",
+        "1",
+        "--format",
+        "csv",
+        "--threads",
+        "1",
+        "--min-time",
+        "0.2",
+        "--max-time",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_csv(io.StringIO(proc.stdout))
     assert list(frame.columns[: len(REQUIRED)]) == REQUIRED
     assert list(frame["status"]) == ["ok"] * 4
     assert sorted(zip(frame["model"], frame["res"], strict=True)) == [
-        ("deit_t", 224), ("deit_t", 512), ("vminet_t", 224), ("vminet_t", 512)]
+        ("deit_t", 224),
+        ("deit_t", 512),
+        ("vminet_t", 224),
+        ("vminet_t", 512),
+    ]
     assert (frame["latency_ms_median"] > 0).all() and (frame["threads"] == 1).all()
     with sqlite3.connect(tmp_path / "results" / "vmibench.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM latency").fetchone()[0] == 4

@@ -79,7 +79,8 @@ def test_reviewer_answers_come_from_the_data(store_path: Path, tmp_path: Path) -
     answers = text.split("## Reviewer questions")[1].split("## ")[0]
     assert "vminet_t: latency exponent 1.00" in answers  # synthetic: linear in pixels
     assert "deit_t: latency exponent 1.60" in answers
-    assert "grows linearly" in answers
+    assert "VMINet-Ti: latency exponent 1.00 while its GMACs grow with exponent 1.00" in answers
+    assert "median latency exponent 1.10" in answers  # effvmamba 1.0, mlla 1.1, flatten 1.2
     assert "vminet_t takes 10.0 ms vs mlla_t 60.0 ms (0.17x" in answers
     assert "effvmamba_t has 0.810 GMACs" in answers and "49.4 ms per GMAC" in answers
     assert "vmisa_matrix latency exponent 2.00" in answers and "vmisa_recurrent latency exponent 1.00" in answers

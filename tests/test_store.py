@@ -25,16 +25,55 @@ def test_append_read_filter_and_new_columns(tmp_path: Path) -> None:
 
 def test_record_round_trip_keeps_required_columns_and_environment(tmp_path: Path) -> None:
     env = capture("cpu")
-    rec = LatencyRecord(timestamp=utc_now(), env=env, env_key=env.key("cpu"), model="m", res="224", batch=1,
-                        device="cpu", dtype="fp32", threads=2, latency_ms_median=3.0, status="ok")
+    rec = LatencyRecord(
+        timestamp=utc_now(),
+        env=env,
+        env_key=env.key("cpu"),
+        model="m",
+        res="224",
+        batch=1,
+        device="cpu",
+        dtype="fp32",
+        threads=2,
+        latency_ms_median=3.0,
+        status="ok",
+    )
     with ResultStore(tmp_path / "r.sqlite") as store:
         store.add(rec)
         row = store.read("latency").iloc[0]
-    required = ["model", "res", "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops",
-                "latency_ms_median", "latency_ms_iqr", "latency_ms_p10", "latency_ms_p90", "n_iters",
-                "throughput_ips", "peak_mem_mb", "mem_method", "status", "error"]
+    required = [
+        "model",
+        "res",
+        "batch",
+        "device",
+        "dtype",
+        "threads",
+        "params_m",
+        "gmacs",
+        "gflops",
+        "latency_ms_median",
+        "latency_ms_iqr",
+        "latency_ms_p10",
+        "latency_ms_p90",
+        "n_iters",
+        "throughput_ips",
+        "peak_mem_mb",
+        "mem_method",
+        "status",
+        "error",
+    ]
     assert list(row.index[: len(required)]) == required
-    for col in ("device_name", "cpu_model", "torch_version", "timm_version", "fvcore_version", "vmibench_version",
-                "git_commit", "timestamp", "threads", "env_key"):
+    for col in (
+        "device_name",
+        "cpu_model",
+        "torch_version",
+        "timm_version",
+        "fvcore_version",
+        "vmibench_version",
+        "git_commit",
+        "timestamp",
+        "threads",
+        "env_key",
+    ):
         assert col in row.index
     assert row["torch_version"] == env.torch_version and row["latency_ms_median"] == 3.0

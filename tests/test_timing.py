@@ -45,15 +45,17 @@ def test_measure_recovers_a_known_duration() -> None:
 
 
 def test_measure_stops_on_budget_with_hard_minimum() -> None:
-    policy = TimingPolicy(min_warmup_iters=1, min_warmup_s=0.0, min_iters=100, min_time_s=0.0, max_time_s=0.05,
-                          hard_min_iters=3)
+    policy = TimingPolicy(
+        min_warmup_iters=1, min_warmup_s=0.0, min_iters=100, min_time_s=0.0, max_time_s=0.05, hard_min_iters=3
+    )
     stats = measure(lambda: time.sleep(0.03), torch.device("cpu"), policy)
     assert stats.n == 3 and not stats.converged
 
 
 def test_measure_converges_on_a_steady_workload() -> None:
-    policy = TimingPolicy(min_warmup_iters=1, min_warmup_s=0.0, min_iters=10, min_time_s=0.0, max_time_s=5.0,
-                          rel_precision=0.05)
+    policy = TimingPolicy(
+        min_warmup_iters=1, min_warmup_s=0.0, min_iters=10, min_time_s=0.0, max_time_s=5.0, rel_precision=0.05
+    )
     stats = measure(lambda: time.sleep(0.002), torch.device("cpu"), policy)
     assert stats.converged and stats.rel_se <= 0.05
 

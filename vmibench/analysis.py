@@ -73,9 +73,7 @@ def fit_table(
     return pd.DataFrame(rows)
 
 
-def crossover(
-    x_a: Sequence[float], y_a: Sequence[float], x_b: Sequence[float], y_b: Sequence[float]
-) -> float | None:
+def crossover(x_a: Sequence[float], y_a: Sequence[float], x_b: Sequence[float], y_b: Sequence[float]) -> float | None:
     """Smallest x at which curve a becomes cheaper than curve b (log-log interpolation between shared x).
 
     Returns the first shared x if a is already cheaper there, ``None`` if a never gets cheaper on the shared

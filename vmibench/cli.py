@@ -258,7 +258,12 @@ def latency_cmd(
         processes=processes,
     )
     records = run_and_store(
-        names, parse_resolutions(res), parse_positive_ints(batch, "batch"), base, db=db, cell_timeout=cell_timeout,
+        names,
+        parse_resolutions(res),
+        parse_positive_ints(batch, "batch"),
+        base,
+        db=db,
+        cell_timeout=cell_timeout,
         track=track,
     )
     emit(frame_of(records, LATENCY_COLUMNS), fmt, out)

@@ -32,7 +32,6 @@ from vmibench.records import (
 from vmibench.resolution import label
 from vmibench.store import ResultStore
 
-RESOLUTION_LADDER = [(224, 224), (384, 384), (512, 512), (768, 768), (1024, 1024)]
 GPU_LADDER = [(224, 224), (512, 512), (1024, 1024), (1536, 1536), (2048, 2048)]
 # One model per family, the sizes the paper compares at (Tiny / ~1 GMAC class) plus DeiT-T as softmax reference.
 REPRESENTATIVE = ["vminet_t", "vim_t", "vmamba_t", "effvmamba_t", "mlla_t", "flatten_swin_t", "deit_t", "swin_t"]
@@ -72,16 +71,23 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "cpu-default": Preset(
         name="cpu-default",
-        description="every registered model at 224, batch 1, fp32; a ladder 224-1024 for one model per family "
+        description="every registered model at 224, batch 1, fp32; a ladder 224/512/768/1024 for one model per family "
         "and the softmax references; token mixers at L = 256 ... 65536 (dim 64); 1 thread per worker and 2 "
         "worker processes per cell (on a shared 2-core machine, 2-thread timings of one cell varied by up to a "
         "third between processes); about 20 min on 2 cores",
         groups=(
             Group(models=None, resolutions=((224, 224),)),
-            Group(models=tuple(REPRESENTATIVE), resolutions=tuple(RESOLUTION_LADDER[1:])),
+            Group(models=tuple(REPRESENTATIVE), resolutions=((512, 512), (768, 768), (1024, 1024))),
         ),
-        policy=TimingPolicy(min_warmup_iters=2, min_warmup_s=0.2, min_iters=5, min_time_s=0.5, max_time_s=2.0,
-                            rel_precision=0.02, max_warmup_s=4.0),
+        policy=TimingPolicy(
+            min_warmup_iters=2,
+            min_warmup_s=0.2,
+            min_iters=5,
+            min_time_s=0.5,
+            max_time_s=2.0,
+            rel_precision=0.02,
+            max_warmup_s=4.0,
+        ),
         cell_timeout_s=300.0,
         time_cap_s=8.0,
         mem_cap_mb=6144.0,
@@ -96,8 +102,15 @@ PRESETS: dict[str, Preset] = {
             Group(models=None, resolutions=tuple(GPU_LADDER), batches=(1,), dtypes=("fp32", "bf16")),
             Group(models=None, resolutions=((224, 224), (512, 512)), batches=(64,), dtypes=("fp32", "bf16")),
         ),
-        policy=TimingPolicy(min_warmup_iters=3, min_warmup_s=0.2, min_iters=10, min_time_s=0.3, max_time_s=2.0,
-                            rel_precision=0.01, max_warmup_s=20.0),
+        policy=TimingPolicy(
+            min_warmup_iters=3,
+            min_warmup_s=0.2,
+            min_iters=10,
+            min_time_s=0.3,
+            max_time_s=2.0,
+            rel_precision=0.01,
+            max_warmup_s=20.0,
+        ),
         cell_timeout_s=120.0,
         seq_lens=(256, 1024, 4096, 16384, 65536, 262144),
         op_dim=256,

@@ -40,9 +40,7 @@ def run_worker(spec: CellSpec, timeout_s: float) -> dict[str, Any]:
         spec_path.write_text(spec.to_json())
         cmd = [sys.executable, "-m", "vmibench.measure.worker", str(spec_path), str(result_path)]
         try:
-            proc = subprocess.run(
-                cmd, env=worker_env(spec.threads), capture_output=True, text=True, timeout=timeout_s
-            )
+            proc = subprocess.run(cmd, env=worker_env(spec.threads), capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return {"status": STATUS_TIMEOUT, "error": f"cell exceeded its budget of {timeout_s:.0f}s (--cell-timeout)"}
         if result_path.exists():

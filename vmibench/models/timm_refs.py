@@ -87,7 +87,10 @@ for _info in (
             note="trained and evaluated at 256x256",
         ),
         eval=EvalConfig(
-            input_size=(3, 256, 256), crop_pct=0.888, interpolation="bicubic", mean=(0.0, 0.0, 0.0),
+            input_size=(3, 256, 256),
+            crop_pct=0.888,
+            interpolation="bicubic",
+            mean=(0.0, 0.0, 0.0),
             std=(1.0, 1.0, 1.0),
         ),
         official="timm mobilevitv2_100",

@@ -257,7 +257,7 @@ def section_setup(b: Builder) -> Section:
         "throughput = batch / median.",
         "- Memory: `peak_mem_mb` = rise above what was held before the first forward (activations + workspaces; "
         "for ops also the op's own buffers), by `mem_method` (rss_hwm = resident-set high-water mark on CPU).",
-        "- FLOPs: fvcore, 1 multiply-add = 1 FLOP (`gmacs`, the papers' \"GFLOPs\"); selective scans as one op, "
+        '- FLOPs: fvcore, 1 multiply-add = 1 FLOP (`gmacs`, the papers\' "GFLOPs"); selective scans as one op, '
         "9*B*L*D*N + B*D*L (+B*D*L with a z gate). Published numbers are reference columns, never ours.",
     ]
     if not peak.empty:
@@ -310,9 +310,20 @@ def section_latency(b: Builder) -> Section:
     s.lines += ["", caption(sub, f"`{csv}`", "utilisation = achieved GFLOP/s / dense-matmul peak")]
     ok = sub[sub["status"] == "ok"]
     if not ok.empty:
-        fig = b.figure(lambda p: plots.scatter_labelled(
-            ok, x="gmacs", y="latency_ms_median", label="model", path=p, title="Latency vs GMACs at 224, batch 1",
-            xlabel="GMACs per image (ours)", ylabel="median latency (ms)", setup=setup_line(ok)), "latency_vs_gmacs")
+        fig = b.figure(
+            lambda p: plots.scatter_labelled(
+                ok,
+                x="gmacs",
+                y="latency_ms_median",
+                label="model",
+                path=p,
+                title="Latency vs GMACs at 224, batch 1",
+                xlabel="GMACs per image (ours)",
+                ylabel="median latency (ms)",
+                setup=setup_line(ok),
+            ),
+            "latency_vs_gmacs",
+        )
         s.lines += ["", f"![latency vs GMACs]({fig})", "", f"*Figure: latency vs GMACs. {setup_line(ok)}.*"]
     return s
 
@@ -458,10 +469,23 @@ def section_pareto(b: Builder) -> Section:
         s.lines.append("*(no top-1 available)*")
         return s
     csv = b.table(frame[["model", "latency_ms_median", "top1", "top1_source", "gmacs"]], "accuracy_vs_latency")
-    rel = b.figure(lambda p: plots.scatter_labelled(
-        frame, x="latency_ms_median", y="top1", label="model", path=p, marker_col="top1_source", logy=False,
-        pareto=True, title="ImageNet top-1 vs latency at 224 (published top-1 marked ^)",
-        xlabel="median latency (ms), batch 1", ylabel="top-1 (%)", setup=setup_line(frame)), "accuracy_vs_latency")
+    rel = b.figure(
+        lambda p: plots.scatter_labelled(
+            frame,
+            x="latency_ms_median",
+            y="top1",
+            label="model",
+            path=p,
+            marker_col="top1_source",
+            logy=False,
+            pareto=True,
+            title="ImageNet top-1 vs latency at 224 (published top-1 marked ^)",
+            xlabel="median latency (ms), batch 1",
+            ylabel="top-1 (%)",
+            setup=setup_line(frame),
+        ),
+        "accuracy_vs_latency",
+    )
     s.lines += [f"![accuracy vs latency]({rel})", "",
                 f"*Figure: top-1 vs latency; top-1 is `measured` (vmibench accuracy) where the store has it, "
                 f"otherwise `published` (model record, marked ^). {setup_line(frame)}. Data: `{csv}`.*"]  # fmt: skip
@@ -488,7 +512,8 @@ def question_linear(d: ReportData, fits: pd.DataFrame) -> list[str]:
         return [lines[0] + "Not measured here: run a resolution sweep (`vmibench sweep --preset cpu-default`)."]
     parts = []
     for model in [m for m in ("vminet_t", "vminet_s", "vminet_b", "vminet_xs") if m in set(fits["model"])][:1] + [
-        m for m in ("vim_t", "vmamba_t", "mlla_t", "flatten_swin_t", "effvmamba_t", SOFTMAX_REFERENCE, "swin_t")
+        m
+        for m in ("vim_t", "vmamba_t", "mlla_t", "flatten_swin_t", "effvmamba_t", SOFTMAX_REFERENCE, "swin_t")
         if m in set(fits["model"])
     ]:
         lat = _slope(fits, "model", model, "latency_ms_median")
@@ -502,21 +527,28 @@ def question_linear(d: ReportData, fits: pd.DataFrame) -> list[str]:
         if gm is not None:
             text += f", GMACs exponent {gm['slope']:.2f}"
         parts.append(text)
-    vm = _slope(fits, "model", "vminet_t", "latency_ms_median")
-    verdict = ""
-    if vm is not None:
-        linear = vm["slope"] <= 1.15
-        verdict = (
-            f" On this device VMINet-Ti's measured latency grows {'linearly' if linear else 'faster than linearly'} "
-            f"with the number of tokens (exponent {vm['slope']:.2f}, 1 = linear, 2 = quadratic)"
-        )
-        ref = _slope(fits, "model", SOFTMAX_REFERENCE, "latency_ms_median")
-        if ref is not None:
-            verdict += f", against {ref['slope']:.2f} for the softmax-attention {SOFTMAX_REFERENCE}"
-        verdict += "."
+    verdict = _linear_verdict(fits)
     return [lines[0] + "Exponents of cost vs pixel count (tokens are proportional to pixels): " + "; ".join(parts)
             + "." + verdict + " (Table: `tables/resolution_fits.csv`; figures `latency_vs_resolution.png`, "
             "`memory_vs_resolution.png`.)"]  # fmt: skip
+
+
+def _linear_verdict(fits: pd.DataFrame) -> str:
+    """VMINet-Ti's latency and GMACs exponents beside the other linear models' and the softmax reference's."""
+    vm = _slope(fits, "model", "vminet_t", "latency_ms_median")
+    if vm is None:
+        return ""
+    gm = _slope(fits, "model", "vminet_t", "gmacs")
+    text = f" VMINet-Ti: latency exponent {vm['slope']:.2f}"
+    if gm is not None:
+        text += f" while its GMACs grow with exponent {gm['slope']:.2f}"
+    lat = fits[(fits["metric"] == "latency_ms_median") & ~fits["model"].isin(["vminet_t", SOFTMAX_REFERENCE])]
+    if not lat.empty:
+        text += f"; the other models of the ladder: median latency exponent {lat['slope'].median():.2f}"
+    ref = _slope(fits, "model", SOFTMAX_REFERENCE, "latency_ms_median")
+    if ref is not None:
+        text += f"; the softmax-attention {SOFTMAX_REFERENCE}: {ref['slope']:.2f}"
+    return text + " (1 = linear, 2 = quadratic)."
 
 
 def _lat(d: ReportData, model: str, res: str = "224") -> float | None:
@@ -552,7 +584,7 @@ def question_rivals(d: ReportData) -> list[str]:
         tc = top["top1"].get(c)
         acc = ""
         if ta is not None and tc is not None:
-            acc = (f"; top-1 {ta:.1f} ({top['top1_source'][a]}) vs {tc:.1f} ({top['top1_source'][c]})")
+            acc = f"; top-1 {ta:.1f} ({top['top1_source'][a]}) vs {tc:.1f} ({top['top1_source'][c]})"
         bits.append(f"at 224, {a} takes {la:.1f} ms vs {c} {lc:.1f} ms ({la / lc:.2f}x; GMACs "
                     f"{fmt(ga)} vs {fmt(gc)}{acc})")  # fmt: skip
     hi = _highest_common(d, ["vminet_t", "mlla_t", "flatten_swin_t"])
@@ -586,8 +618,9 @@ def _highest_common(d: ReportData, models: Sequence[str]) -> tuple[str, dict[str
 
 
 def question_effvmamba(d: ReportData) -> list[str]:
-    head = ("**(3) Why does EfficientVMamba, with the fewest FLOPs, run slow, and does that change on longer "
-            "sequences?** ")
+    head = (
+        "**(3) Why does EfficientVMamba, with the fewest FLOPs, run slow, and does that change on longer sequences?** "
+    )
     sub = latency_224(d)
     if sub.empty or "effvmamba_t" not in set(sub["model"]):
         return [head + "Not measured here: sweep effvmamba_t with other models at 224."]
