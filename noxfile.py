@@ -14,7 +14,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
-# Torch honours these when its thread pool starts; the benchmark sets per-worker counts itself.
+# Library deprecation chatter off and a headless matplotlib backend in every session.
 _QUIET = {"PYTHONWARNINGS": "ignore::FutureWarning,ignore::UserWarning", "MPLBACKEND": "Agg"}
 
 
@@ -34,8 +34,9 @@ def bench(session: nox.Session) -> None:
     """The main job: default CPU benchmark (`--preset cpu-default`) into the store, then results/REPORT.md."""
     _install(session)
     db = os.environ.get("VMIBENCH_DB", "results/vmibench.sqlite")
-    session.run("vmibench", "sweep", "--preset", "cpu-default", "--device", "cpu", "--db", db, *session.posargs,
-                env=_QUIET)
+    session.run(
+        "vmibench", "sweep", "--preset", "cpu-default", "--device", "cpu", "--db", db, *session.posargs, env=_QUIET
+    )
     session.run("vmibench", "ops", "--preset", "cpu-default", "--device", "cpu", "--db", db, env=_QUIET)
     session.run("vmibench", "report", "--db", db, "--out", "results", env=_QUIET)
 
