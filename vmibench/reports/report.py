@@ -488,7 +488,9 @@ def section_pareto(b: Builder) -> Section:
     )
     s.lines += [f"![accuracy vs latency]({rel})", "",
                 f"*Figure: top-1 vs latency; top-1 is `measured` (vmibench accuracy) where the store has it, "
-                f"otherwise `published` (model record, marked ^). {setup_line(frame)}. Data: `{csv}`.*"]  # fmt: skip
+                f"otherwise `published` (model record, marked ^; for VMINet these are the paper's figures -- the "
+                f"released checkpoints report lower ones, see the model notes). {setup_line(frame)}. "
+                f"Data: `{csv}`.*"]  # fmt: skip
     return s
 
 
