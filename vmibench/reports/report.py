@@ -345,16 +345,7 @@ def section_scaling(b: Builder) -> tuple[Section, pd.DataFrame]:
     if sub.empty:
         s.lines.append("*(no model measured at two or more resolutions)*")
         return s, pd.DataFrame()
-    pivot = sub.pivot_table(index="model", columns="res", values="latency_ms_median", aggfunc="first")
-    pivot = pivot[sorted(pivot.columns, key=lambda r: _pixels_of(str(r)))]
-    status = sub.pivot_table(index="model", columns="res", values="status", aggfunc="first")
-    shown = pivot.copy().astype(object)
-    for m in shown.index:
-        for r in shown.columns:
-            st = status.loc[m, r] if r in status.columns else None
-            shown.loc[m, r] = fmt(pivot.loc[m, r]) if st == "ok" else (st or "")
-    shown = shown.reset_index()
-    shown.columns = [str(c) for c in shown.columns]
+    shown = status_pivot(sub, "model", "res", order=lambda cols: sorted(cols, key=lambda r: _pixels_of(str(r))))
     csv = b.table(sub[["model", "res", "height", "width", "pixels", "latency_ms_median", "latency_ms_iqr",
                        "throughput_ips", "peak_mem_mb", "gmacs", "achieved_gflops", "utilisation", "status",
                        "error"]], "resolution_sweep")  # fmt: skip
@@ -383,6 +374,24 @@ def section_scaling(b: Builder) -> tuple[Section, pd.DataFrame]:
     return s, fits
 
 
+def status_pivot(
+    frame: pd.DataFrame, index: str, columns: str, order: Callable[[list[object]], list[object]] = sorted
+) -> pd.DataFrame:
+    """Median latency by ``index`` x ``columns``, formatted; a cell that did not run shows its status instead."""
+    latency = frame.pivot_table(index=index, columns=columns, values="latency_ms_median", aggfunc="first")
+    status = frame.pivot_table(index=index, columns=columns, values="status", aggfunc="first")
+    cols = order(list(status.columns))
+    shown = pd.DataFrame(index=status.index, columns=cols, dtype=object)
+    for row in status.index:
+        for col in cols:
+            st = status.loc[row, col]
+            ok = st == "ok" and col in latency.columns and row in latency.index
+            shown.loc[row, col] = fmt(latency.loc[row, col]) if ok else ("" if pd.isna(st) else st)
+    shown = shown.reset_index()
+    shown.columns = [str(c) for c in shown.columns]
+    return shown
+
+
 def _pixels_of(res: str) -> int:
     h, _, w = res.partition("x")
     return int(h) * int(w or h)
@@ -396,15 +405,7 @@ def section_ops(b: Builder) -> tuple[Section, pd.DataFrame]:
         s.lines.append("*(no ops rows: run `vmibench ops`)*")
         return s, pd.DataFrame()
     for (dtype, dim, batch), sub in ops.groupby(["dtype", "dim", "batch"]):
-        pivot = sub.pivot_table(index="op", columns="seq_len", values="latency_ms_median", aggfunc="first")
-        status = sub.pivot_table(index="op", columns="seq_len", values="status", aggfunc="first")
-        shown = pivot.astype(object).copy()
-        for o in shown.index:
-            for L in shown.columns:
-                st = status.loc[o, L]
-                shown.loc[o, L] = fmt(pivot.loc[o, L]) if st == "ok" else st
-        shown = shown.reset_index()
-        shown.columns = [str(c) for c in shown.columns]
+        shown = status_pivot(sub, "op", "seq_len")
         label = f"{dtype}, dim {dim}, batch {batch}"
         s.lines += [f"Median latency (ms) per call, {label} (ops marked * are RECONSTRUCTIONS, see below):", ""]
         recon = set(sub.loc[sub["reconstruction"].astype(bool), "op"])
