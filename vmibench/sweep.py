@@ -19,7 +19,7 @@ from vmibench.errors import UserError
 from vmibench.measure.api import Tracker
 from vmibench.measure.runner import plan_cells, run_cell, run_worker, to_record
 from vmibench.measure.timing import TimingPolicy
-from vmibench.measure.worker import CellSpec
+from vmibench.measure.worker import CellSpec, cell_scan_backend, op_row_label
 from vmibench.records import (
     STATUS_OK,
     STATUS_OOM,
@@ -160,13 +160,6 @@ def _norm(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _model_scan_backend(model: str, spec: CellSpec) -> str:
-    from vmibench.ops import resolve_backend
-    from vmibench.registry import resolve
-
-    return resolve_backend(spec.scan_backend, spec.device) if resolve(model).info.uses_scan else ""
-
-
 # -- matmul peak ------------------------------------------------------------------------------------------
 
 
@@ -235,14 +228,10 @@ def _line(spec: CellSpec) -> tuple[Any, ...]:
 
 def _cell_key(spec: CellSpec) -> tuple[Any, ...]:
     """How a cell is identified in the store (see :func:`_done`): what it measures plus its settings."""
+    backend = cell_scan_backend(spec)
     if spec.mode == "op":
-        from vmibench.ops.mixers import op_label
-
-        backend = _op_backend(spec)
-        ident: tuple[Any, ...] = (op_label(spec.op, device=spec.device, scan_backend=spec.scan_backend), spec.seq_len,
-                                  spec.dim)  # fmt: skip
+        ident: tuple[Any, ...] = (op_row_label(spec.op, backend), spec.seq_len, spec.dim)
     else:
-        backend = _model_scan_backend(spec.model, spec)
         ident = (spec.model, label((spec.height, spec.width)))
     return (*ident, *_settings_key(spec, backend).values())
 
@@ -324,8 +313,8 @@ def _run_ladders(
             break
         line = _line(spec)
         if line in stopped:
-            backend = _op_backend(spec) if spec.mode == "op" else _model_scan_backend(spec.model, spec)
-            rec = to_record(spec, {"status": STATUS_SKIPPED, "error": stopped[line], "scan_backend": backend}, env)
+            skipped = {"status": STATUS_SKIPPED, "error": stopped[line], "scan_backend": cell_scan_backend(spec)}
+            rec = to_record(spec, skipped, env)
             summary.skipped_by_cap += 1
         else:
             rec = to_record(spec, run_cell(spec, cell_timeout_s), env)
@@ -424,9 +413,3 @@ def run_ops_sweep(
         track=track, predict_over_cap=cap_predictor(sorted({c.seq_len for c in cells}), time_cap_s, mem_cap_mb),
         budget_s=budget_s,
     )  # fmt: skip
-
-
-def _op_backend(spec: CellSpec) -> str:
-    from vmibench.ops import resolve_backend
-
-    return resolve_backend(spec.scan_backend, spec.device) if spec.op == "selective_scan" else ""

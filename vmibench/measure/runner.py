@@ -19,7 +19,7 @@ from typing import Any
 
 from vmibench.env import Environment, capture, utc_now
 from vmibench.measure.timing import summarize
-from vmibench.measure.worker import CellSpec
+from vmibench.measure.worker import CellSpec, op_row_label
 from vmibench.records import STATUS_CRASHED, STATUS_OK, STATUS_TIMEOUT, LatencyRecord, OpsRecord, TimedRecord
 from vmibench.resolution import label
 
@@ -91,7 +91,7 @@ def to_record(spec: CellSpec, result: dict[str, Any], fallback_env: Environment 
         info = OPS.get(spec.op)
         rec = OpsRecord(
             **common,
-            op=f"{spec.op}[{common['scan_backend']}]" if common["scan_backend"] else spec.op,
+            op=op_row_label(spec.op, common["scan_backend"]),
             op_name=spec.op,
             seq_len=spec.seq_len,
             dim=spec.dim,

@@ -106,13 +106,18 @@ def _build_matmul(spec: CellSpec, device: torch.device) -> Callable[[], object]:
     return step
 
 
-def _scan_backend(spec: CellSpec, device: torch.device) -> str:
+def cell_scan_backend(spec: CellSpec) -> str:
+    """The concrete selective-scan backend a cell runs ("" when its model or op has no scan)."""
     from vmibench.ops import resolve_backend
     from vmibench.registry import resolve
 
-    if spec.mode == "op":
-        return resolve_backend("auto", device) if spec.op == "selective_scan" else ""
-    return resolve_backend("auto", device) if resolve(spec.model).info.uses_scan else ""
+    scans = spec.op == "selective_scan" if spec.mode == "op" else resolve(spec.model).info.uses_scan
+    return resolve_backend(spec.scan_backend, spec.device) if scans else ""
+
+
+def op_row_label(op: str, scan_backend: str) -> str:
+    """Name an ops row is stored under: the backend is part of the selective scan's name."""
+    return f"{op}[{scan_backend}]" if scan_backend else op
 
 
 def _flops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
@@ -146,7 +151,7 @@ def run_latency(spec: CellSpec) -> dict[str, Any]:
             else:
                 model, x, step = _build(spec, device)
                 result["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
-                result["scan_backend"] = _scan_backend(spec, device)
+                result["scan_backend"] = cell_scan_backend(spec)
             with contextlib.nullcontext() if spec.mode == "op" else mem:
                 stats = measure(step, device, spec.policy)
     except Exception as exc:
