@@ -347,7 +347,7 @@ def sweep_cmd(
     """
     from dataclasses import replace
 
-    from vmibench.measure.api import base_spec
+    from vmibench.measure.api import base_spec, check_dtype
     from vmibench.sweep import Group, expand_groups, get_preset, run_sweep
 
     chosen = get_preset(preset) if preset else None
@@ -375,7 +375,7 @@ def sweep_cmd(
         groups = chosen.groups
     for group in groups:
         for dt in group.dtypes:
-            base_spec(dtype=dt, device=base.device)  # validates dtype names before anything runs
+            check_dtype(dt)
     cells = expand_groups(groups, base)
     timeout = cell_timeout or (chosen.cell_timeout_s if chosen else 600.0)
     summary = run_sweep(cells, db=db, force=force, retry_failed=retry_failed, cell_timeout_s=timeout, track=track,
@@ -419,7 +419,7 @@ def ops_cmd(
     from dataclasses import replace
 
     from vmibench.analysis import fit_table
-    from vmibench.measure.api import base_spec
+    from vmibench.measure.api import base_spec, check_dtype
     from vmibench.ops.mixers import OPS
     from vmibench.output import check_format, emit
     from vmibench.reports.tables import OPS_COLUMNS, frame_of
@@ -436,7 +436,7 @@ def ops_cmd(
     )  # fmt: skip
     dts = split_list(dtypes, "dtype") if dtypes else list(p.op_dtypes)
     for dt in dts:
-        base_spec(dtype=dt, device=base.device)
+        check_dtype(dt)
     names = split_list(ops, "op") if ops else list(p.ops or OPS)
     lengths = parse_positive_ints(seq, "seq") if seq else list(p.seq_lens)
     cells = ops_cells(names, lengths, dim or p.op_dim, batch or p.op_batch, dts, base)

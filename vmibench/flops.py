@@ -33,11 +33,6 @@ import torch.nn as nn
 
 from vmibench.records import FlopsRecord
 
-SCAN_RULE = (
-    "selective scan counted as one op: 9*B*L*D*N + B*D*L (+B*D*L with a z gate); "
-    "state-spaces/mamba#110, as in VMamba's flops_selective_scan_fn"
-)
-
 
 def _prod(shape: list[int] | tuple[int, ...] | torch.Size) -> int:
     return math.prod(int(s) for s in shape)

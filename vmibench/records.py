@@ -18,7 +18,6 @@ STATUS_ERROR = "error"
 STATUS_TIMEOUT = "timeout"
 STATUS_CRASHED = "crashed"
 STATUS_SKIPPED = "skipped"  # not run: a cap predicted it would exceed the time/memory limit
-STATUSES = (STATUS_OK, STATUS_OOM, STATUS_ERROR, STATUS_TIMEOUT, STATUS_CRASHED, STATUS_SKIPPED)
 
 
 @dataclass(kw_only=True)

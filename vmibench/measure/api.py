@@ -15,6 +15,13 @@ from vmibench.records import TimedRecord
 Tracker = Callable[[Iterable[Any], int, str, Callable[[Any], str]], Iterator[Any]]
 
 
+def check_dtype(dtype: str) -> str:
+    """Validate a ``--dtype`` name."""
+    if dtype not in DTYPES:
+        raise UserError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
+    return dtype
+
+
 def base_spec(
     *,
     device: str | None = None,
@@ -32,8 +39,7 @@ def base_spec(
     """Settings shared by every cell of a run (model, size and batch are filled in per cell)."""
     from vmibench.ops import BACKENDS
 
-    if dtype not in DTYPES:
-        raise UserError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
+    check_dtype(dtype)
     if scan_backend not in BACKENDS:
         raise UserError(f"unknown scan backend '{scan_backend}': use one of {', '.join(BACKENDS)}")
     if threads is not None and threads <= 0:

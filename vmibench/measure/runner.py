@@ -199,8 +199,3 @@ def plan_cells(
     return [
         replace(base, model=m, height=h, width=w, batch=b) for m in models for (h, w) in resolutions for b in batches
     ]
-
-
-def spec_dict(spec: CellSpec) -> dict[str, Any]:
-    """A spec as a plain dict (for logging and resume keys)."""
-    return asdict(spec)
