@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath
 
 from vmibench.models._common import entry_kwargs, init_linear_layernorm, to_hw
-from vmibench.ops import selective_scan
+from vmibench.ops import dt_bias_init, s4d_real_log_a, selective_scan
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
 _OFFICIAL = "github.com/TerryPei/EfficientVMamba classification/models/vmamba_efficient.py @0bc5ee2"
@@ -142,10 +142,8 @@ class AtrousSS2D(nn.Module):
         bound = 1 / math.sqrt(inner)  # nn.Linear's default range, which the official stacked weights keep
         nn.init.uniform_(self.x_proj_weight, -bound, bound)
         nn.init.uniform_(self.dt_projs_weight, -(self.dt_rank**-0.5), self.dt_rank**-0.5)
-        log_dt = torch.rand(self.k, inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
-        dt = log_dt.exp().clamp(min=dt_floor)
-        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
-        self.A_logs.copy_(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32)).expand_as(self.A_logs))
+        self.dt_projs_bias.copy_(dt_bias_init(self.k, inner, dt_min=dt_min, dt_max=dt_max, floor=dt_floor))
+        self.A_logs.copy_(s4d_real_log_a(self.A_logs.shape[0], self.d_state))
         self.Ds.fill_(1.0)
 
     def scan(self, x: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from timm.layers import DropPath, lecun_normal_, trunc_normal_
 
 from vmibench.errors import CheckpointError
 from vmibench.models._common import entry_kwargs, saved_grid, to_hw
-from vmibench.ops import selective_scan
+from vmibench.ops import dt_bias_init, s4d_real_log_a, selective_scan
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
 _OFFICIAL = "github.com/hustvl/Vim vim/models_mamba.py + mamba-1p1p1/mamba_ssm/modules/mamba_simple.py @dd0358a"
@@ -135,9 +135,9 @@ class BiMambaV2(nn.Module):
         self.conv1d = self._causal_conv(di, d_conv)
         self.x_proj = nn.Linear(di, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, di)
-        self.A_log = nn.Parameter(self._s4d_real_log(di, d_state))
+        self.A_log = nn.Parameter(s4d_real_log_a(di, d_state))
         self.D = nn.Parameter(torch.ones(di))
-        self.A_b_log = nn.Parameter(self._s4d_real_log(di, d_state))
+        self.A_b_log = nn.Parameter(s4d_real_log_a(di, d_state))
         self.conv1d_b = self._causal_conv(di, d_conv)
         self.x_proj_b = nn.Linear(di, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj_b = nn.Linear(self.dt_rank, di)
@@ -150,19 +150,13 @@ class BiMambaV2(nn.Module):
         # Padded on both sides; forward keeps the first L outputs, i.e. each sees only itself and the past.
         return nn.Conv1d(channels, channels, k, groups=channels, padding=k - 1)
 
-    @staticmethod
-    def _s4d_real_log(channels: int, d_state: int) -> torch.Tensor:
-        return torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(channels, 1)
-
     @torch.no_grad()
     def _init_dt(self, dt_min: float, dt_max: float, floor: float) -> None:
         # Official: only the forward dt_proj gets the special init; dt_proj_b keeps nn.Linear's weight init
         # and its bias is zeroed by the model-wide init (it is not marked _no_reinit).  Kept for training.
         bound = self.dt_rank**-0.5
         self.dt_proj.weight.uniform_(-bound, bound)
-        dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=floor)
-        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
+        self.dt_proj.bias.copy_(dt_bias_init(self.d_inner, dt_min=dt_min, dt_max=dt_max, floor=floor))
         self.dt_proj.bias._no_reinit = True  # type: ignore[attr-defined]
 
     def _direction(

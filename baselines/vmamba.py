@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 
 from vmibench.models._common import entry_kwargs, init_linear_layernorm, to_hw
-from vmibench.ops import selective_scan
+from vmibench.ops import dt_bias_init, s4d_real_log_a, selective_scan
 from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
 _OFFICIAL = "github.com/MzeroMiko/VMamba classification/models/vmamba.py @2ed52ea"
@@ -141,11 +141,10 @@ class SS2D(nn.Module):
         nn.init.uniform_(self.x_proj_weight, -(self.d_inner**-0.5), self.d_inner**-0.5)
         bound = self.dt_rank**-0.5 * dt_scale
         nn.init.uniform_(self.dt_projs_weight, -bound, bound)
-        lo, hi = math.log(dt_min), math.log(dt_max)
-        dt = (torch.rand(self.dt_projs_bias.shape) * (hi - lo) + lo).exp().clamp(min=dt_init_floor)
-        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        a = torch.arange(1, self.d_state + 1, dtype=torch.float32)
-        self.A_logs.copy_(a.log().expand_as(self.A_logs))
+        self.dt_projs_bias.copy_(
+            dt_bias_init(*self.dt_projs_bias.shape, dt_min=dt_min, dt_max=dt_max, floor=dt_init_floor)
+        )
+        self.A_logs.copy_(s4d_real_log_a(self.A_logs.shape[0], self.d_state))
         self.Ds.fill_(1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

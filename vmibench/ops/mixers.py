@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from vmibench.errors import UserError
-from vmibench.ops.selective_scan import resolve_backend, selective_scan
+from vmibench.ops.selective_scan import dt_bias_init, resolve_backend, s4d_real_log_a, selective_scan
 
 Grid = tuple[int, int]
 
@@ -224,14 +224,12 @@ class SelectiveScanMixer(nn.Module):
         self.dt_rank = math.ceil(dim / 16)
         self.x_proj = nn.Linear(dim, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, dim)
-        self.A_log = nn.Parameter(torch.arange(1, d_state + 1, dtype=torch.float32).log().repeat(dim, 1))
+        self.A_log = nn.Parameter(s4d_real_log_a(dim, d_state))
         self.D = nn.Parameter(torch.ones(dim))
         with torch.no_grad():
             bound = self.dt_rank**-0.5
             self.dt_proj.weight.uniform_(-bound, bound)
-            lo, hi = math.log(dt_min), math.log(dt_max)
-            dt = (torch.rand(dim) * (hi - lo) + lo).exp().clamp(min=dt_floor)
-            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
+            self.dt_proj.bias.copy_(dt_bias_init(dim, dt_min=dt_min, dt_max=dt_max, floor=dt_floor))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.d_state

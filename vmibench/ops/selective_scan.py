@@ -597,6 +597,18 @@ def _backward(ctx, grad):  # type: ignore[no-untyped-def]
 _selective_scan_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+def dt_bias_init(*shape: int, dt_min: float = 1e-3, dt_max: float = 0.1, floor: float = 1e-4) -> torch.Tensor:
+    """Mamba's ``dt_proj`` bias: softplus^-1 of a step drawn log-uniformly in [dt_min, dt_max], clamped at ``floor``."""
+    lo, hi = math.log(dt_min), math.log(dt_max)
+    dt = (torch.rand(*shape) * (hi - lo) + lo).exp().clamp(min=floor)
+    return dt + torch.log(-torch.expm1(-dt))
+
+
+def s4d_real_log_a(channels: int, d_state: int) -> torch.Tensor:
+    """log(-A) of Mamba's S4D-real initialisation, A[c, n] = -(n + 1), as a (channels, d_state) tensor."""
+    return torch.arange(1, d_state + 1, dtype=torch.float32).log().repeat(channels, 1)
+
+
 def selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
