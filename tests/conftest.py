@@ -66,6 +66,25 @@ def cli(tmp_path: Path):
     return run
 
 
+@pytest.fixture
+def vmi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """The CLI in this process (``main([...])``), working directory a temp dir; returns exit code and output."""
+    from vmibench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
+
+
 def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> None:
     """Exit status 2, one line on stderr starting 'vmibench: error:', no traceback, containing ``fragments``."""
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln and "warnings.warn" not in ln]

@@ -1,4 +1,4 @@
-"""The CLI as users run it (fresh interpreter per command)."""
+"""The CLI as users run it: in-process (`main([...])`), one subprocess where the interpreter matters."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ REQUIRED = ["model", "res", "batch", "device", "dtype", "threads", "params_m", "
             "throughput_ips", "peak_mem_mb", "mem_method", "status", "error"]  # fmt: skip
 
 
-def test_models_lists_every_required_name(cli) -> None:
-    proc = cli("models", "--format", "json")
+def test_models_lists_every_required_name(vmi) -> None:
+    proc = vmi("models", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     names = [r["model"] for r in rows]
@@ -24,11 +24,11 @@ def test_models_lists_every_required_name(cli) -> None:
         assert name in names
     vminet = next(r for r in rows if r["model"] == "vminet_t")
     assert "our generalisation" in vminet["adaptation"]
-    assert cli("models", "--format", "csv").stdout.startswith("model,")
+    assert vmi("models", "--format", "csv").stdout.startswith("model,")
 
 
-def test_flops_csv_for_vminet(cli) -> None:
-    proc = cli("flops", "--models", "vminet_t,vminet_xs", "--res", "224", "--format", "csv")
+def test_flops_csv_for_vminet(vmi) -> None:
+    proc = vmi("flops", "--models", "vminet_t,vminet_xs", "--res", "224", "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_csv(io.StringIO(proc.stdout))
     assert list(frame["params"]) == [2_036_938, 7_440_370]
@@ -36,60 +36,66 @@ def test_flops_csv_for_vminet(cli) -> None:
     assert "disagree" in frame["note"].iloc[1]
 
 
-def test_latency_four_ok_rows_stored_and_listed(cli, tmp_path) -> None:
-    proc = cli(
-        "latency",
-        "--models",
-        "vminet_t,deit_t",
-        "--res",
-        "224,512",
-        "--batch",
-        "1",
-        "--format",
-        "csv",
-        "--threads",
-        "1",
-        "--min-time",
-        "0.2",
-        "--max-time",
-        "1",
-    )
+QUICK = ("--threads", "1", "--min-time", "0.2", "--max-time", "0.6")
+
+
+def test_latency_rows_stored_listed_and_resumed(vmi, tmp_path) -> None:
+    args = ("latency", "--models", "vminet_t,deit_t,vminet_t", "--res", "224,512", "--format", "csv", *QUICK)
+    proc = vmi(*args)
     assert proc.returncode == 0, proc.stderr
     frame = pd.read_csv(io.StringIO(proc.stdout))
     assert list(frame.columns[: len(REQUIRED)]) == REQUIRED
-    assert list(frame["status"]) == ["ok"] * 4
+    assert list(frame["status"]) == ["ok"] * 4  # the duplicate vminet_t is planned once
     assert sorted(zip(frame["model"], frame["res"], strict=True)) == [
-        ("deit_t", 224),
-        ("deit_t", 512),
-        ("vminet_t", 224),
-        ("vminet_t", 512),
-    ]
+        ("deit_t", 224), ("deit_t", 512), ("vminet_t", 224), ("vminet_t", 512)]  # fmt: skip
     assert (frame["latency_ms_median"] > 0).all() and (frame["threads"] == 1).all()
     with sqlite3.connect(tmp_path / "results" / "vmibench.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM latency").fetchone()[0] == 4
-    listed = cli("results", "--models", "deit_t", "--format", "json")
+    # a second run measures nothing, and still prints every requested row with when it was measured
+    again = vmi(*args)
+    assert again.returncode == 0, again.stderr
+    resumed = pd.read_csv(io.StringIO(again.stdout))
+    assert list(resumed["measured_at"]) == list(frame["measured_at"]) and len(resumed) == 4
+    assert "0 measured now" in again.stderr and "4 from the store" in again.stderr and "--force" in again.stderr
+    listed = vmi("results", "--models", "deit_t", "--format", "json")
     assert listed.returncode == 0, listed.stderr
     assert {r["model"] for r in json.loads(listed.stdout)} == {"deit_t"}
     out = tmp_path / "out.csv"
-    assert cli("results", "--format", "csv", "--out", str(out)).returncode == 0
+    assert vmi("results", "--format", "csv", "--out", str(out)).returncode == 0
     assert len(pd.read_csv(out)) == 4
 
 
-def test_bad_input_is_one_line_exit_2(cli) -> None:
-    assert_user_error(cli("latency", "--models", "vminet_tt"), "unknown model", "vminet_t")
-    assert_user_error(cli("flops", "--models", "vminet_t", "--res", "225"), "multiples of 32")
-    assert_user_error(cli("latency", "--models", "vminet_t", "--batch", "0"), "positive integer")
-    assert_user_error(cli("latency", "--models", "vminet_t", "--batch", "x"), "positive integer")
-    assert_user_error(cli("latency", "--res", "224,abc"), "bad resolution")
-    assert_user_error(cli("latency", "--res", "-224"), "positive")
-    assert_user_error(cli("latency", "--threads", "0"), "threads")
-    assert_user_error(cli("latency", "--dtype", "fp8"), "dtype")
-    assert_user_error(cli("latency", "--nonsense"), "--nonsense")
-    assert_user_error(cli("results", "--db", "nowhere.sqlite"), "no results database")
-    assert_user_error(cli("models", "--format", "xml"), "format")
+def test_latency_with_rounds_has_a_ci_and_every_sample(vmi) -> None:
+    """The issue's example: `latency --models vminet_t,deit_t --res 224 --rounds 3 --format csv`."""
+    proc = vmi("latency", "--models", "vminet_t,deit_t", "--res", "224", "--rounds", "3", "--format", "csv", *QUICK)
+    assert proc.returncode == 0, proc.stderr
+    frame = pd.read_csv(io.StringIO(proc.stdout))
+    assert len(frame) == 2
+    rows = json.loads(vmi("results", "--all-columns", "--format", "json").stdout)
+    for row in rows:
+        assert row["rounds"] == 3
+        assert row["latency_ms_ci_low"] <= row["latency_ms_median"] <= row["latency_ms_ci_high"]
+    samples = pd.read_csv(io.StringIO(vmi("results", "--table", "samples", "--format", "csv").stdout))
+    assert set(samples["name"]) >= {"vminet_t", "deit_t"}
+    per_row = samples[samples["row_table"] == "latency"].groupby("row_id")["process"].nunique()
+    assert len(per_row) == 2 and (per_row == 3).all()
 
 
-def test_unreadable_checkpoint_is_one_line_exit_2(cli, tmp_path) -> None:
+def test_bad_input_is_one_line_exit_2(vmi) -> None:
+    assert_user_error(vmi("latency", "--models", "vminet_tt"), "unknown model", "vminet_t")
+    assert_user_error(vmi("flops", "--models", "vminet_t", "--res", "225"), "multiples of 32")
+    assert_user_error(vmi("latency", "--models", "vminet_t", "--batch", "0"), "positive integer")
+    assert_user_error(vmi("latency", "--models", "vminet_t", "--batch", "x"), "positive integer")
+    assert_user_error(vmi("latency", "--res", "224,abc"), "bad resolution")
+    assert_user_error(vmi("latency", "--res", "-224"), "positive")
+    assert_user_error(vmi("latency", "--threads", "0"), "threads")
+    assert_user_error(vmi("latency", "--dtype", "fp8"), "dtype")
+    assert_user_error(vmi("latency", "--nonsense"), "--nonsense")
+    assert_user_error(vmi("results", "--db", "nowhere.sqlite"), "no results database")
+    assert_user_error(vmi("models", "--format", "xml"), "format")
+
+
+def test_unreadable_checkpoint_is_one_line_exit_2(vmi, tmp_path) -> None:
     bad = tmp_path / "bad.pth"
     bad.write_text("garbage")
     code = f"import vmibench; vmibench.create_model('vminet_t', checkpoint={str(bad)!r})"
@@ -100,8 +106,8 @@ def test_unreadable_checkpoint_is_one_line_exit_2(cli, tmp_path) -> None:
     assert proc.returncode != 0 and "CheckpointError" in proc.stderr and "cannot read checkpoint" in proc.stderr
 
 
-def test_help_defines_metrics(cli) -> None:
-    text = cli("latency", "--help").stdout
+def test_help_defines_metrics(vmi) -> None:
+    text = vmi("latency", "--help").stdout
     for term in ("latency_ms_median", "throughput_ips", "peak_mem_mb", "gmacs", "CUDA"):
         assert term in text
-    assert "9*B*L*D*N" in cli("flops", "--help").stdout
+    assert "9*B*L*D*N" in vmi("flops", "--help").stdout

@@ -6,6 +6,7 @@ is printed as one line ``vmibench: error: ...`` with exit status 2 and no traceb
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -14,30 +15,42 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from vmibench.errors import UserError
+from vmibench.measure.interrupt import Interrupted
 
 if TYPE_CHECKING:
-    from vmibench.sweep import SweepSummary
+    from vmibench.measure.runner import RunSummary
+    from vmibench.measure.workloads import Settings
+    from vmibench.sweep import Preset
 
 T = TypeVar("T")
 
 METRICS_HELP = """
 Metrics (every row also records device, dtype, batch, threads, flags, scan backend, library versions, commit):
 
-- latency_ms_median / _iqr / _p10 / _p90: per-call wall time of one forward of the whole batch, in ms, after a
-  warm-up of >= 3 calls and >= 0.5 s for that shape; CPU timed with time.perf_counter, CUDA with a pair of CUDA
-  events around each call (synchronised). Timing stops when the median's robust standard error is below
-  --precision of it (after >= 10 calls and >= --min-time s) or at the --max-time budget; n_iters = timed calls.
+- latency_ms_median / _iqr / _p10 / _p90: per-call wall time of one forward of the whole batch, in ms, over every
+  timed call of every round; CPU timed with time.perf_counter, CUDA with a pair of CUDA events around each call
+  (synchronised). Each round warms up (>= 3 calls and >= 0.5 s for that shape) and times until the median's robust
+  standard error is below its share of --precision or its share of the --max-time budget; n_iters = timed calls.
+
+- rounds: worker processes the cell ran in; the cells are visited round-robin in a new random order each round, so
+  a shared machine's drift falls on all cells alike; the rounds split the cell's time budget.
+
+- latency_ms_ci_low / _ci_high: bootstrap 95% interval of the median (resampling rounds, then calls within them);
+  process_spread = (max - min) / median of the rounds' medians. Raw calls: `vmibench results --table samples`.
 
 - throughput_ips: images per second = batch / median latency.
 
 - peak_mem_mb: rise of memory above what was held before the first forward (weights and input already
   allocated), i.e. activations and workspaces; mem_method says how: cuda_max_allocated (CUDA allocator peak) or
-  rss_hwm (resident-set high-water mark of the worker process).
+  rss_hwm (resident-set high-water mark of the worker process). The largest of the rounds.
 
 - gmacs: multiply-accumulates per image, fvcore convention (1 MAC = 1 "FLOP", what papers print as GFLOPs);
   gflops = 2 x gmacs.
 
-Each cell runs in a fresh worker process; failures (oom, error, crashed, timeout) are rows, not crashes.
+Each cell runs in fresh worker processes; failures (oom, error, crashed, timeout) are rows, not crashes, with the
+worker's traceback and output in error_detail. Cells already stored for this environment are printed, not
+re-measured (--force re-measures; --retry-failed re-runs failures and what they skipped). Ctrl-C stops a run;
+rerunning the same command resumes it.
 """
 
 FLOPS_HELP = """
@@ -131,23 +144,47 @@ def all_registered() -> list[str]:
 @contextmanager
 def progress(total: int, label: str) -> Iterator[Callable[[str], None]]:
     """A rich progress bar on stderr; yields ``advance(description)``."""
+    with progress_bar(label) as update:
+        done = 0
+
+        def advance(description: str) -> None:
+            nonlocal done
+            done += 1
+            update(description, done, total)
+
+        yield advance
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr with elapsed time and ETA; yields ``update(running, done, total)``, where
+    ``running`` names the job about to run."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=total)
+        task = bar.add_task(label, total=None)
 
-        def advance(description: str) -> None:
-            bar.update(task, advance=1, description=description)
+        def update(running: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, done), description=f"{label}: {running}")
 
-        yield advance
+        yield update
 
 
 def track(items: Iterable[T], total: int, label: str, describe: Callable[[T], str]) -> Iterator[T]:
@@ -216,6 +253,45 @@ def flops_cmd(
     emit(frame_of(records, FLOPS_COLUMNS), fmt, out, caption="gmacs per image; published_* are reference values")
 
 
+RoundsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Worker processes per cell, visited round-robin in a new random order each round; they split the "
+        "cell's time budget. Rows carry a bootstrap 95% CI of the median (default: the preset's, 3 on CPU presets; "
+        "1 for latency)."
+    ),
+]
+TimeoutOpt = Annotated[float | None, typer.Option(help="Kill a worker after this many seconds (per round).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")]
+RetryOpt = Annotated[
+    bool, typer.Option("--retry-failed", help="Re-run failed cells and the cells skipped because of them.")
+]
+
+
+def _print_rows(summary: RunSummary, columns: list[str], fmt: str, out: str | None, db: str | None) -> None:
+    """Every requested cell's row (stored earlier or measured now) and one line saying which is which."""
+    import pandas as pd
+
+    from vmibench.output import emit
+    from vmibench.store import default_db_path
+
+    stored = summary.from_store
+    left = f"; {summary.not_reached} not reached in the time budget (rerun to resume)" if summary.not_reached else ""
+    waited = f"; {summary.waited} measured by another runner" if summary.waited else ""
+    print(
+        f"{len(summary.rows)} rows: {summary.measured} measured now, {summary.failed} failed, {summary.skipped} "
+        f"skipped, {stored} from the store (measured earlier, see measured_at; --force re-measures){waited}{left} "
+        f"-> {db or default_db_path()}",
+        file=sys.stderr,
+    )
+    frame = pd.DataFrame(list(summary.rows.values()))
+    if frame.empty:
+        return
+    frame["measured_at"] = frame["timestamp"]
+    frame = frame[[c for c in [*columns, "measured_at"] if c in frame.columns]]
+    emit(frame, fmt, out)
+
+
 @app.command("latency", epilog=METRICS_HELP)
 def latency_cmd(
     models: ModelsOpt = None,
@@ -227,93 +303,125 @@ def latency_cmd(
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Run in channels_last layout.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="Wrap the model in torch.compile.")] = False,
     scan_backend: Annotated[str, typer.Option(help="Selective scan: auto, torch, reference, mamba_ssm.")] = "auto",
-    min_time: Annotated[float, typer.Option(help="Seconds to time at least, per cell.")] = 1.0,
-    max_time: Annotated[float, typer.Option(help="Timing budget per cell, seconds.")] = 10.0,
+    min_time: Annotated[float, typer.Option(help="Seconds to time at least, per cell (all rounds).")] = 1.0,
+    max_time: Annotated[float, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = 10.0,
     precision: Annotated[float, typer.Option(help="Stop when the median's rel. std. error is below this.")] = 0.01,
-    cell_timeout: Annotated[float, typer.Option(help="Kill a worker after this many seconds.")] = 600.0,
+    cell_timeout: TimeoutOpt = 600.0,
     no_flops: Annotated[bool, typer.Option("--no-flops", help="Skip the per-cell FLOPs count.")] = False,
-    processes: ProcessesOpt = 1,
+    rounds: RoundsOpt = None,
+    force: ForceOpt = False,
+    retry_failed: RetryOpt = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Latency, throughput and peak memory of every (model, resolution, batch) cell, each in its own process."""
-    from vmibench.measure.api import base_spec, run_and_store
-    from vmibench.output import check_format, emit
-    from vmibench.reports.tables import LATENCY_COLUMNS, frame_of
+    """Latency, throughput and peak memory of every (model, resolution, batch) cell, each in its own process.
+
+    A sweep without a ladder: cells already stored for this environment are printed, not re-measured."""
+    from vmibench.measure.api import measure, run_settings
+    from vmibench.output import check_format
+    from vmibench.reports.tables import LATENCY_COLUMNS
+    from vmibench.sweep import plan_cells
 
     check_format(fmt)
     names = parse_models(models, lambda: ["vminet_t", "deit_t"])
-    base = base_spec(
-        device=device,
-        dtype=dtype,
-        threads=threads,
-        channels_last=channels_last,
-        compile_=compile_,
-        scan_backend=scan_backend,
-        min_time=min_time,
-        max_time=max_time,
-        precision=precision,
-        count_flops=not no_flops,
-        processes=processes,
-    )
-    records = run_and_store(
-        names,
-        parse_resolutions(res),
-        parse_positive_ints(batch, "batch"),
-        base,
-        db=db,
-        cell_timeout=cell_timeout,
-        track=track,
-    )
-    emit(frame_of(records, LATENCY_COLUMNS), fmt, out)
+    settings = run_settings(device=device, dtype=dtype, threads=threads, channels_last=channels_last,
+                            compile_=compile_, scan_backend=scan_backend, min_time=min_time, max_time=max_time,
+                            precision=precision, count_flops=not no_flops)  # fmt: skip
+    cells = plan_cells(names, parse_resolutions(res), parse_positive_ints(batch, "batch"), settings)
+    with progress_bar("measuring") as bar:
+        summary = measure(cells, db=db, rounds=rounds or 1, cell_timeout_s=cell_timeout or 600.0, force=force,
+                          retry_failed=retry_failed, progress=bar)  # fmt: skip
+    _print_rows(summary, LATENCY_COLUMNS, fmt, out, db)
+
+
+RESULT_TABLES = ("latency", "ops", "flops", "peak", "accuracy", "samples")
 
 
 @app.command("results")
 def results_cmd(
     models: Annotated[str | None, typer.Option("--models", "-m", help="Only these models (comma list).")] = None,
-    table: Annotated[str, typer.Option("--table", "-t", help="latency | flops | ... (see --list-tables).")] = "latency",
+    table: Annotated[str, typer.Option("--table", "-t", help=f"One of {', '.join(RESULT_TABLES)}.")] = "latency",
     all_columns: Annotated[bool, typer.Option("--all-columns", help="Every stored column.")] = False,
     status: Annotated[str | None, typer.Option(help="Only rows with this status (ok, oom, ...).")] = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Print stored rows (one table of the results database), optionally filtered."""
+    """Print stored rows (one table of the results database), optionally filtered.
+
+    `--table samples` prints the raw per-call times (row_table, row_id, round, process, iter, ms) of the rows,
+    with each row's model or op; `--models` filters them too."""
+    from pathlib import Path
+
     from vmibench.output import check_format, emit
     from vmibench.reports.tables import default_columns
     from vmibench.store import ResultStore, default_db_path
 
     check_format(fmt)
+    if table not in RESULT_TABLES:
+        raise UserError(f"unknown table '{table}': use one of {', '.join(RESULT_TABLES)}")
     path = db or default_db_path()
-    from pathlib import Path
-
     if not Path(path).exists():
         raise UserError(f"no results database at {path}: run `vmibench latency` first or pass --db")
     with ResultStore(path) as store:
         if table not in store.tables():
             raise UserError(f"no table '{table}' in {path}: it has {', '.join(store.tables()) or 'no tables'}")
-        where: dict[str, object] = {}
-        if models:
-            where["model"] = split_list(models, "model")
-        if status:
-            where["status"] = status
-        frame = store.read(table, where)
+        if table == "samples":
+            frame = _samples_frame(store, split_list(models, "model") if models else None)
+        else:
+            where: dict[str, object] = {}
+            if models:
+                where["model"] = split_list(models, "model")
+            if status:
+                where["status"] = status
+            frame = store.read(table, where)
     if not all_columns and not frame.empty:
         cols = [c for c in default_columns(table) if c in frame.columns]
         frame = frame[cols or list(frame.columns)]
     emit(frame, fmt, out)
 
 
-def _summary(summary: SweepSummary, db: str | None) -> None:
-    from vmibench.store import default_db_path
+def _samples_frame(store: object, models: list[str] | None) -> object:
+    """Samples joined with the model (latency rows) or op (ops rows) they belong to."""
+    import pandas as pd
 
-    left = f", not reached in the time budget {summary.not_reached} (rerun to resume)" if summary.not_reached else ""
-    print(
-        f"measured {summary.measured}, failed {summary.failed}, skipped by caps/earlier failures "
-        f"{summary.skipped_by_cap}, already stored {summary.skipped_existing}{left} -> {db or default_db_path()}",
-        file=sys.stderr,
-    )
+    frames = []
+    for table, name in (("latency", "model"), ("ops", "op"), ("peak", "matmul_n")):
+        rows = store.read(table, keep_row_id=True)  # type: ignore[attr-defined]
+        if rows.empty:
+            continue
+        if models is not None and name == "model":
+            rows = rows[rows["model"].isin(models)]
+        elif models is not None:
+            continue
+        samples = store.samples(table, rows["row_id"].tolist())  # type: ignore[attr-defined]
+        if samples.empty:
+            continue
+        label = rows.set_index("row_id")[name].astype(str)
+        frames.append(samples.assign(name=samples["row_id"].map(label)))
+    if not frames:
+        return pd.DataFrame(columns=["row_table", "row_id", "name", "round", "process", "iter", "ms"])
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["row_table", "row_id", "name", "round", "process", "iter", "ms"]]
+
+
+def _sweep_settings(
+    chosen: Preset | None, *, device: str | None, threads: int | None, channels_last: bool = False,
+    compile_: bool = False, scan_backend: str = "auto", max_time: float | None = None, count_flops: bool = True,
+) -> Settings:  # fmt: skip
+    """Run settings of a sweep: the preset's policy and threads unless overridden."""
+    from vmibench.measure.api import run_settings
+    from vmibench.measure.timing import TimingPolicy
+
+    policy = chosen.policy if chosen else TimingPolicy(min_time_s=1.0, max_time_s=10.0)
+    if max_time is not None:
+        if not max_time > 0:
+            raise UserError(f"bad --max-time {max_time}: must be a positive number of seconds")
+        policy = dataclasses.replace(policy, max_time_s=max_time, min_time_s=min(policy.min_time_s, max_time))
+    return run_settings(device=device, threads=threads or (chosen.threads if chosen else None),
+                        channels_last=channels_last, compile_=compile_, scan_backend=scan_backend,
+                        policy=policy, count_flops=count_flops)  # fmt: skip
 
 
 @app.command("sweep", epilog=METRICS_HELP)
@@ -330,39 +438,36 @@ def sweep_cmd(
     channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
     compile_: Annotated[bool, typer.Option("--compile")] = False,
     scan_backend: Annotated[str, typer.Option(help="auto, torch, reference, mamba_ssm.")] = "auto",
-    max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds.")] = None,
-    cell_timeout: Annotated[float | None, typer.Option(help="Kill a worker after this many seconds.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Re-run stored error/timeout rows.")] = False,
-    processes: Annotated[
-        int | None, typer.Option(help="Worker processes per cell, samples pooled (default: the preset's, else 1).")
-    ] = None,
+    max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = None,
+    cell_timeout: TimeoutOpt = None,
+    no_flops: Annotated[bool, typer.Option("--no-flops", help="Skip the per-cell FLOPs count.")] = False,
+    force: ForceOpt = False,
+    retry_failed: RetryOpt = False,
+    rounds: RoundsOpt = None,
     budget_min: BudgetOpt = None,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Sweep models x resolutions (224 or HxW, e.g. 800x1280) x batches x dtypes into the store; resumable.
 
-    Cells already stored for this environment are skipped (unless --force); after an OOM/timeout the larger
-    sizes of that model are stored as 'skipped'. The device's matmul peak is measured first (for utilisation).
-    """
-    from dataclasses import replace
+    Cells already stored for this environment are printed, not re-measured (unless --force); after an
+    OOM/timeout/crash the larger sizes of that model are stored as 'skipped'. The device's matmul peak is
+    measured first (for utilisation)."""
+    from vmibench.measure.api import check_dtype, measure
+    from vmibench.output import check_format
+    from vmibench.reports.tables import LATENCY_COLUMNS
+    from vmibench.sweep import Group, expand_groups, get_preset
 
-    from vmibench.measure.api import base_spec, check_dtype
-    from vmibench.sweep import Group, expand_groups, get_preset, run_sweep
-
+    check_format(fmt)
     chosen = get_preset(preset) if preset else None
     if chosen is None and (models is None or res is None):
         raise UserError("give --preset, or both --models and --res (see vmibench sweep --help)")
-    policy_max = max_time if max_time is not None else (chosen.policy.max_time_s if chosen else 10.0)
-    base = base_spec(device=device, threads=threads or (chosen.threads if chosen else None),
-                     channels_last=channels_last, compile_=compile_, scan_backend=scan_backend,
-                     min_time=min(1.0, policy_max), max_time=policy_max,
-                     processes=processes or (chosen.processes if chosen else 1))  # fmt: skip
-    if chosen is not None:
-        base = replace(base, policy=replace(chosen.policy, max_time_s=policy_max))
+    base = _sweep_settings(chosen, device=device, threads=threads, channels_last=channels_last, compile_=compile_,
+                           scan_backend=scan_backend, max_time=max_time, count_flops=not no_flops)  # fmt: skip
     if models is not None or res is not None or batch is not None or dtypes is not None:
         template = chosen.groups[0] if chosen else Group(models=None, resolutions=((224, 224),))
-        groups = (
+        groups: tuple[Group, ...] = (
             Group(
                 models=tuple(parse_models(models, all_registered)) if models else template.models,
                 resolutions=tuple(parse_resolutions(res)) if res else template.resolutions,
@@ -377,10 +482,20 @@ def sweep_cmd(
         for dt in group.dtypes:
             check_dtype(dt)
     cells = expand_groups(groups, base)
-    timeout = cell_timeout or (chosen.cell_timeout_s if chosen else 600.0)
-    summary = run_sweep(cells, db=db, force=force, retry_failed=retry_failed, cell_timeout_s=timeout, track=track,
-                        budget_s=None if budget_min is None else budget_min * 60)  # fmt: skip
-    _summary(summary, db)
+    budget = _budget_s(budget_min)
+    with progress_bar("measuring") as bar:
+        summary = measure(cells, db=db, rounds=rounds or (chosen.rounds if chosen else 3),
+                          cell_timeout_s=cell_timeout or (chosen.cell_timeout_s if chosen else 600.0), force=force,
+                          retry_failed=retry_failed, budget_s=budget, progress=bar)  # fmt: skip
+    _print_rows(summary, LATENCY_COLUMNS, fmt, out, db)
+
+
+def _budget_s(budget_min: float | None) -> float | None:
+    if budget_min is None:
+        return None
+    if not budget_min > 0 or budget_min == float("inf"):
+        raise UserError(f"bad --budget-min {budget_min}: must be a positive number of minutes")
+    return budget_min * 60
 
 
 @app.command("ops", epilog=METRICS_HELP)
@@ -396,13 +511,13 @@ def ops_cmd(
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     scan_backend: Annotated[str, typer.Option(help="auto = every available backend for selective_scan.")] = "auto",
-    processes: Annotated[
-        int | None, typer.Option(help="Worker processes per cell, samples pooled (default: the preset's, else 1).")
-    ] = None,
+    rounds: RoundsOpt = None,
     time_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted slower than this (s/call).")] = None,
     mem_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted above this peak (MB).")] = None,
-    max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")] = False,
+    max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = None,
+    cell_timeout: TimeoutOpt = None,
+    force: ForceOpt = False,
+    retry_failed: RetryOpt = False,
     budget_min: BudgetOpt = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
@@ -414,43 +529,55 @@ def ops_cmd(
     vmisa_matrix (RECONSTRUCTION of the paper's causal-mask VMI-SA: cumulative-sum and L x L mask forms; not in
     the released code), flatten_fla, mlla_linear, selective_scan (each available backend). peak_mem_mb here
     includes the op's own buffers (e.g. the L x L mask). Lengths predicted to exceed --time-cap/--mem-cap are
-    stored as 'skipped'. The output table lists the rows of this run and the fitted log-log slopes.
+    stored as 'skipped'. The output lists every requested cell's row and the fitted log-log slopes with their
+    bootstrap 95% CIs.
     """
-    from dataclasses import replace
-
-    from vmibench.analysis import fit_table
-    from vmibench.measure.api import base_spec, check_dtype
+    from vmibench.measure.api import check_dtype, measure
     from vmibench.ops.mixers import OPS
     from vmibench.output import check_format, emit
-    from vmibench.reports.tables import OPS_COLUMNS, frame_of
-    from vmibench.sweep import get_preset, ops_cells, run_ops_sweep
+    from vmibench.reports.tables import OPS_COLUMNS
+    from vmibench.sweep import cap_predictor, get_preset, ops_cells
 
     check_format(fmt)
     p = get_preset(preset or "cpu-default")
-    budget = max_time if max_time is not None else p.policy.max_time_s
     explicit = preset is not None
-    base = replace(
-        base_spec(device=device, threads=threads or (p.threads if explicit else None), scan_backend=scan_backend,
-                  min_time=min(0.5, budget), max_time=budget, processes=processes or (p.processes if explicit else 1)),
-        policy=replace(p.policy, max_time_s=budget),
-    )  # fmt: skip
+    base = _sweep_settings(p, device=device, threads=threads if threads or explicit else _all_cores(),
+                           scan_backend=scan_backend, max_time=max_time)  # fmt: skip
     dts = split_list(dtypes, "dtype") if dtypes else list(p.op_dtypes)
     for dt in dts:
         check_dtype(dt)
     names = split_list(ops, "op") if ops else list(p.ops or OPS)
     lengths = parse_positive_ints(seq, "seq") if seq else list(p.seq_lens)
     cells = ops_cells(names, lengths, dim or p.op_dim, batch or p.op_batch, dts, base)
-    summary = run_ops_sweep(
-        cells, time_cap_s=time_cap or p.time_cap_s, mem_cap_mb=mem_cap or p.mem_cap_mb, db=db, force=force,
-        cell_timeout_s=p.cell_timeout_s, track=track, budget_s=None if budget_min is None else budget_min * 60,
-    )  # fmt: skip
-    _summary(summary, db)
-    frame = frame_of(summary.records, OPS_COLUMNS)
-    if not frame.empty:
-        fits = fit_table(frame, ["op", "dtype"], "seq_len", ["latency_ms_median", "peak_mem_mb"])
-        emit(frame, fmt, out)
-        if not fits.empty and out is None:
-            emit(fits, fmt, None, title="log-log slopes (upper half of the sweep)")
+    predictor = cap_predictor(lengths, time_cap or p.time_cap_s, mem_cap or p.mem_cap_mb)
+    with progress_bar("measuring") as bar:
+        summary = measure(cells, db=db, rounds=rounds or (p.rounds if explicit else 1),
+                          cell_timeout_s=cell_timeout or p.cell_timeout_s, force=force, retry_failed=retry_failed,
+                          budget_s=_budget_s(budget_min), cap_predictor=predictor, progress=bar)  # fmt: skip
+    _print_rows(summary, OPS_COLUMNS, fmt, out, db)
+    if out is None and summary.rows:
+        fits = _ops_fits(summary, db)
+        if not fits.empty:
+            emit(fits, fmt, None, title="log-log slopes (upper half of the sweep), bootstrap 95% CI")
+
+
+def _all_cores() -> int:
+    from vmibench.env import usable_cores
+
+    return usable_cores()
+
+
+def _ops_fits(summary: RunSummary, db: str | None) -> object:
+    """Fitted exponents with CIs of the ops rows of this command."""
+    import pandas as pd
+
+    from vmibench.analysis.estimates import slope_table
+    from vmibench.store import ResultStore
+
+    frame = pd.DataFrame(list(summary.rows.values()))
+    with ResultStore(db) as store:
+        samples = store.samples("ops", frame["row_id"].tolist()) if "row_id" in frame.columns else None
+    return slope_table(frame, samples, ["op", "dtype"], "seq_len")
 
 
 @app.command("report")
@@ -478,23 +605,60 @@ def check_timer_cmd(
     models: Annotated[str, typer.Option("--models", "-m", help="Two or more models.")] = "vminet_t,deit_t",
     res: Annotated[int, typer.Option("--res", "-r", min=32, help="Square input size.")] = 224,
     threads: Annotated[int | None, typer.Option(help="Threads for both timers (default: all usable cores).")] = None,
-    repeats: Annotated[int, typer.Option(min=1, help="Worker processes per model (3 rounds each).")] = 2,
+    repeats: Annotated[int, typer.Option(min=1, help="Worker processes (rounds) per model.")] = 2,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:
     """Compare vmibench's median latency with torch.utils.benchmark's blocked_autorange, same model and threads.
 
-    Each model gets `repeats` fresh worker processes; in each, the two timers alternate three times on the same
-    model instance. The table gives each timer's median over its rounds, their ratio, and the ratio between
-    models by each timer. Agreement within 10% is the acceptance bar.
+    Each model gets `repeats` fresh worker processes, run by the same runner as every measurement (rounds in a
+    random order); in each, the two timers alternate three times on the same model instance. The table gives
+    each timer's median over its rounds, their ratio, and the ratio between models by each timer. Agreement
+    within 10% is the acceptance bar.
     """
     from vmibench.measure.crosscheck import timer_crosscheck
     from vmibench.output import check_format, emit
 
     check_format(fmt)
     names = parse_models(models, lambda: ["vminet_t", "deit_t"])
-    frame = timer_crosscheck(names, res, threads=threads, repeats=repeats, track=track)
+    with progress_bar("cross-checking") as bar:
+        frame = timer_crosscheck(names, res, threads=threads, repeats=repeats, progress=bar)
     emit(frame, fmt, out, title="vmibench vs torch.utils.benchmark")
+
+
+@check_app.command("repeat")
+def check_repeat_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Three (or more) models; ratios are to the first.")] = (
+        "vminet_t,mlla_t,flatten_swin_t"
+    ),
+    res: Annotated[str, typer.Option("--res", "-r", help="Input size: 224 or HxW.")] = "224",
+    runs: Annotated[int, typer.Option(min=2, help="Independent repetitions of the whole comparison.")] = 2,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds (worker processes) per model in each run.")] = 3,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads per worker.")] = 1,
+    max_time: Annotated[float, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = 3.0,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Is a comparison reproducible on this machine? Run the same model comparison `runs` times and compare.
+
+    Each run measures every model in `rounds` interleaved rounds (nothing is stored) and gives each model's
+    latency ratio to the first model with a paired bootstrap 95% CI over rounds. The table has one row per
+    (model, run) and says whether the runs' CIs overlap (`overlap_all_runs`). A benchmark, not a test: quote it.
+    """
+    from vmibench.measure.crosscheck import repeat_comparison
+    from vmibench.output import check_format, emit
+
+    check_format(fmt)
+    names = parse_models(models, lambda: ["vminet_t", "mlla_t", "flatten_swin_t"])
+    (hw,) = parse_resolutions(res) if "," not in res else (None,)
+    if hw is None:
+        raise UserError(f"bad --res '{res}': give one size (224 or HxW)")
+    if len(names) < 2:
+        raise UserError("give at least two models: ratios are to the first")
+    with progress_bar("repeating") as bar:
+        frame = repeat_comparison(names, hw, runs=runs, rounds=rounds, threads=threads, max_time_s=max_time,
+                                  progress=bar)  # fmt: skip
+    emit(frame, fmt, out, title=f"latency ratios to {names[0]} over {runs} runs, paired bootstrap 95% CI")
 
 
 from vmibench.cli_accuracy import accuracy_cmd  # noqa: E402  (its own module: the command has many options)
@@ -549,6 +713,10 @@ def main(argv: list[str] | None = None) -> None:
         rv = app(args=argv, prog_name="vmibench", standalone_mode=False)
     except UserError as exc:
         _fail(str(exc))
+    except Interrupted as exc:
+        print(f"vmibench: interrupted: {exc.stored} rows stored in DB; rerun the same command to resume",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("vmibench: interrupted (rows measured so far are in the database)", file=sys.stderr)
         sys.exit(130)

@@ -32,7 +32,7 @@ class Environment:
     fvcore_version: str
     cuda_version: str
     vmibench_version: str
-    git_commit: str  # commit of the vmibench checkout, "+dirty" when it has uncommitted changes
+    git_commit: str  # commit of the vmibench checkout, "+dirty" when code that measures has uncommitted changes
 
     def key(self, device: str) -> str:
         """Short hash of what makes timings comparable (machine + libraries + code), for resume/skip logic."""
@@ -89,8 +89,9 @@ def git_commit() -> str:
             timeout=10,
             check=True,
         ).stdout.strip()
+        # the report writer does not touch a measurement: its edits do not make rows "dirty"
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "vmibench", "baselines"],
+            ["git", "-C", str(root), "status", "--porcelain", "--", "vmibench", "baselines", ":!vmibench/reports"],
             capture_output=True,
             text=True,
             timeout=10,

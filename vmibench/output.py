@@ -37,13 +37,14 @@ def render(frame: pd.DataFrame, fmt: str, *, title: str = "", caption: str = "")
     if fmt == "json":
         return frame.to_json(orient="records", indent=2) + "\n"
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title or None, caption=caption or None, show_lines=False)
     for col in frame.columns:
         table.add_column(str(col), overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(escape(_cell(v)) for v in row))  # "selective_scan[torch]" is a name, not rich markup
     buf = io.StringIO()
     Console(file=buf, width=max(120, min(400, 14 * len(frame.columns))), force_terminal=False).print(table)
     return buf.getvalue()

@@ -17,7 +17,10 @@ STATUS_OOM = "oom"
 STATUS_ERROR = "error"
 STATUS_TIMEOUT = "timeout"
 STATUS_CRASHED = "crashed"
-STATUS_SKIPPED = "skipped"  # not run: a cap predicted it would exceed the time/memory limit
+STATUS_SKIPPED = "skipped"  # not run: a cap predicted it over the limits, or a smaller size of its ladder failed
+FAILED = (STATUS_ERROR, STATUS_TIMEOUT, STATUS_CRASHED)  # what --retry-failed re-opens (with their skips)
+SKIP_AFTER_FAILURE = "after_failure"  # skip_reason of a cell not run because a smaller size failed
+SKIP_CAP = "cap"  # skip_reason of a cell predicted over --time-cap / --mem-cap
 
 
 @dataclass(kw_only=True)
@@ -42,7 +45,20 @@ class Record:
 
 
 @dataclass(kw_only=True)
-class TimedRecord(Record):
+class RunRecord(Record):
+    """A row the runner measured: how it was measured and where its raw samples are."""
+
+    cell_key: str = ""  # identity of the cell: hash of (environment key, workload, settings)
+    rounds: int = 0  # worker processes (rounds) whose samples are pooled in this row
+    latency_ms_ci_low: float | None = None  # bootstrap 95% CI of the median (hierarchical: rounds, then calls)
+    latency_ms_ci_high: float | None = None
+    timing_policy: str = ""  # JSON of the TimingPolicy each round ran under
+    error_detail: str = ""  # traceback and stderr tail of a failed worker
+    skip_reason: str = ""  # for skipped rows: "after_failure" or "cap"
+
+
+@dataclass(kw_only=True)
+class TimedRecord(RunRecord):
     """Timing, throughput and memory of one cell, with the settings it ran under."""
 
     batch: int
@@ -75,7 +91,7 @@ class TimedRecord(Record):
     timer: str = ""
     interop_threads: int | None = None
     wall_s: float | None = None
-    n_processes: int = 1  # worker processes whose samples are pooled in this row
+    n_processes: int = 1  # worker processes whose samples are pooled in this row (= rounds)
     process_spread: float | None = None  # (max - min) / median of the per-process medians
     extra: str = ""  # JSON for anything else a worker reports
 
@@ -83,6 +99,7 @@ class TimedRecord(Record):
 _TIMED_LEADING = (
     "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops", "latency_ms_median", "latency_ms_iqr",
     "latency_ms_p10", "latency_ms_p90", "n_iters", "throughput_ips", "peak_mem_mb", "mem_method", "status", "error",
+    "rounds", "latency_ms_ci_low", "latency_ms_ci_high",
 )  # fmt: skip
 
 
@@ -115,7 +132,7 @@ class OpsRecord(TimedRecord):
 
 
 @dataclass(kw_only=True)
-class PeakRecord(Record):
+class PeakRecord(RunRecord):
     """Dense-matmul throughput of a device: the denominator of utilisation."""
 
     TABLE: ClassVar[str] = "peak"

@@ -4,13 +4,25 @@ Rows are appended as soon as they are measured (a crash or Ctrl-C later loses no
 records; a column a newer vmibench adds is appended to an older database with ``ALTER TABLE``.  The default
 database is ``results/vmibench.sqlite`` under the working directory (git-ignored); ``VMIBENCH_DB`` or ``--db``
 choose another.
+
+Besides the record tables the runner keeps three of its own:
+
+* ``samples`` -- every timed call of every stored row: ``(row_table, row_id, round, process, iter, ms)``;
+* ``pending`` -- the result of each finished round of a cell whose other rounds are still to come, so an
+  interrupted run resumes at the round it stopped in (deleted when the cell's row is written);
+* ``leases`` -- which runner is measuring which cell, so two runners on one store never measure a cell twice.
+
+Several processes may write one store at once: tables are created with ``IF NOT EXISTS``, a concurrently added
+column is tolerated, and every write waits (``busy_timeout``) instead of failing while another holds the lock.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +33,12 @@ from vmibench.errors import UserError
 from vmibench.records import Record
 
 DEFAULT_DB = Path("results") / "vmibench.sqlite"
+BUSY_TIMEOUT_S = 120.0  # a writer waits this long for another process's transaction instead of failing
+_RUNNER_TABLES = {
+    "samples": "row_table TEXT, row_id INTEGER, round INTEGER, process INTEGER, iter INTEGER, ms REAL",
+    "pending": "cell_key TEXT, round INTEGER, result TEXT, created TEXT, PRIMARY KEY (cell_key, round)",
+    "leases": "cell_key TEXT PRIMARY KEY, owner TEXT, pid INTEGER, host TEXT, heartbeat REAL",
+}
 
 
 def default_db_path() -> Path:
@@ -49,7 +67,7 @@ class ResultStore:
         self.path = Path(path) if path is not None else default_db_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path)
+            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
             self._conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
             raise UserError(f"cannot open results database {self.path} ({exc}): choose another with --db") from None
@@ -74,32 +92,178 @@ class ResultStore:
         existing = self.columns(table)
         if not existing:
             cols = ", ".join(_quote(n) for n in names)
-            self._conn.execute(f"CREATE TABLE {_quote(table)} (row_id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})")
-            return
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {_quote(table)} (row_id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})"
+            )
+            existing = self.columns(table)
         for name in names:
             if name not in existing:
-                self._conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)}")
+                try:
+                    self._conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+
+    def _insert(self, table: str, row: Mapping[str, Any]) -> int:
+        names = list(row)
+        self._ensure_columns(table, names)
+        cols = ", ".join(_quote(c) for c in names)
+        marks = ", ".join("?" for _ in names)
+        cur = self._conn.execute(
+            f"INSERT INTO {_quote(table)} ({cols}) VALUES ({marks})", [_sql_value(row[c]) for c in names]
+        )
+        return int(cur.lastrowid or 0)
 
     def append_rows(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Append plain rows to ``table`` (created/extended as needed) and commit; returns the count."""
         n = 0
         with self._conn:
             for row in rows:
-                names = list(row)
-                self._ensure_columns(table, names)
-                cols = ", ".join(_quote(c) for c in names)
-                marks = ", ".join("?" for _ in names)
-                self._conn.execute(
-                    f"INSERT INTO {_quote(table)} ({cols}) VALUES ({marks})", [_sql_value(row[c]) for c in names]
-                )
+                self._insert(table, row)
                 n += 1
         return n
 
-    def add(self, record: Record) -> None:
-        """Store one record in its table, committed at once."""
-        self.append_rows(record.TABLE, [record.to_row()])
+    def add(self, record: Record, samples: Sequence[Sequence[float]] = (), cell_key: str = "") -> int:
+        """Store one record (and its raw samples, one sequence per worker process) in one transaction.
 
-    def read(self, table: str, where: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        ``cell_key``'s pending rounds and lease are dropped in the same transaction: the row replaces them.
+        Returns the row's ``row_id``.
+        """
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            row_id = self._insert(record.TABLE, record.to_row())
+            if samples:
+                self._runner_tables()
+                self._conn.executemany(
+                    "INSERT INTO samples (row_table, row_id, round, process, iter, ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(record.TABLE, row_id, r, r, i, float(ms)) for r, proc in enumerate(samples)
+                     for i, ms in enumerate(proc)],
+                )  # fmt: skip
+            if cell_key:
+                self._runner_tables()
+                self._conn.execute("DELETE FROM pending WHERE cell_key = ?", (cell_key,))
+                self._conn.execute("DELETE FROM leases WHERE cell_key = ?", (cell_key,))
+        return row_id
+
+    # -- runner bookkeeping: pending rounds and leases ---------------------------------------------------------
+
+    def _runner_tables(self) -> None:
+        for name, cols in _RUNNER_TABLES.items():
+            self._conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+
+    def latest_rows(self, table: str, cell_keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The newest stored row of each of ``cell_keys`` in ``table`` (keys with no row are absent)."""
+        keys = list(dict.fromkeys(cell_keys))
+        if not keys or table not in self.tables() or "cell_key" not in self.columns(table):
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            cur = self._conn.execute(
+                f"SELECT * FROM {_quote(table)} WHERE cell_key IN ({marks}) ORDER BY row_id", chunk
+            )
+            names = [d[0] for d in cur.description]
+            for values in cur.fetchall():
+                row = dict(zip(names, values, strict=True))
+                out[row["cell_key"]] = row
+        return out
+
+    def save_pending(self, cell_key: str, round_: int, result_json: str) -> None:
+        """Keep one finished round of a cell until the cell's row is written."""
+        with self._conn:
+            self._runner_tables()
+            self._conn.execute(
+                "INSERT OR REPLACE INTO pending (cell_key, round, result, created) VALUES (?, ?, ?, ?)",
+                (cell_key, round_, result_json, time.strftime("%Y-%m-%dT%H:%M:%S")),
+            )
+
+    def pending(self, cell_keys: Iterable[str]) -> dict[str, dict[int, str]]:
+        """Finished rounds of unfinished cells: ``{cell_key: {round: result_json}}``."""
+        keys = list(dict.fromkeys(cell_keys))
+        if "pending" not in self.tables() or not keys:
+            return {}
+        out: dict[str, dict[int, str]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for key, rnd, text in self._conn.execute(
+                f"SELECT cell_key, round, result FROM pending WHERE cell_key IN ({marks})", chunk
+            ):
+                out.setdefault(key, {})[int(rnd)] = text
+        return out
+
+    def drop_pending(self, cell_keys: Iterable[str]) -> None:
+        keys = list(cell_keys)
+        if not keys or "pending" not in self.tables():
+            return
+        with self._conn:
+            self._conn.executemany("DELETE FROM pending WHERE cell_key = ?", [(k,) for k in keys])
+
+    def acquire_leases(
+        self, cell_keys: Iterable[str], owner: str, stale_after_s: float
+    ) -> tuple[set[str], dict[str, int]]:
+        """Take the leases of ``cell_keys`` that no live runner holds, in one transaction.
+
+        A lease is free when absent, held by ``owner``, held by a dead process on this host, or not renewed for
+        ``stale_after_s`` (a runner on another host).  Returns (keys now held, ``{key: pid}`` held by others).
+        """
+        host, now = socket.gethostname(), time.time()
+        mine: set[str] = set()
+        theirs: dict[str, int] = {}
+        with self._conn:
+            self._runner_tables()
+            self._conn.execute("BEGIN IMMEDIATE")
+            for key in dict.fromkeys(cell_keys):
+                held = self._conn.execute(
+                    "SELECT owner, pid, host, heartbeat FROM leases WHERE cell_key = ?", (key,)
+                ).fetchone()
+                if (
+                    held is not None
+                    and held[0] != owner
+                    and _alive(held[1], held[2], held[3], host, now, stale_after_s)
+                ):
+                    theirs[key] = int(held[1])
+                    continue
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO leases (cell_key, owner, pid, host, heartbeat) VALUES (?, ?, ?, ?, ?)",
+                    (key, owner, os.getpid(), host, now),
+                )
+                mine.add(key)
+        return mine, theirs
+
+    def renew_leases(self, owner: str) -> None:
+        if "leases" not in self.tables():
+            return
+        with self._conn:
+            self._conn.execute("UPDATE leases SET heartbeat = ? WHERE owner = ?", (time.time(), owner))
+
+    def release_leases(self, owner: str, cell_keys: Iterable[str] | None = None) -> None:
+        """Drop ``owner``'s leases (all of them, or those of ``cell_keys``)."""
+        if "leases" not in self.tables():
+            return
+        with self._conn:
+            if cell_keys is None:
+                self._conn.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+            else:
+                self._conn.executemany(
+                    "DELETE FROM leases WHERE owner = ? AND cell_key = ?", [(owner, k) for k in cell_keys]
+                )
+
+    def samples(self, table: str, row_ids: Iterable[int] | None = None) -> pd.DataFrame:
+        """Raw per-call samples of rows of ``table`` (all, or those of ``row_ids``)."""
+        if "samples" not in self.tables():
+            return pd.DataFrame(columns=["row_table", "row_id", "round", "process", "iter", "ms"])
+        sql, params = "SELECT * FROM samples WHERE row_table = ?", [table]
+        if row_ids is not None:
+            ids = [int(i) for i in row_ids]
+            if not ids:
+                return pd.DataFrame(columns=["row_table", "row_id", "round", "process", "iter", "ms"])
+            sql += f" AND row_id IN ({', '.join('?' for _ in ids)})"
+            params += ids
+        return pd.read_sql_query(sql + " ORDER BY row_id, round, iter", self._conn, params=params)
+
+    def read(self, table: str, where: Mapping[str, Any] | None = None, *, keep_row_id: bool = False) -> pd.DataFrame:
         """All rows of ``table`` (empty frame if absent), optionally filtered by column equality / membership."""
         if table not in self.tables():
             return pd.DataFrame()
@@ -116,8 +280,23 @@ class ResultStore:
                 params.append(_sql_value(value))
         sql = f"SELECT * FROM {_quote(table)}" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
         frame = pd.read_sql_query(sql, self._conn, params=params)
-        return frame.drop(columns=["row_id"])
+        return frame if keep_row_id or "row_id" not in frame.columns else frame.drop(columns=["row_id"])
 
     def exists(self, table: str, where: Mapping[str, Any]) -> bool:
         """True when at least one row of ``table`` matches ``where`` exactly (resume / skip logic)."""
         return not self.read(table, where).empty
+
+
+def _alive(pid: int, host: str, heartbeat: float, my_host: str, now: float, stale_after_s: float) -> bool:
+    """Whether a lease's holder may still be running (same host: its pid exists; elsewhere: recent heartbeat)."""
+    if now - float(heartbeat or 0) > stale_after_s:
+        return False
+    if host != my_host:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

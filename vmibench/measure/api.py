@@ -1,28 +1,41 @@
-"""Entry points the CLI and the sweep share: validated cell settings and measure-then-store loops."""
+"""Entry points the CLI shares: validated run settings, and measure-into-the-store with the one runner."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+import math
+from collections.abc import Sequence
+from dataclasses import replace
 
-from vmibench.env import resolve_device, usable_cores
 from vmibench.errors import UserError
-from vmibench.measure.runner import measure_cells, plan_cells
+from vmibench.measure.runner import CapPredictor, Progress, Runner, RunSummary
 from vmibench.measure.timing import TimingPolicy
-from vmibench.measure.worker import DTYPES, CellSpec
-from vmibench.records import TimedRecord
+from vmibench.measure.workloads import Cell, Settings
 
-Tracker = Callable[[Iterable[Any], int, str, Callable[[Any], str]], Iterator[Any]]
+DTYPE_NAMES = ("fp32", "bf16", "fp16")
 
 
 def check_dtype(dtype: str) -> str:
     """Validate a ``--dtype`` name."""
-    if dtype not in DTYPES:
-        raise UserError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
+    if dtype not in DTYPE_NAMES:
+        raise UserError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPE_NAMES)}")
     return dtype
 
 
-def base_spec(
+def check_rounds(rounds: int) -> int:
+    """Validate ``--rounds``."""
+    if rounds < 1:
+        raise UserError(f"bad --rounds {rounds}: must be a positive integer (3 is the CPU presets' default)")
+    return rounds
+
+
+def check_timeout(seconds: float) -> float:
+    """Validate ``--cell-timeout``: a positive, finite number of seconds."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UserError(f"bad --cell-timeout {seconds}: must be a positive number of seconds")
+    return seconds
+
+
+def run_settings(
     *,
     device: str | None = None,
     dtype: str = "fp32",
@@ -30,13 +43,14 @@ def base_spec(
     channels_last: bool = False,
     compile_: bool = False,
     scan_backend: str = "auto",
+    policy: TimingPolicy | None = None,
     min_time: float = 1.0,
     max_time: float = 10.0,
     precision: float = 0.01,
     count_flops: bool = True,
-    processes: int = 1,
-) -> CellSpec:
-    """Settings shared by every cell of a run (model, size and batch are filled in per cell)."""
+) -> Settings:
+    """Settings shared by every cell of a run, validated (``policy`` overrides the three timing numbers)."""
+    from vmibench.env import resolve_device, usable_cores
     from vmibench.ops import BACKENDS
 
     check_dtype(dtype)
@@ -44,47 +58,51 @@ def base_spec(
         raise UserError(f"unknown scan backend '{scan_backend}': use one of {', '.join(BACKENDS)}")
     if threads is not None and threads <= 0:
         raise UserError(f"bad --threads {threads}: must be a positive integer")
-    if processes <= 0:
-        raise UserError(f"bad --processes {processes}: must be a positive integer")
-    if min_time < 0 or max_time <= 0 or not 0 < precision < 1:
-        raise UserError("timing budget must satisfy 0 <= --min-time, 0 < --max-time and 0 < --precision < 1")
-    policy = TimingPolicy(min_time_s=min_time, max_time_s=max(max_time, min_time), rel_precision=precision)
-    return CellSpec(
-        model="",
-        height=0,
-        width=0,
-        device=resolve_device(device),
-        dtype=dtype,
-        threads=threads or usable_cores(),
-        channels_last=channels_last,
-        compile=compile_,
-        scan_backend=scan_backend,
-        policy=policy,
-        count_flops=count_flops,
-        processes=processes,
-    )
+    if policy is None:
+        if not (math.isfinite(min_time) and math.isfinite(max_time)) or min_time < 0 or max_time <= 0:
+            raise UserError("timing budget must satisfy 0 <= --min-time and 0 < --max-time (finite seconds)")
+        if not 0 < precision < 1:
+            raise UserError(f"bad --precision {precision}: must be between 0 and 1 (e.g. 0.01)")
+        policy = TimingPolicy(min_time_s=min_time, max_time_s=max(max_time, min_time), rel_precision=precision)
+    return Settings(device=resolve_device(device), dtype=dtype, threads=threads or usable_cores(),
+                    channels_last=channels_last, compile=compile_, scan_backend=scan_backend, policy=policy,
+                    count_flops=count_flops)  # fmt: skip
 
 
-def run_and_store(
-    models: list[str],
-    resolutions: list[tuple[int, int]],
-    batches: list[int],
-    base: CellSpec,
+def measure(
+    cells: Sequence[Cell],
     *,
     db: str | None = None,
-    cell_timeout: float = 600.0,
-    track: Tracker | None = None,
-    skip: Callable[[CellSpec], bool] | None = None,
-) -> list[TimedRecord]:
-    """Validate the grid, then measure each cell in a worker and store each row as soon as it exists.
-
-    ``skip(spec)`` drops cells (resume logic); ``track`` wraps the cell iterator with a progress display.
-    """
+    rounds: int = 1,
+    cell_timeout_s: float = 600.0,
+    force: bool = False,
+    retry_failed: bool = False,
+    budget_s: float | None = None,
+    cap_predictor: CapPredictor | None = None,
+    progress: Progress | None = None,
+    with_peak: bool = True,
+) -> RunSummary:
+    """Measure ``cells`` into the store with one :class:`Runner` (resuming), the matmul peak of their
+    environment first where the store lacks it; returns the summary with every requested cell's row."""
+    from vmibench.measure.executor import LocalExecutor
     from vmibench.store import ResultStore
+    from vmibench.sweep import peak_cells
 
-    specs = [s for s in plan_cells(models, resolutions, batches, base) if skip is None or not skip(s)]
-    cells: Iterable[CellSpec] = specs
-    if track is not None:
-        cells = track(specs, len(specs), "measuring", lambda s: f"{s.model} {s.height}x{s.width} b{s.batch}")
-    with ResultStore(db) as store:
-        return measure_cells(cells, cell_timeout_s=cell_timeout, on_record=store.add)
+    check_rounds(rounds)
+    check_timeout(cell_timeout_s)
+    executor = LocalExecutor(threads=max((c.settings.threads for c in cells), default=1))
+    try:
+        with ResultStore(db) as store:
+            if with_peak and cells:
+                peaks = [replace(c, settings=replace(c.settings, policy=_PEAK_POLICY)) for c in peak_cells(cells)]
+                Runner(store, rounds=1, cell_timeout_s=max(cell_timeout_s, 300.0), executor=executor).run(peaks)
+            runner = Runner(store, rounds=rounds, cell_timeout_s=cell_timeout_s, force=force,
+                            retry_failed=retry_failed, budget_s=budget_s, cap_predictor=cap_predictor,
+                            progress=progress, executor=executor)  # fmt: skip
+            return runner.run(cells)
+    finally:
+        executor.close()
+
+
+# the matmul peak is one stable kernel: a short, single-process measurement is enough
+_PEAK_POLICY = TimingPolicy(min_warmup_iters=2, min_warmup_s=0.2, min_iters=5, min_time_s=0.5, max_time_s=3.0)

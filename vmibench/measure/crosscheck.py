@@ -3,40 +3,45 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
 
 import pandas as pd
 
 from vmibench.env import usable_cores
 from vmibench.errors import UserError
-from vmibench.measure.api import Tracker, base_spec
-from vmibench.measure.runner import plan_cells, run_worker
+from vmibench.measure.api import run_settings
+from vmibench.measure.runner import Progress, Runner
+from vmibench.measure.workloads import Cell, TimerCrosscheck
 
 
 def timer_crosscheck(
-    models: list[str], res: int, *, threads: int | None = None, repeats: int = 2, track: Tracker | None = None
+    models: list[str], res: int, *, threads: int | None = None, repeats: int = 2, progress: Progress | None = None
 ) -> pd.DataFrame:
     """Median latency by vmibench's engine and by ``Timer.blocked_autorange`` for each model, same threads.
 
-    Each model gets ``repeats`` fresh worker processes; inside each, the two timers alternate three times on the
-    same model instance, so both see the same process (allocation, thread placement).  Each timer's figure is
+    Each model gets ``repeats`` fresh worker processes (the runner's rounds, interleaved in random order); inside
+    each, the two timers alternate three times on the same model instance, so both see the same process
+    (allocation, thread placement).  Each timer's figure is
     the median over all its rounds.  Returns one row per model with both medians, their ratio, and each
     timer's latency ratio to the first model.
     """
+    from vmibench.registry import resolve
+
     threads = threads or usable_cores()
-    base = base_spec(device="cpu", threads=threads, count_flops=False)
-    specs = plan_cells(models, [(res, res)], [1], replace(base, mode="crosscheck"))
-    jobs = [spec for _ in range(repeats) for spec in specs]
-    if track is not None:
-        jobs = list(track(jobs, len(jobs), "cross-checking", lambda s: s.model))
+    settings = run_settings(device="cpu", threads=threads, count_flops=False)
+    for name in models:
+        resolve(name).info.check_resolution((res, res))
+    cells = [Cell(TimerCrosscheck(name, res, res), settings) for name in dict.fromkeys(models)]
+    summary = Runner(None, rounds=repeats, cell_timeout_s=900, progress=progress).run(cells)
     ours: dict[str, list[float]] = {}
     theirs: dict[str, list[float]] = {}
-    for spec in jobs:
-        result = run_worker(spec, timeout_s=900)
-        if result.get("status") != "ok":
-            raise UserError(f"{spec.model} failed in the cross-check worker: {result.get('error', 'unknown error')}")
-        ours.setdefault(spec.model, []).extend(result["ours_ms"])
-        theirs.setdefault(spec.model, []).extend(result["timer_ms"])
+    for cell, key in zip(cells, summary.keys, strict=True):
+        name = cell.workload.model  # type: ignore[attr-defined]
+        for result in summary.results.get(key, []):
+            if not result.ok:
+                raise UserError(f"{name} failed in the cross-check worker: {result.error or 'unknown error'}")
+            ours.setdefault(name, []).extend(result.extra["ours_ms"])
+            theirs.setdefault(name, []).extend(result.extra["timer_ms"])
+    models = list(dict.fromkeys(models))
     first = models[0]
     ref_ours, ref_timer = statistics.median(ours[first]), statistics.median(theirs[first])
     rows = []
@@ -60,3 +65,54 @@ def timer_crosscheck(
             }
         )
     return pd.DataFrame(rows)
+
+
+def repeat_comparison(
+    models: list[str],
+    hw: tuple[int, int],
+    *,
+    runs: int = 2,
+    rounds: int = 3,
+    threads: int = 1,
+    max_time_s: float = 3.0,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """Run the same comparison of ``models`` ``runs`` times; each model's latency ratio to the first, per run.
+
+    Every run is a fresh :class:`Runner` (its own zygotes and random order) measuring each model in ``rounds``
+    interleaved rounds; the ratio's 95% CI is the paired bootstrap over rounds
+    (:func:`vmibench.analysis.bootstrap.ratio_ci`).  ``overlap_all_runs`` says whether the CIs of all runs share
+    a point: if they do not, the machine moved more between runs than the intervals admit.
+    """
+    from dataclasses import replace
+
+    from vmibench.analysis.bootstrap import ratio_ci
+    from vmibench.measure.timing import TimingPolicy
+    from vmibench.sweep import plan_cells
+
+    policy = TimingPolicy(min_warmup_iters=2, min_warmup_s=0.2, min_iters=6, min_time_s=max_time_s / 3,
+                          max_time_s=max_time_s, rel_precision=0.02, max_warmup_s=4.0)  # fmt: skip
+    settings = replace(run_settings(device="cpu", threads=threads, count_flops=False), policy=policy)
+    cells = plan_cells(models, [hw], [1], settings)
+    rows = []
+    for run in range(1, runs + 1):
+        summary = Runner(None, rounds=rounds, cell_timeout_s=600, progress=progress).run(cells)
+        per_model = {}
+        for cell, key in zip(cells, summary.keys, strict=True):
+            results = summary.results.get(key, [])
+            if not results or not all(r.ok for r in results):
+                error = results[0].error if results else "no result"
+                raise UserError(f"{cell.describe()} failed in run {run}: {error}")
+            per_model[cell.workload.model] = [list(r.samples_ms) for r in results]  # type: ignore[attr-defined]
+        ref = per_model[models[0]]
+        for name in models:
+            est = ratio_ci(per_model[name], ref)
+            rows.append({"model": name, "baseline": models[0], "run": run, "ratio": est.value,
+                         "ci_low": est.low, "ci_high": est.high, "rounds": rounds,
+                         "median_ms": statistics.median([x for r in per_model[name] for x in r])})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    overlap = {}
+    for name, sub in frame.groupby("model"):
+        overlap[name] = bool(sub["ci_low"].max() <= sub["ci_high"].min())
+    frame["overlap_all_runs"] = frame["model"].map(overlap)
+    return frame

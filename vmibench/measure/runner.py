@@ -1,201 +1,353 @@
-"""Runner: plans cells, starts one worker process per cell, turns every outcome into a record.
+"""The runner: one loop for `latency`, `sweep`, `ops` and `check timer` -- order, rounds, leases, resume, supervision.
 
-A cell that runs out of memory, raises, crashes the interpreter or exceeds its time budget becomes a row with
-``status`` in ``oom | error | crashed | timeout`` and a one-line ``error``; the run goes on with the next cell.
+* **Rounds.**  Every cell is measured in ``rounds`` separate worker processes.  The cells are visited
+  round-robin, in a fresh random order each round (sizes of one ladder stay ascending), so slow drift of a shared
+  machine falls on every model alike instead of on whichever ran last (Kalibera and Jones, "Rigorous benchmarking
+  in reasonable time", ISMM 2013).  Each round gets a new zygote (:mod:`vmibench.measure.worker`): a new process
+  image.  Rounds split a cell's time budget (:func:`vmibench.measure.rows.split_policy`).
+* **Resume.**  A cell is identified by (environment key, workload, settings) -- :meth:`Cell.key`.  A cell with a
+  stored row is not measured again unless ``force``; ``retry_failed`` re-opens failed cells (error, timeout,
+  crashed) and the cells skipped because of them.  A finished round is kept in the store's ``pending`` table, so
+  an interrupted run resumes at the round it stopped in.
+* **Ladders.**  Along a resolution or sequence-length ladder a failure (oom, timeout, crash) stops the larger
+  sizes, stored as ``skipped`` with ``skip_reason = after_failure``; a cap prediction stops them with
+  ``skip_reason = cap``.
+* **Leases.**  Before measuring, the runner leases its cells in the store; a cell leased by another live runner is
+  not measured twice: this runner waits for its row (or takes the cell over if that runner dies).
+* **Supervision.**  SIGINT and SIGTERM are trapped: the workers' process groups are killed, leases released, and
+  :class:`Interrupted` raised for the CLI to report.  Workers die with the runner even on SIGKILL (see the worker).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import random
 import signal
-import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, replace
-from pathlib import Path
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vmibench.env import Environment, capture, utc_now
-from vmibench.measure.timing import summarize
-from vmibench.measure.worker import CellSpec, op_row_label
-from vmibench.records import STATUS_CRASHED, STATUS_OK, STATUS_TIMEOUT, LatencyRecord, OpsRecord, TimedRecord
-from vmibench.resolution import label
+from vmibench.env import Environment, capture
+from vmibench.measure.executor import Executor, LocalExecutor
+from vmibench.measure.interrupt import Interrupted
+from vmibench.measure.rows import failure_record, pooled_record, split_policy
+from vmibench.measure.workloads import Cell, WorkerResult
+from vmibench.records import (
+    FAILED,
+    SKIP_AFTER_FAILURE,
+    SKIP_CAP,
+    STATUS_CRASHED,
+    STATUS_OOM,
+    STATUS_SKIPPED,
+    STATUS_TIMEOUT,
+    RunRecord,
+)
+
+# predict(cell, first round's median ms, its peak memory MB) -> reason the next size of its ladder is over a cap
+CapPredictor = Callable[[Cell, float, float], str]
+# progress(description of the job about to run, jobs done, jobs planned)
+Progress = Callable[[str, int, int], None]
 
 
-def worker_env(threads: int) -> dict[str, str]:
-    """Environment of a worker: thread counts fixed before OpenMP/MKL initialise."""
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    env.setdefault("PYTHONWARNINGS", "ignore")
-    return env
+@dataclass
+class RunSummary:
+    """What a run did, and every requested cell's row: stored before (``from_store``) or new."""
+
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # cell_key -> newest row, in request order
+    keys: list[str] = field(default_factory=list)  # cell keys in request order (cells without a row included)
+    measured: int = 0
+    failed: int = 0
+    skipped: int = 0
+    from_store: int = 0
+    waited: int = 0  # cells another runner measured while this one waited
+    not_reached: int = 0  # cells left for a resumed run when the time budget ran out
+    results: dict[str, list[WorkerResult]] = field(default_factory=dict)  # unstored runs: raw results per cell
 
 
-def run_worker(spec: CellSpec, timeout_s: float) -> dict[str, Any]:
-    """Run one worker process; returns its JSON result or a synthesized failure result."""
-    with tempfile.TemporaryDirectory(prefix="vmibench-cell-") as tmp:
-        spec_path, result_path = Path(tmp, "spec.json"), Path(tmp, "result.json")
-        spec_path.write_text(spec.to_json())
-        cmd = [sys.executable, "-m", "vmibench.measure.worker", str(spec_path), str(result_path)]
+@dataclass
+class _CellState:
+    cell: Cell
+    key: str
+    results: dict[int, WorkerResult] = field(default_factory=dict)  # round -> ok result
+    done: bool = False
+
+
+class Runner:
+    """Measures cells into a store (or, with ``store=None``, only returns their raw results)."""
+
+    def __init__(
+        self,
+        store: Any = None,
+        *,
+        rounds: int = 1,
+        cell_timeout_s: float = 600.0,
+        force: bool = False,
+        retry_failed: bool = False,
+        budget_s: float | None = None,
+        cap_predictor: CapPredictor | None = None,
+        executor: Executor | None = None,
+        progress: Progress | None = None,
+        seed: int | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if rounds < 1:
+            raise ValueError("rounds must be >= 1")
+        self.store = store
+        self.rounds = rounds
+        self.cell_timeout_s = cell_timeout_s
+        self.force = force
+        self.retry_failed = retry_failed
+        self.budget_s = budget_s
+        self.cap_predictor = cap_predictor
+        self.executor = executor
+        self.progress = progress
+        self.rng = random.Random(seed)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._stored = 0
+
+    # -- public ---------------------------------------------------------------------------------------------------
+
+    def run(self, cells: Sequence[Cell]) -> RunSummary:
+        """Measure ``cells`` (duplicates dropped), resuming from the store; see the module docstring."""
+        cells = list(dict.fromkeys(cells))
+        summary = RunSummary()
+        if not cells:
+            return summary
+        envs = {c.settings.device: capture(c.settings.device) for c in cells}
+        states = [_CellState(c, c.key(envs[c.settings.device].key(c.settings.device))) for c in cells]
+        summary.keys = [s.key for s in states]
+        with self._trap_signals(), self._executor(max(c.settings.threads for c in cells)) as executor:
+            try:
+                todo = self._resume(states, summary)
+                self._measure(todo, envs, executor, summary)
+                self._wait_for_others(states, envs, executor, summary)
+            finally:
+                if self.store is not None:
+                    self.store.release_leases(self.owner)
+        if self.store is not None:
+            for table in {s.cell.workload.TABLE for s in states}:
+                rows = self.store.latest_rows(table, [s.key for s in states if table == s.cell.workload.TABLE])
+                summary.rows.update(rows)
+            summary.rows = {k: summary.rows[k] for k in summary.keys if k in summary.rows}
+        return summary
+
+    # -- resume and leases -------------------------------------------------------------------------------------------
+
+    def _reopen(self, row: dict[str, Any]) -> bool:
+        """Whether a stored row's cell is measured again."""
+        if self.force:
+            return True
+        if not self.retry_failed:
+            return False
+        status = row.get("status")
+        return status in FAILED or (status == STATUS_SKIPPED and row.get("skip_reason") == SKIP_AFTER_FAILURE)
+
+    def _resume(self, states: list[_CellState], summary: RunSummary) -> list[_CellState]:
+        """Cells to measure now: no stored row (or re-opened), leased by this runner; finished rounds loaded."""
+        if self.store is None:
+            return states
+        stored: dict[str, dict[str, Any]] = {}
+        for table in {s.cell.workload.TABLE for s in states}:
+            stored.update(self.store.latest_rows(table, [s.key for s in states if table == s.cell.workload.TABLE]))
+        todo = [s for s in states if s.key not in stored or self._reopen(stored[s.key])]
+        summary.from_store = len(states) - len(todo)
+        if self.force or self.retry_failed:
+            self.store.drop_pending([s.key for s in todo if s.key in stored])
+        stale_after = max(3 * self.cell_timeout_s, 600.0)
+        mine, theirs = self.store.acquire_leases([s.key for s in todo], self.owner, stale_after)
+        self._foreign = {s.key: s for s in todo if s.key in theirs}
+        if theirs:
+            pids = ", ".join(str(p) for p in sorted(set(theirs.values())))
+            self.log(f"{len(theirs)} cell(s) are being measured by another runner (pid {pids}) on this store: "
+                     "waiting for their rows instead of measuring them twice")  # fmt: skip
+        todo = [s for s in todo if s.key in mine]
+        by_key = {s.key: s for s in todo}
+        for key, rounds in self.store.pending(by_key).items():
+            by_key[key].results = {r: WorkerResult.from_json(text) for r, text in rounds.items() if r < self.rounds}
+        return todo
+
+    def _wait_for_others(
+        self, states: list[_CellState], envs: dict[str, Environment], executor: Executor, summary: RunSummary
+    ) -> None:
+        """Wait until every cell leased by another runner has its row; take over cells whose runner died."""
+        foreign = dict(getattr(self, "_foreign", {}))
+        while foreign and self.store is not None:
+            time.sleep(1.0)
+            for table in {s.cell.workload.TABLE for s in foreign.values()}:
+                done = self.store.latest_rows(table, [k for k, s in foreign.items() if table == s.cell.workload.TABLE])
+                for key in done:
+                    foreign.pop(key, None)
+                    summary.waited += 1
+            if not foreign:
+                break
+            mine, _ = self.store.acquire_leases(list(foreign), self.owner, max(3 * self.cell_timeout_s, 600.0))
+            if mine:
+                taken = [foreign.pop(k) for k in list(foreign) if k in mine]
+                self.log(f"took over {len(taken)} cell(s) whose runner stopped")
+                for state in taken:
+                    for r, text in self.store.pending([state.key]).get(state.key, {}).items():
+                        state.results[r] = WorkerResult.from_json(text)
+                self._measure(taken, envs, executor, summary)
+
+    # -- measuring -----------------------------------------------------------------------------------------------
+
+    def _order(self, states: list[_CellState]) -> list[_CellState]:
+        """A fresh random order, with each ladder's slots given to its cells in ascending size."""
+        order = list(states)
+        self.rng.shuffle(order)
+        ladders: dict[tuple[Any, ...], list[_CellState]] = {}
+        for s in order:
+            ladders.setdefault(s.cell.ladder(), []).append(s)
+        ascending = {k: iter(sorted(v, key=lambda s: s.cell.workload.size())) for k, v in ladders.items()}
+        return [next(ascending[s.cell.ladder()]) for s in order]
+
+    def _measure(
+        self, todo: list[_CellState], envs: dict[str, Environment], executor: Executor, summary: RunSummary
+    ) -> None:
+        deadline = None if self.budget_s is None else time.monotonic() + self.budget_s
+        # ladder -> (size that failed or was capped, skip_reason, message): larger sizes not yet measured are skipped
+        stopped: dict[tuple[Any, ...], tuple[float, str, str]] = {}
+        total = sum(self.rounds - len(s.results) for s in todo)
+        done_jobs = 0
+        for rnd in range(self.rounds):
+            active = [s for s in todo if not s.done]
+            if not active:
+                break
+            if rnd > 0:
+                executor.new_round()  # a new process image per round (round 0 may reuse a warm zygote)
+            for state in self._order(active):
+                if state.done:
+                    continue
+                ladder = state.cell.ladder()
+                stop = stopped.get(ladder)
+                if stop is not None and state.cell.workload.size() > stop[0] and not state.results:
+                    _, reason, message = stop
+                    self._finish_failure(state, envs, STATUS_SKIPPED, message, skip_reason=reason, summary=summary)
+                    continue
+                if rnd not in state.results:
+                    if deadline is not None and time.monotonic() > deadline:
+                        summary.not_reached = sum(1 for s in todo if not s.done)
+                        self.log(f"time budget used up: {summary.not_reached} cell(s) left for a resumed run")
+                        return
+                    if self.progress is not None:
+                        self.progress(f"round {rnd + 1}/{self.rounds} {state.cell.describe()}", done_jobs, total)
+                    result = self._run_one(executor, state.cell, rnd)
+                    done_jobs += 1
+                    if not result.ok:
+                        self._finish_failure(state, envs, result.status, result.error, detail=result.error_detail,
+                                             summary=summary)  # fmt: skip
+                        if result.status in (STATUS_OOM, STATUS_TIMEOUT, STATUS_CRASHED):
+                            stopped[ladder] = (state.cell.workload.size(), SKIP_AFTER_FAILURE,
+                                               f"not run: {result.status} at a smaller size "
+                                               f"({state.cell.describe()})")  # fmt: skip
+                        continue
+                    state.results[rnd] = result
+                    if self.store is not None and self.rounds > 1:
+                        self.store.save_pending(state.key, rnd, result.to_json())
+                if rnd == 0 and self.cap_predictor is not None and 0 in state.results:
+                    first = state.results[0]
+                    median = sorted(first.samples_ms)[len(first.samples_ms) // 2] if first.samples_ms else 0.0
+                    reason = self.cap_predictor(state.cell, median, first.memory.peak_mb if first.memory else 0.0)
+                    if reason:
+                        stopped[ladder] = (state.cell.workload.size(), SKIP_CAP, reason)
+                if len(state.results) >= self.rounds:
+                    self._finish_ok(state, envs, summary)
+            if self.store is not None:
+                self.store.renew_leases(self.owner)
+        if self.progress is not None:
+            self.progress("done", done_jobs, total)
+
+    def _run_one(self, executor: Executor, cell: Cell, rnd: int) -> WorkerResult:
+        settings = replace(cell.settings, policy=split_policy(cell.settings.policy, self.rounds),
+                           count_flops=cell.settings.count_flops and rnd == 0)  # fmt: skip
+        return executor.run(replace(cell, settings=settings), self.cell_timeout_s)
+
+    def _finish_ok(self, state: _CellState, envs: dict[str, Environment], summary: RunSummary) -> None:
+        results = [state.results[r] for r in sorted(state.results)]
+        state.done = True
+        summary.measured += 1
+        if self.store is None or not state.cell.workload.TABLE:
+            summary.results[state.key] = results
+            return
+        env = _env_of(results[0], envs[state.cell.settings.device])
+        rec = pooled_record(state.cell, results, env, env.key(state.cell.settings.device))
+        self._store(rec, [list(r.samples_ms) for r in results], state.key)
+
+    def _finish_failure(
+        self,
+        state: _CellState,
+        envs: dict[str, Environment],
+        status: str,
+        error: str,
+        *,
+        summary: RunSummary,
+        detail: str = "",
+        skip_reason: str = "",
+    ) -> None:
+        state.done = True
+        if status == STATUS_SKIPPED:
+            summary.skipped += 1
+        else:
+            summary.failed += 1
+        if self.store is None or not state.cell.workload.TABLE:
+            summary.results[state.key] = [WorkerResult(status=status, error=error, error_detail=detail)]
+            return
+        # A crashed worker reports no environment: the runner's own capture for the cell's device stands in
+        # (the CUDA device's name, not the CPU's, for a CUDA cell).
+        env = envs[state.cell.settings.device]
+        rec = failure_record(state.cell, env, env.key(state.cell.settings.device), status, error, detail=detail,
+                             skip_reason=skip_reason)  # fmt: skip
+        self._store(rec, [], state.key)
+
+    def _store(self, rec: RunRecord, samples: list[list[float]], key: str) -> None:
+        assert self.store is not None
+        self.store.add(rec, samples, cell_key=key)
+        self._stored += 1
+
+    # -- supervision -----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _executor(self, threads: int) -> Iterator[Executor]:
+        """The given executor (its owner closes it) or a local one closed here."""
+        if self.executor is not None:
+            yield self.executor
+            return
+        executor = LocalExecutor(threads=threads)
         try:
-            proc = subprocess.run(cmd, env=worker_env(spec.threads), capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return {"status": STATUS_TIMEOUT, "error": f"cell exceeded its budget of {timeout_s:.0f}s (--cell-timeout)"}
-        if result_path.exists():
-            return json.loads(result_path.read_text())
-        return {"status": STATUS_CRASHED, "error": _crash_message(proc.returncode, proc.stderr)}
+            yield executor
+        finally:
+            executor.close()
+
+    @contextlib.contextmanager
+    def _trap_signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM -> :class:`Interrupted` (after the ``finally`` blocks kill workers and free leases)."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, _frame: object) -> None:
+            # ignore repeats while cleaning up; the first one decides the exit status
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise Interrupted(signum, self._stored)
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        except Interrupted as exc:
+            exc.stored = self._stored
+            raise
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
 
-def _crash_message(returncode: int, stderr: str) -> str:
-    if returncode < 0:
-        sig = signal.Signals(-returncode).name
-        hint = " (likely the out-of-memory killer)" if sig == "SIGKILL" else ""
-        return f"worker killed by {sig}{hint}"
-    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
-    return f"worker exited with status {returncode}: {lines[-1][:300] if lines else 'no message'}"
-
-
-def to_record(spec: CellSpec, result: dict[str, Any], fallback_env: Environment | None = None) -> TimedRecord:
-    """Turn a worker result into a typed row (settings from the spec, numbers from the result).
-
-    A worker that died before reporting its environment is described by ``fallback_env`` (default: the
-    runner's own CPU environment).
-    """
-    env = Environment(**result["env"]) if "env" in result else (fallback_env or capture("cpu"))
-    common: dict[str, Any] = dict(
-        timestamp=utc_now(),
-        env=env,
-        env_key=env.key(spec.device),
-        batch=spec.batch,
-        device=spec.device,
-        dtype=spec.dtype,
-        threads=spec.threads,
-        channels_last=spec.channels_last,
-        compile=spec.compile,
-        status=result.get("status", STATUS_CRASHED),
-        error=result.get("error", ""),
-        params_m=result.get("params_m"),
-        gmacs=result.get("gmacs"),
-        gflops=result.get("gflops"),
-        scan_backend=result.get("scan_backend", ""),
-        timer=result.get("timer", ""),
-        interop_threads=result.get("interop_threads"),
-        wall_s=result.get("wall_s"),
-    )
-    rec: TimedRecord
-    if spec.mode == "op":
-        from vmibench.ops.mixers import OPS
-
-        info = OPS.get(spec.op)
-        rec = OpsRecord(
-            **common,
-            op=op_row_label(spec.op, common["scan_backend"]),
-            op_name=spec.op,
-            seq_len=spec.seq_len,
-            dim=spec.dim,
-            expected_complexity=info.expected_complexity if info else "",
-            reconstruction=bool(info and info.reconstruction),
-        )
-    else:
-        hw = (spec.height, spec.width)
-        rec = LatencyRecord(**common, model=spec.model, res=label(hw), height=hw[0], width=hw[1])
-    _fill_timing(rec, result)
-    return rec
-
-
-def _fill_timing(rec: TimedRecord, result: dict[str, Any]) -> None:
-    extra = {k: result[k] for k in ("flops_error",) if k in result}
-    rec.extra = json.dumps(extra) if extra else ""
-    stats, mem = result.get("stats"), result.get("memory")
-    medians = result.get("process_medians_ms") or ([stats["median_ms"]] if stats else [])
-    rec.n_processes = max(1, len(medians))
-    if len(medians) > 1:
-        rec.process_spread = (max(medians) - min(medians)) / stats["median_ms"]
-    if stats:
-        rec.latency_ms_median = stats["median_ms"]
-        rec.latency_ms_iqr = stats["iqr_ms"]
-        rec.latency_ms_p10 = stats["p10_ms"]
-        rec.latency_ms_p90 = stats["p90_ms"]
-        rec.latency_ms_mean = stats["mean_ms"]
-        rec.latency_ms_min = stats["min_ms"]
-        rec.n_iters = stats["n"]
-        rec.rel_se = stats["rel_se"]
-        rec.converged = stats["converged"]
-        rec.warmup_iters = stats["warmup_iters"]
-        rec.throughput_ips = rec.batch / (stats["median_ms"] / 1e3)
-    if mem:
-        rec.peak_mem_mb = mem["peak_mb"]
-        rec.peak_mem_total_mb = mem["total_mb"]
-        rec.peak_mem_reserved_mb = mem["reserved_mb"]
-        rec.mem_method = mem["method"]
-
-
-def run_cell(spec: CellSpec, timeout_s: float) -> dict[str, Any]:
-    """Run ``spec.processes`` workers for one cell and pool their samples (pyperf's answer to the spread
-    between processes: memory layout and thread placement differ from one process to the next).
-
-    The pooled result keeps every per-call sample, the largest memory peak, and each process's median
-    (``process_medians_ms``).  If any process fails, its failure is the cell's result.
-    """
-    results = []
-    for i in range(max(1, spec.processes)):
-        # FLOPs do not change between processes: count them once
-        result = run_worker(spec if i == 0 else replace(spec, count_flops=False), timeout_s)
-        if result.get("status") != STATUS_OK or "stats" not in result:
-            return result
-        results.append(result)
-    if len(results) == 1:
-        return results[0]
-    stats = [r["stats"] for r in results]
-    pooled = summarize(
-        [x for st in stats for x in st["samples_ms"]],
-        converged=all(st["converged"] for st in stats),
-        warmup_iters=min(st["warmup_iters"] for st in stats),
-        warmup_s=min(st["warmup_s"] for st in stats),
-    )
-    merged = dict(results[0])  # keeps the first process's FLOPs count
-    merged["stats"] = asdict(pooled)
-    merged["memory"] = max((r["memory"] for r in results), key=lambda m: m["peak_mb"])
-    merged["process_medians_ms"] = [st["median_ms"] for st in stats]
-    merged["wall_s"] = sum(r.get("wall_s", 0.0) for r in results)
-    return merged
-
-
-def measure_cells(
-    specs: Iterable[CellSpec],
-    *,
-    cell_timeout_s: float = 600.0,
-    on_record: Callable[[TimedRecord], None] | None = None,
-) -> list[TimedRecord]:
-    """Measure each cell in its own worker(s); ``on_record`` sees each row as soon as it exists (store it there)."""
-    records = []
-    for spec in specs:
-        rec = to_record(spec, run_cell(spec, cell_timeout_s))
-        if on_record is not None:
-            on_record(rec)
-        records.append(rec)
-    return records
-
-
-def plan_cells(
-    models: list[str],
-    resolutions: list[tuple[int, int]],
-    batches: list[int],
-    base: CellSpec,
-) -> list[CellSpec]:
-    """The cross product models x resolutions x batches, validated before anything runs.
-
-    Raises :class:`vmibench.errors.UserError` for an unknown model or a resolution a model does not accept, so a
-    bad argument fails at once instead of after an hour of measurements.
-    """
-    from vmibench.registry import resolve
-
-    for name in models:
-        info = resolve(name).info
-        for hw in resolutions:
-            info.check_resolution(hw)
-    return [
-        replace(base, model=m, height=h, width=w, batch=b) for m in models for (h, w) in resolutions for b in batches
-    ]
+def _env_of(result: WorkerResult, fallback: Environment) -> Environment:
+    return Environment(**result.env) if result.env else fallback

@@ -1,65 +1,58 @@
-"""Worker process: measures exactly one cell and writes one JSON result.
+"""Worker processes: a *zygote* that has imported torch, timm and the models, and forks one child per cell.
 
-Run as ``python -m vmibench.measure.worker SPEC.json RESULT.json`` by :mod:`vmibench.measure.runner`; a fresh
-process per cell keeps allocator state, caches, compiled kernels and memory peaks of one model away from the
-next.  The spec is a :class:`CellSpec` as JSON.  Thread-count environment variables are set by the runner before
-this process starts (OpenMP reads them once).
+Run as ``python -m vmibench.measure.worker --zygote`` by :mod:`vmibench.measure.executor`.  Importing torch and
+timm costs this machine 4-7 s per process; paid once per round by the zygote instead of once per cell, it no
+longer dominates a sweep, while every cell still runs in a fresh process (its own allocator state, caches,
+compiled kernels and memory peak) that has never run another model.  The zygote itself never runs a model:
+CUDA and the OpenMP pool are first touched in the child.
+
+Protocol (JSON lines): the executor writes ``{"cell": ..., "deadline_s": T}`` to the zygote's stdin; the zygote
+answers ``{"event": "started", "pid": P}`` once the child exists, then ``{"event": "done", "pid": P,
+"returncode": R, "result": {...} | null, "stderr_tail": "..."}``.  The child's result travels over a pipe, its
+stdout and stderr over another (no temp files to leak).
+
+Supervision: the zygote runs in its own process group (the executor starts it in a new session) and each child
+in a group of its own.  Both ask the kernel for SIGKILL when their parent dies (``PR_SET_PDEATHSIG``, Linux; a
+watchdog thread polling the parent pid elsewhere), so a runner killed with SIGKILL takes its workers with it.  A
+child also arms ``alarm(deadline)``: it dies at its deadline even when nobody is left to kill it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import math
+import os
+import selectors
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
 from vmibench.errors import classify_failure, one_line
-from vmibench.measure.timing import TimingPolicy
+from vmibench.measure.workloads import (
+    Cell,
+    MatmulPeak,
+    Memory,
+    MixerOp,
+    ModelForward,
+    Settings,
+    TimerCrosscheck,
+    WorkerResult,
+)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+STDERR_TAIL = 4000  # characters of a child's output kept for error_detail
 
 
-@dataclass(frozen=True)
-class CellSpec:
-    """What one worker measures."""
-
-    model: str
-    height: int
-    width: int
-    batch: int = 1
-    device: str = "cpu"
-    dtype: str = "fp32"
-    threads: int = 1
-    channels_last: bool = False
-    compile: bool = False
-    scan_backend: str = "auto"
-    policy: TimingPolicy = field(default_factory=TimingPolicy)
-    count_flops: bool = True
-    # "latency": a registered model (vmibench's engine); "op": a token mixer of the ops sweep; "matmul": the
-    # dense-matmul peak; "crosscheck": vmibench's loop and torch.utils.benchmark alternately on one model.
-    mode: str = "latency"
-    timer_min_run_time: float = 2.0
-    rounds: int = 3
-    processes: int = 1  # worker processes per cell, samples pooled (read by the runner, not the worker)
-    op: str = ""
-    seq_len: int = 0
-    dim: int = 0
-    matmul_n: int = 0
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> CellSpec:
-        data = json.loads(text)
-        data["policy"] = TimingPolicy(**data["policy"])
-        return cls(**data)
+# -- building and timing one workload (runs in the child) ---------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -71,53 +64,25 @@ def _autocast(device: torch.device, dtype: str) -> Iterator[None]:
         yield
 
 
-def _build(spec: CellSpec, device: torch.device) -> tuple[torch.nn.Module, torch.Tensor, Callable[[], object]]:
-    """The module, its input and the timed step for a model (``latency``/``timer``) or a mixer (``op``) cell."""
-    if spec.mode == "op":
-        from vmibench.ops.mixers import build_op
+def _build_model(workload: ModelForward | TimerCrosscheck, settings: Settings, device: torch.device, batch: int):
+    import vmibench
 
-        model, x = build_op(
-            spec.op, seq_len=spec.seq_len, dim=spec.dim, batch=spec.batch, device=device, scan_backend=spec.scan_backend
-        )
-    else:
-        import vmibench
+    model = vmibench.create_model(workload.model, res=(workload.height, workload.width)).eval().to(device)
+    x = torch.randn(batch, 3, workload.height, workload.width, device=device)
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model, x
 
-        model = vmibench.create_model(spec.model, res=(spec.height, spec.width)).eval().to(device)
-        x = torch.randn(spec.batch, 3, spec.height, spec.width, device=device)
-        if spec.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-            x = x.contiguous(memory_format=torch.channels_last)
-    runner: Callable[[torch.Tensor], object] = torch.compile(model) if spec.compile else model
+
+def _step(model: torch.nn.Module, x: torch.Tensor, settings: Settings, device: torch.device) -> Callable[[], object]:
+    runner: Callable[[torch.Tensor], object] = torch.compile(model) if settings.compile else model
 
     def step() -> object:
-        with torch.inference_mode(), _autocast(device, spec.dtype):
+        with torch.inference_mode(), _autocast(device, settings.dtype):
             return runner(x)
 
-    return model, x, step
-
-
-def _build_matmul(spec: CellSpec, device: torch.device) -> Callable[[], object]:
-    a = torch.randn(spec.matmul_n, spec.matmul_n, device=device, dtype=DTYPES[spec.dtype])
-    b = torch.randn_like(a)
-
-    def step() -> object:
-        return torch.mm(a, b)
-
     return step
-
-
-def cell_scan_backend(spec: CellSpec) -> str:
-    """The concrete selective-scan backend a cell runs ("" when its model or op has no scan)."""
-    from vmibench.ops import resolve_backend
-    from vmibench.registry import resolve
-
-    scans = spec.op == "selective_scan" if spec.mode == "op" else resolve(spec.model).info.uses_scan
-    return resolve_backend(spec.scan_backend, spec.device) if scans else ""
-
-
-def op_row_label(op: str, scan_backend: str) -> str:
-    """Name an ops row is stored under: the backend is part of the selective scan's name."""
-    return f"{op}[{scan_backend}]" if scan_backend else op
 
 
 def _flops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
@@ -130,45 +95,71 @@ def _flops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
     return {"gmacs": fc.gmacs, "gflops": fc.gflops}
 
 
-def run_latency(spec: CellSpec) -> dict[str, Any]:
-    """Measure latency/throughput/peak memory of one model, mixer or matmul cell; failures are returned."""
+def _scan_backend(cell: Cell) -> str:
+    from vmibench.ops import resolve_backend
+    from vmibench.registry import resolve
+
+    wl = cell.workload
+    scans = wl.op == "selective_scan" if isinstance(wl, MixerOp) else resolve(wl.model).info.uses_scan  # type: ignore[union-attr]
+    return resolve_backend(cell.settings.scan_backend, cell.settings.device) if scans else ""
+
+
+def measure_cell(cell: Cell) -> WorkerResult:
+    """Build the cell's workload, time it under its policy and probe its peak memory; failures are returned."""
     from vmibench.measure.memory import PeakMemory
     from vmibench.measure.timing import measure
     from vmibench.ops import set_default_backend
 
-    torch.set_num_threads(spec.threads)
-    set_default_backend(spec.scan_backend)
-    device = torch.device(spec.device)
-    result: dict[str, Any] = {"timer": "cuda_event" if device.type == "cuda" else "perf_counter"}
+    wl, st = cell.workload, cell.settings
+    torch.set_num_threads(st.threads)
+    set_default_backend(st.scan_backend if st.scan_backend else "auto")
+    device = torch.device(st.device)
+    if isinstance(wl, TimerCrosscheck):
+        return _crosscheck(wl, st, device)
+    info: dict[str, Any] = {"timer": "cuda_event" if device.type == "cuda" else "perf_counter"}
     model = x = None
     try:
         # An op's own buffers (the matrix form's L x L mask) are part of its cost, so ops are built inside the
         # memory probe; a model's weights and input are not (peak_mem_mb = activations and workspaces).
         mem = PeakMemory(device)
-        with mem if spec.mode == "op" else contextlib.nullcontext():
-            if spec.mode == "matmul":
-                step = _build_matmul(spec, device)
+        with mem if isinstance(wl, MixerOp) else contextlib.nullcontext():
+            if isinstance(wl, MatmulPeak):
+                a = torch.randn(wl.n, wl.n, device=device, dtype=DTYPES[st.dtype])
+                b = torch.randn_like(a)
+
+                def step() -> object:
+                    return torch.mm(a, b)
+
             else:
-                model, x, step = _build(spec, device)
-                result["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
-                result["scan_backend"] = cell_scan_backend(spec)
-            with contextlib.nullcontext() if spec.mode == "op" else mem:
-                stats = measure(step, device, spec.policy)
+                if isinstance(wl, MixerOp):
+                    from vmibench.ops.mixers import build_op
+
+                    model, x = build_op(wl.op, seq_len=wl.seq_len, dim=wl.dim, batch=wl.batch, device=device,
+                                        scan_backend=st.scan_backend or "auto")  # fmt: skip
+                else:
+                    assert isinstance(wl, ModelForward)
+                    model, x = _build_model(wl, st, device, wl.batch)
+                step = _step(model, x, st, device)
+                info["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
+                info["scan_backend"] = _scan_backend(cell)
+            with contextlib.nullcontext() if isinstance(wl, MixerOp) else mem:
+                stats = measure(step, device, st.policy)
     except Exception as exc:
-        result.update(status=classify_failure(exc), error=one_line(exc), traceback=traceback.format_exc(limit=8))
-        return result
+        return WorkerResult(status=classify_failure(exc), error=one_line(exc),
+                            error_detail=traceback.format_exc(limit=8), **info)  # fmt: skip
     assert mem.result is not None
-    result.update(status="ok", stats=asdict(stats), memory=asdict(mem.result))
-    if spec.count_flops and model is not None and x is not None:
+    if st.count_flops and model is not None and x is not None:
         try:
-            result.update(_flops(model, x))
+            info.update(_flops(model, x))
         except Exception as exc:  # a FLOPs failure must not throw away a good timing
-            result["flops_error"] = one_line(exc)
-    return result
+            info["flops_error"] = one_line(exc)
+    return WorkerResult(status="ok", samples_ms=stats.samples_ms, warmup_iters=stats.warmup_iters,
+                        warmup_s=stats.warmup_s, converged=stats.converged, memory=Memory(**asdict(mem.result)),
+                        **info)  # fmt: skip
 
 
-def run_crosscheck(spec: CellSpec) -> dict[str, Any]:
-    """Time one model alternately with vmibench's loop and ``Timer.blocked_autorange``, in this one process.
+def _crosscheck(wl: TimerCrosscheck, st: Settings, device: torch.device) -> WorkerResult:
+    """vmibench's loop and ``Timer.blocked_autorange`` alternately on one model instance, in this one process.
 
     Alternating inside one process compares the two timers on the same allocation, threads and caches; the
     differences between processes (which on a shared machine can exceed 20%) hit both equally.
@@ -177,34 +168,152 @@ def run_crosscheck(spec: CellSpec) -> dict[str, Any]:
 
     from vmibench.measure.timing import measure
 
-    torch.set_num_threads(spec.threads)
-    device = torch.device(spec.device)
-    _model, _x, step = _build(spec, device)
+    model, x = _build_model(wl, st, device, 1)
+    step = _step(model, x, st, device)
     ours, theirs = [], []
-    for _ in range(spec.rounds):
-        ours.append(measure(step, device, spec.policy).median_ms)
-        m = Timer(stmt="step()", globals={"step": step}, num_threads=spec.threads).blocked_autorange(
-            min_run_time=spec.timer_min_run_time
+    for _ in range(wl.alternations):
+        ours.append(measure(step, device, st.policy).median_ms)
+        m = Timer(stmt="step()", globals={"step": step}, num_threads=st.threads).blocked_autorange(
+            min_run_time=wl.timer_min_run_time
         )
         theirs.append(m.median * 1e3)
-    return {"status": "ok", "timer": "perf_counter vs blocked_autorange", "ours_ms": ours, "timer_ms": theirs}
+    return WorkerResult(status="ok", timer="perf_counter vs blocked_autorange",
+                        extra={"ours_ms": ours, "timer_ms": theirs})  # fmt: skip
 
 
-def main(argv: list[str]) -> int:
-    spec_path, result_path = argv
-    with open(spec_path) as f:
-        spec = CellSpec.from_json(f.read())
-    start = time.perf_counter()
-    result = run_crosscheck(spec) if spec.mode == "crosscheck" else run_latency(spec)
-    result["interop_threads"] = torch.get_num_interop_threads()
-    result["wall_s"] = time.perf_counter() - start
-    from vmibench.env import capture
+# -- supervision helpers ------------------------------------------------------------------------------------------
 
-    result["env"] = capture(spec.device).as_dict()
-    with open(result_path, "w") as f:
-        json.dump(result, f)
+
+def die_with_parent(parent_pid: int) -> None:
+    """Get SIGKILL when the parent process dies (Linux prctl; elsewhere a watchdog thread polls the parent pid)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _child(cell: Cell, deadline_s: float, result_fd: int, out_fd: int, parent_pid: int) -> None:
+    """Body of a forked child: never returns."""
+    code = 0
+    try:
+        os.setpgid(0, 0)
+        die_with_parent(parent_pid)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.alarm(max(1, math.ceil(deadline_s)))  # default SIGALRM action: terminate, runner or not
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        sys.stdout = os.fdopen(1, "w", buffering=1)
+        sys.stderr = os.fdopen(2, "w", buffering=1)
+        start = time.perf_counter()
+        try:
+            result = measure_cell(cell)
+        except Exception as exc:
+            result = WorkerResult(
+                status=classify_failure(exc), error=one_line(exc), error_detail=traceback.format_exc()
+            )
+        from dataclasses import replace
+
+        from vmibench.env import capture
+
+        result = replace(result, interop_threads=torch.get_num_interop_threads(), wall_s=time.perf_counter() - start,
+                         pid=os.getpid(), env=capture(cell.settings.device).as_dict())  # fmt: skip
+        data = result.to_json().encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(result_fd, view) :]
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _collect(result_fd: int, out_fd: int) -> tuple[bytes, bytes]:
+    """Read a child's result pipe and output pipe until both close (together, so neither pipe fills up)."""
+    sel = selectors.DefaultSelector()
+    chunks: dict[int, list[bytes]] = {result_fd: [], out_fd: []}
+    for fd in chunks:
+        sel.register(fd, selectors.EVENT_READ)
+    open_fds = set(chunks)
+    while open_fds:
+        for key, _ in sel.select():
+            data = os.read(key.fd, 65536)
+            if data:
+                chunks[key.fd].append(data)
+                if key.fd == out_fd and sum(map(len, chunks[out_fd])) > 4 * STDERR_TAIL:
+                    tail = b"".join(chunks[out_fd])[-STDERR_TAIL:]
+                    chunks[out_fd] = [tail]
+            else:
+                sel.unregister(key.fd)
+                open_fds.discard(key.fd)
+    sel.close()
+    return b"".join(chunks[result_fd]), b"".join(chunks[out_fd])[-STDERR_TAIL:]
+
+
+def _send(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+def zygote(preload: bool = True) -> int:
+    """Serve cells from stdin until it closes: fork a child per cell, report its pid, then its result."""
+    die_with_parent(os.getppid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner decides what an interrupt means
+    if preload:
+        import vmibench
+        import vmibench.measure.memory
+        import vmibench.ops.mixers
+
+        with contextlib.suppress(ImportError):
+            import vmibench.flops  # noqa: F401
+    _send({"event": "ready", "pid": os.getpid()})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        cell = Cell.from_dict(request["cell"])
+        result_r, result_w = os.pipe()
+        out_r, out_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            os.close(result_r)
+            os.close(out_r)
+            _child(cell, float(request["deadline_s"]), result_w, out_w, os.getppid())
+        os.close(result_w)
+        os.close(out_w)
+        _send({"event": "started", "pid": pid})
+        raw, out = _collect(result_r, out_r)
+        os.close(result_r)
+        os.close(out_r)
+        _, status = os.waitpid(pid, 0)
+        returncode = os.waitstatus_to_exitcode(status)
+        result = json.loads(raw) if raw else None
+        _send({"event": "done", "pid": pid, "returncode": returncode, "result": result,
+               "stderr_tail": out.decode(errors="replace")})  # fmt: skip
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    if sys.argv[1:] != ["--zygote"]:
+        print("usage: python -m vmibench.measure.worker --zygote  (started by vmibench's runner)", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(zygote())

@@ -31,6 +31,27 @@ class Fit:
     x_max: float
 
 
+def fit_point_indices(
+    x: Sequence[float | None], y: Sequence[float | None], *, upper_fraction: float = 0.5, min_points: int = 3
+) -> list[int]:
+    """Indices of the points :func:`fit_loglog` fits, ordered by (x, y).
+
+    Points with non-positive or missing values are dropped, the rest sorted by x, and the upper
+    ``max(min_points, ceil(n * upper_fraction))`` kept.  Empty if fewer than two usable points remain.  Shared with
+    the bootstrap (:func:`vmibench.analysis.bootstrap.slope_ci`) so that its replicates are refitted on exactly the
+    points the point estimate uses.
+    """
+    usable = sorted(
+        ((float(a), float(b)), i)
+        for i, (a, b) in enumerate(zip(x, y, strict=True))
+        if a is not None and b is not None and not (math.isnan(a) or math.isnan(b)) and a > 0 and b > 0
+    )
+    if len(usable) < 2:
+        return []
+    keep = max(min_points, math.ceil(len(usable) * upper_fraction))
+    return [i for _, i in usable[-keep:]]
+
+
 def fit_loglog(
     x: Sequence[float], y: Sequence[float], *, upper_fraction: float = 0.5, min_points: int = 3
 ) -> Fit | None:
@@ -38,15 +59,10 @@ def fit_loglog(
 
     Points with non-positive or missing values are dropped; ``None`` if fewer than two points remain.
     """
-    pairs = sorted(
-        (float(a), float(b))
-        for a, b in zip(x, y, strict=True)
-        if a is not None and b is not None and not (math.isnan(a) or math.isnan(b)) and a > 0 and b > 0
-    )
-    if len(pairs) < 2:
+    idx = fit_point_indices(x, y, upper_fraction=upper_fraction, min_points=min_points)
+    if not idx:
         return None
-    keep = max(min_points, math.ceil(len(pairs) * upper_fraction))
-    pairs = pairs[-keep:]
+    pairs = [(float(x[i]), float(y[i])) for i in idx]
     lx = np.log([p[0] for p in pairs])
     ly = np.log([p[1] for p in pairs])
     slope, intercept = np.polyfit(lx, ly, 1)

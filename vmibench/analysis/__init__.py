@@ -1,0 +1,43 @@
+"""Analysis of stored measurements.
+
+* :mod:`vmibench.analysis.fits` -- complexity fits (log-log slope on the upper part of a sweep), crossover points
+  between two cost curves, and utilisation against the measured matmul peak.
+* :mod:`vmibench.analysis.bootstrap` -- confidence intervals for those numbers: hierarchical (process, then call)
+  bootstrap of median latency, paired-by-round latency ratios, slopes and crossovers, plus helpers that say whether
+  two results are distinguishable on this machine.
+
+Everything is importable from here (``from vmibench.analysis import fit_table, median_ci``).  Only numpy and pandas
+are used, no torch, so reports can be built where no model code runs.
+"""
+
+from __future__ import annotations
+
+from vmibench.analysis.bootstrap import (
+    CrossoverEstimate,
+    Estimate,
+    compare_text,
+    crossover_ci,
+    distinguishable,
+    median_ci,
+    ratio_ci,
+    ratio_differs_from_one,
+    slope_ci,
+)
+from vmibench.analysis.fits import Fit, add_utilisation, crossover, fit_loglog, fit_table
+
+__all__ = [
+    "CrossoverEstimate",
+    "Estimate",
+    "Fit",
+    "add_utilisation",
+    "compare_text",
+    "crossover",
+    "crossover_ci",
+    "distinguishable",
+    "fit_loglog",
+    "fit_table",
+    "median_ci",
+    "ratio_ci",
+    "ratio_differs_from_one",
+    "slope_ci",
+]

@@ -1,0 +1,114 @@
+"""From worker results to typed rows: pool a cell's rounds, summarise them, attach the interval and provenance."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from vmibench.env import Environment, utc_now
+from vmibench.measure.timing import TimingPolicy, summarize
+from vmibench.measure.workloads import Cell, MatmulPeak, MixerOp, ModelForward, WorkerResult
+from vmibench.records import STATUS_OK, LatencyRecord, OpsRecord, PeakRecord, RunRecord, TimedRecord
+from vmibench.resolution import label
+
+
+def split_policy(policy: TimingPolicy, rounds: int) -> TimingPolicy:
+    """The policy of one round when ``rounds`` rounds share a cell's budget (rounds split it, not multiply it).
+
+    Time budgets and iteration targets are divided among the rounds; the precision target of one round is
+    ``sqrt(rounds)`` looser, since the pooled median of ``rounds`` such rounds reaches the cell's target.  The
+    warm-up is per process and is not divided: every process has to warm up.
+    """
+    if rounds <= 1:
+        return policy
+    k = rounds
+    return TimingPolicy(
+        min_warmup_iters=policy.min_warmup_iters,
+        min_warmup_s=policy.min_warmup_s,
+        max_warmup_s=policy.max_warmup_s,
+        min_iters=max(policy.hard_min_iters, math.ceil(policy.min_iters / k)),
+        hard_min_iters=policy.hard_min_iters,
+        max_iters=max(policy.hard_min_iters, math.ceil(policy.max_iters / k)),
+        min_time_s=policy.min_time_s / k,
+        max_time_s=policy.max_time_s / k,
+        rel_precision=min(0.5, policy.rel_precision * math.sqrt(k)),
+    )
+
+
+def _base_fields(cell: Cell, env: Environment, env_key: str, status: str, error: str) -> dict[str, Any]:
+    return dict(timestamp=utc_now(), env=env, env_key=env_key, cell_key=cell.key(env_key), status=status,
+                error=error, timing_policy=json.dumps(asdict(cell.settings.policy)))  # fmt: skip
+
+
+def _timed(cell: Cell, common: dict[str, Any]) -> TimedRecord:
+    st, wl = cell.settings, cell.workload
+    common = dict(common, device=st.device, dtype=st.dtype, threads=st.threads, channels_last=st.channels_last,
+                  compile=st.compile)  # fmt: skip
+    if isinstance(wl, MixerOp):
+        from vmibench.ops.mixers import OPS
+
+        info = OPS.get(wl.op)
+        backend = common.get("scan_backend", "")
+        return OpsRecord(**common, batch=wl.batch, op=f"{wl.op}[{backend}]" if backend else wl.op, op_name=wl.op,
+                         seq_len=wl.seq_len, dim=wl.dim, expected_complexity=info.expected_complexity if info else "",
+                         reconstruction=bool(info and info.reconstruction))  # fmt: skip
+    assert isinstance(wl, ModelForward)
+    hw = (wl.height, wl.width)
+    return LatencyRecord(**common, batch=wl.batch, model=wl.model, res=label(hw), height=hw[0], width=hw[1])
+
+
+def failure_record(
+    cell: Cell, env: Environment, env_key: str, status: str, error: str, *, detail: str = "", skip_reason: str = ""
+) -> RunRecord:
+    """A row for a cell that has no timing: it failed, or was not run (``skipped``)."""
+    common = _base_fields(cell, env, env_key, status, error)
+    common.update(error_detail=detail, skip_reason=skip_reason, scan_backend=cell.settings.scan_backend)
+    if isinstance(cell.workload, MatmulPeak):
+        st = cell.settings
+        common.pop("scan_backend")
+        return PeakRecord(**common, device=st.device, dtype=st.dtype, threads=st.threads, matmul_n=cell.workload.n)
+    return _timed(cell, common)
+
+
+def pooled_record(cell: Cell, results: Sequence[WorkerResult], env: Environment, env_key: str) -> RunRecord:
+    """The row of a cell measured in ``len(results)`` rounds (all ok): median over every sample, with a
+    hierarchical-bootstrap 95% CI, the per-round spread and the first round's FLOPs count."""
+    from vmibench.analysis.bootstrap import median_ci
+
+    assert results and all(r.ok for r in results)
+    per_round = [list(r.samples_ms) for r in results]
+    stats = summarize([x for s in per_round for x in s], converged=all(r.converged for r in results),
+                      warmup_iters=min(r.warmup_iters for r in results),
+                      warmup_s=min(r.warmup_s for r in results))  # fmt: skip
+    ci = median_ci(per_round)
+    medians = [summarize(s).median_ms for s in per_round]
+    first = results[0]
+    common = _base_fields(cell, env, env_key, STATUS_OK, "")
+    common.update(rounds=len(results), latency_ms_ci_low=ci.low, latency_ms_ci_high=ci.high,
+                  latency_ms_median=stats.median_ms, n_iters=stats.n)  # fmt: skip
+    if isinstance(cell.workload, MatmulPeak):
+        n = cell.workload.n
+        return PeakRecord(**common, device=cell.settings.device, dtype=cell.settings.dtype,
+                          threads=cell.settings.threads, matmul_n=n,
+                          peak_gflops=2 * n**3 / (stats.median_ms / 1e3) / 1e9)  # fmt: skip
+    flops = next((r for r in results if r.gmacs is not None), first)
+    extra = {"flops_error": first.flops_error} if first.flops_error else {}
+    memory = max((r.memory for r in results if r.memory is not None), key=lambda m: m.peak_mb, default=None)
+    common.update(
+        params_m=first.params_m, gmacs=flops.gmacs, gflops=flops.gflops, scan_backend=first.scan_backend,
+        timer=first.timer, interop_threads=first.interop_threads, wall_s=sum(r.wall_s or 0.0 for r in results),
+        latency_ms_iqr=stats.iqr_ms, latency_ms_p10=stats.p10_ms, latency_ms_p90=stats.p90_ms,
+        latency_ms_mean=stats.mean_ms, latency_ms_min=stats.min_ms, rel_se=stats.rel_se, converged=stats.converged,
+        warmup_iters=stats.warmup_iters, n_processes=len(results),
+        process_spread=(max(medians) - min(medians)) / stats.median_ms if len(medians) > 1 else None,
+        extra=json.dumps(extra) if extra else "",
+    )  # fmt: skip
+    rec = _timed(cell, common)
+    rec.throughput_ips = rec.batch / (stats.median_ms / 1e3)
+    if memory is not None:
+        rec.peak_mem_mb, rec.peak_mem_total_mb = memory.peak_mb, memory.total_mb
+        rec.peak_mem_reserved_mb, rec.mem_method = memory.reserved_mb, memory.method
+    return rec
