@@ -263,3 +263,12 @@ def test_analysis_package_does_not_import_torch() -> None:
         assert "torch" not in sys.modules, "torch imported"
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def test_an_estimate_without_an_interval_is_never_called_different() -> None:
+    from vmibench.analysis.bootstrap import Estimate, distinguishable, ratio_differs_from_one
+
+    none = Estimate(2.0, float("nan"), float("nan"))
+    assert not none.has_interval and none.overlaps(Estimate(9.0, 8.0, 10.0))
+    assert not distinguishable(none, Estimate(9.0, 8.0, 10.0)) and not ratio_differs_from_one(none)
+    assert distinguishable(Estimate(2.0, 1.9, 2.1), Estimate(9.0, 8.0, 10.0))

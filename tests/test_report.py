@@ -1,4 +1,8 @@
-"""Report rendering from a store: sections, numbers drawn from the data, valid PNGs; the CLI round trip."""
+"""Report rendering from a store: sections, numbers and intervals drawn from the data, valid PNGs, staleness, the CLI.
+
+The stores are filled the way the runner fills them: synthetic per-round samples pooled by
+:func:`vmibench.measure.rows.pooled_record` and stored with ``store.add(record, samples)``.
+"""
 
 from __future__ import annotations
 
@@ -7,61 +11,106 @@ from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import assert_user_error
 
-from vmibench.env import capture
-from vmibench.measure.runner import to_record
+from vmibench.env import capture, utc_now
+from vmibench.measure.rows import failure_record, pooled_record
 from vmibench.measure.timing import TimingPolicy
-from vmibench.measure.worker import CellSpec
+from vmibench.measure.workloads import Cell, Memory, MixerOp, ModelForward, Settings, WorkerResult, Workload
 from vmibench.records import PeakRecord
+from vmibench.reports import report
 from vmibench.reports.report import write_report
 from vmibench.store import ResultStore
 
-BASE = CellSpec(model="", height=0, width=0, threads=2, policy=TimingPolicy.quick())
 ENV = capture("cpu")
+SETTINGS = Settings(device="cpu", dtype="fp32", threads=2, scan_backend="", policy=TimingPolicy.quick())
+ROUNDS, CALLS = 3, 25
 SECTIONS = ["Setup", "Reviewer questions", "Models, parameters and FLOPs", "Latency, throughput and memory at 224",
             "Resolution scaling", "Token mixers vs sequence length", "Accuracy vs latency"]  # fmt: skip
 
+# model: (latency ms at 224, exponent in pixels, GMACs at 224, noise seed).  Models sharing a seed get the same
+# relative noise, so their exponents and intervals are identical: "not distinguishable" by construction.
+# flatten_swin_t at 224 reuses vminet_t's very samples (identical noisy samples -> ratio interval around 1).
+MODELS = {"vminet_t": (10.0, 1.0, 0.35, 1), "deit_t": (20.0, 1.6, 1.26, 2), "effvmamba_t": (40.0, 1.0, 0.81, 1),
+          "mlla_t": (20.0, 1.1, 4.15, 3), "flatten_swin_t": (10.0, 1.2, 4.50, 4),
+          "vminet_b": (70.0, 1.0, 4.78, 5)}  # fmt: skip
+# op: (latency ms at L=256, exponent in L, noise seed)
+OPS = {"sdpa": (0.1, 2.0, 6), "vmisa": (0.05, 1.0, 7), "vmisa_recurrent": (0.3, 1.0, 7), "vmisa_matrix": (0.2, 2.0, 8)}
+LENGTHS = [256, 1024, 4096, 16384]
 
-def _result(ms: float, mem: float, gmacs: float) -> dict:
-    return {"status": "ok", "gmacs": gmacs, "gflops": 2 * gmacs, "params_m": 1.0, "env": ENV.as_dict(),
-            "stats": {"median_ms": ms, "iqr_ms": ms / 50, "p10_ms": ms, "p90_ms": ms, "mean_ms": ms, "min_ms": ms,
-                      "n": 9, "rel_se": 0.01, "converged": True, "warmup_iters": 3},
-            "memory": {"peak_mb": mem, "total_mb": mem + 500, "reserved_mb": None, "method": "rss_hwm"}}  # fmt: skip
+
+def rounds_of(ms: float, seed: int) -> list[tuple[float, ...]]:
+    """ROUNDS rounds of CALLS calls around ``ms``: 2% call noise, 0.5% between rounds."""
+    rng = np.random.default_rng(seed)
+    levels = 1 + 0.005 * rng.standard_normal(ROUNDS)
+    return [tuple(ms * level * (1 + 0.02 * rng.standard_normal(CALLS))) for level in levels]
 
 
-# latency at 224 and exponent in pixels for each synthetic model
-MODELS = {"vminet_t": (10.0, 1.0, 0.35), "deit_t": (20.0, 1.6, 1.26), "effvmamba_t": (40.0, 1.0, 0.81),
-          "mlla_t": (60.0, 1.1, 4.15), "flatten_swin_t": (55.0, 1.2, 4.50), "vminet_b": (70.0, 1.0, 4.78)}  # fmt: skip
-OPS = {"sdpa": 2.0, "vmisa": 1.0, "vmisa_recurrent": 1.0, "vmisa_matrix": 2.0}
+def add_cell(store: ResultStore, workload: Workload, samples: list[tuple[float, ...]], *, gmacs: float | None,
+             mem: float, settings: Settings = SETTINGS, env=ENV) -> None:  # fmt: skip
+    """Store one cell the runner's way: a WorkerResult per round, pooled into a row, raw samples alongside."""
+    cell = Cell(workload, settings)
+    results = [WorkerResult(status="ok", samples_ms=s, warmup_iters=1, warmup_s=0.01, converged=True,
+                            memory=Memory(mem, mem + 500, None, "rss_hwm"), params_m=1.0, gmacs=gmacs,
+                            gflops=None if gmacs is None else 2 * gmacs) for s in samples]  # fmt: skip
+    record = pooled_record(cell, results, env, env.key("cpu"))
+    store.add(record, [list(s) for s in samples], cell_key=record.cell_key)
+
+
+def add_failure(store: ResultStore, workload: Workload, status: str, error: str, skip_reason: str = "") -> None:
+    """Store a failed or skipped cell the runner's way: a row without samples."""
+    record = failure_record(Cell(workload, SETTINGS), ENV, ENV.key("cpu"), status, error, skip_reason=skip_reason)
+    store.add(record, cell_key=record.cell_key)
 
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("rep") / "r.sqlite"
     with ResultStore(path) as store:
-        for model, (ms, k, gm) in MODELS.items():
-            sizes = [224, 448, 896] if model != "vminet_b" else [224]
-            for s in sizes:
+        for model, (ms, k, gm, seed) in MODELS.items():
+            for i, s in enumerate([224, 448, 896] if model != "vminet_b" else [224]):
                 f = (s / 224) ** 2
-                res = _result(ms * f**k, 5 * f, gm * f)
+                workload = ModelForward(model, s, s)
                 if model == "deit_t" and s == 896:
-                    res = {"status": "oom", "error": "OutOfMemoryError: synthetic", "env": ENV.as_dict()}
-                store.add(to_record(replace(BASE, model=model, height=s, width=s), res))
-        for op, k in OPS.items():
-            for L in [256, 1024, 4096, 16384]:
-                res = _result(0.1 * (L / 256) ** k, L / 100, 0.01 * (L / 256) ** k)
-                store.add(to_record(replace(BASE, mode="op", op=op, seq_len=L, dim=64), res))
-        store.add(PeakRecord(timestamp="2026-01-01T00:00:00", env=ENV, env_key=ENV.key("cpu"), device="cpu",
-                             dtype="fp32", threads=2, matmul_n=2048, peak_gflops=100.0))  # fmt: skip
+                    add_failure(store, workload, "oom", "OutOfMemoryError: synthetic")
+                    continue
+                samples = rounds_of(ms * f**k, seed * 100 + i)
+                if model == "flatten_swin_t" and s == 224:
+                    samples = rounds_of(MODELS["vminet_t"][0], MODELS["vminet_t"][3] * 100)
+                add_cell(store, workload, samples, gmacs=gm * f, mem=5 * f)
+        for op, (ms, k, seed) in OPS.items():
+            for i, L in enumerate(LENGTHS):
+                add_cell(store, MixerOp(op, L, 64), rounds_of(ms * (L / 256) ** k, seed * 100 + i),
+                         gmacs=0.01 * (L / 256) ** k, mem=L / 100)  # fmt: skip
+        add_failure(store, MixerOp("vmisa_matrix", 65536, 64), "skipped", "predicted over --time-cap", "cap")
+        store.add(PeakRecord(timestamp=utc_now(), env=ENV, env_key=ENV.key("cpu"), device="cpu", dtype="fp32",
+                             threads=2, matmul_n=2048, peak_gflops=100.0))  # fmt: skip
     return path
 
 
-def test_report_has_every_section_and_valid_figures(store_path: Path, tmp_path: Path) -> None:
-    report = write_report(str(store_path), tmp_path)
-    text = report.read_text()
+@pytest.fixture(scope="module")
+def built(store_path: Path, tmp_path_factory) -> tuple[Path, str]:
+    """The report of the main store, written once: (output directory, REPORT.md text)."""
+    out = tmp_path_factory.mktemp("out")
+    return out, write_report(str(store_path), out).read_text()
+
+
+def answers_of(text: str) -> str:
+    return text.split("## Reviewer questions")[1].split("\n## ")[0]
+
+
+def interval(text: str, pattern: str) -> tuple[float, float, float]:
+    """(value, low, high) of the first ``value [low, high]`` after ``pattern`` (a regex)."""
+    m = re.search(pattern + r"\s*([-\d.]+)x? \[([-\d.]+), ([-\d.]+)\]", text)
+    assert m, (pattern, text)
+    return float(m.group(1)), float(m.group(2)), float(m.group(3))
+
+
+def test_report_has_every_section_and_valid_figures(built: tuple[Path, str]) -> None:
+    out, text = built
     for title in SECTIONS:
         assert f"## {title}" in text
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", text)
@@ -69,47 +118,187 @@ def test_report_has_every_section_and_valid_figures(store_path: Path, tmp_path: 
             "figures/memory_vs_resolution.png", "figures/utilisation_vs_resolution.png",
             "figures/latency_vs_gmacs.png", "figures/ops_memory_vs_L.png"} <= set(figures)  # fmt: skip
     for rel in figures:
-        image = mpimg.imread(tmp_path / rel)
+        image = mpimg.imread(out / rel)
         assert image.ndim == 3 and image.shape[0] > 100
     assert "threads 2" in text and "scan backend" in text and "torch " + ENV.torch_version in text
 
 
-def test_reviewer_answers_come_from_the_data(store_path: Path, tmp_path: Path) -> None:
-    text = write_report(str(store_path), tmp_path).read_text()
-    answers = text.split("## Reviewer questions")[1].split("## ")[0]
-    assert "vminet_t: latency exponent 1.00" in answers  # synthetic: linear in pixels
-    assert "deit_t: latency exponent 1.60" in answers
-    assert "VMINet-Ti: latency exponent 1.00 while its GMACs grow with exponent 1.00" in answers
-    assert "median latency exponent 1.10" in answers  # effvmamba 1.0, mlla 1.1, flatten 1.2
-    assert "vminet_t takes 10.0 ms vs mlla_t 60.0 ms (0.17x" in answers
-    assert "effvmamba_t has 0.810 GMACs" in answers and "49.4 ms per GMAC" in answers
-    assert "vmisa_matrix latency exponent 2.00" in answers and "vmisa_recurrent latency exponent 1.00" in answers
+def test_exponents_carry_intervals_and_comparisons_need_disjoint_ones(built: tuple[Path, str]) -> None:
+    out, text = built
+    answers = answers_of(text)
+    value, low, high = interval(answers, r"vminet_t")
+    assert value == pytest.approx(1.0, abs=0.01) and low <= value <= high and high - low < 0.05
+    assert interval(answers, r"deit_t")[0] == pytest.approx(1.6, abs=0.01)
+    assert re.search(r"vs deit_t [\d.]+ \[[\d., ]+\]: lower \(intervals do not overlap\)", answers)
+    assert re.search(r"vs mlla_t [\d.]+ \[[\d., ]+\]: lower \(intervals do not overlap\)", answers)
+    # effvmamba_t shares vminet_t's relative noise: same exponent, same interval -> no verdict either way
+    assert re.search(r"vs effvmamba_t [\d.]+ \[[\d., ]+\]: not distinguishable on this machine", answers)
+    assert "its interval includes 1, so it is not distinguishable on this machine from linear cost" in answers
+    for name in ("resolution_fits", "ops_fits"):
+        fits = pd.read_csv(out / "tables" / f"{name}.csv")
+        lat = fits[fits["metric"] == "latency_ms_median"]
+        assert {"slope_ci_low", "slope_ci_high"} <= set(fits.columns) and not lat.empty
+        assert (lat["slope_ci_low"] <= lat["slope"]).all() and (lat["slope"] <= lat["slope_ci_high"]).all()
+    ops_fits = pd.read_csv(out / "tables" / "ops_fits.csv")
+    sdpa = ops_fits[(ops_fits["op"] == "sdpa") & (ops_fits["metric"] == "latency_ms_median")]["slope"].iloc[0]
+    assert sdpa == pytest.approx(2.0, abs=0.01)
+
+
+def test_ratios_are_called_only_when_their_interval_excludes_one(built: tuple[Path, str]) -> None:
+    answers = answers_of(built[1])
+    value, low, high = interval(answers, r"at 224, vminet_t [^:]+ vs mlla_t [^:]+: ratio")
+    assert value == pytest.approx(0.5, abs=0.02) and high < 1
+    assert re.search(r"at 224, vminet_t [^:]+ vs mlla_t [^:]+: ratio [^:]+: vminet_t faster than mlla_t", answers)
+    # identical noisy samples: the paired interval straddles 1 and no direction is claimed
+    value, low, high = interval(answers, r"at 224, vminet_t [^:]+ vs flatten_swin_t [^:]+: ratio")
+    assert value == pytest.approx(1.0) and low < 1 < high
+    assert re.search(r"vs flatten_swin_t [^:]+: ratio [^:]+: not distinguishable on this machine", answers)
+    assert re.search(r"at 896x896, vminet_t [^:]+ vs flatten_swin_t [^:]+: ratio [^:]+: vminet_t faster", answers)
     assert "published" in answers  # top-1 comes from the model records here, and says so
-    fits = pd.read_csv(tmp_path / "tables" / "ops_fits.csv")
-    sdpa = fits[(fits["op"] == "sdpa") & (fits["metric"] == "latency_ms_median")]["slope"].iloc[0]
-    assert sdpa == pytest.approx(2.0)
 
 
-def test_oom_cells_are_shown_not_dropped(store_path: Path, tmp_path: Path) -> None:
-    text = write_report(str(store_path), tmp_path).read_text()
+def test_closing_count_matches_the_verdicts(built: tuple[Path, str]) -> None:
+    answers = answers_of(built[1])
+    m = re.search(r"Of the (\d+) comparisons above, (\d+) (?:is|are) resolved on this machine \(intervals exclude "
+                  r"equality\); (\d+) (?:is|are) not distinguishable", answers)  # fmt: skip
+    assert m, answers
+    total, resolved, unresolved = map(int, m.groups())
+    assert total == resolved + unresolved and 0 < resolved < total
+    body = answers.split("Of the ")[0]
+    grouped = re.findall(r"and (\d+) (?:is|are) not distinguishable on this machine", body)  # ms per GMAC vs peers
+    clauses = body.count("not distinguishable on this machine") - len(grouped)  # one per ratio / exponent verdict
+    assert unresolved == clauses + sum(map(int, grouped))
+    verdicts = len(re.findall(r"(?:faster|slower) than|do not overlap\)|interval excludes 1", answers))
+    assert resolved >= verdicts
+
+
+def test_effvmamba_header_and_ms_per_gmac_come_from_the_data(built: tuple[Path, str]) -> None:
+    answers = answers_of(built[1])
+    assert "fewest FLOPs" not in answers
+    assert "EfficientVMamba has the 2nd fewest GMACs of the 6 models" in answers  # vminet_t has fewer
+    value, low, high = interval(answers, r"effvmamba_t has 0.810 GMACs and a latency of [^:]+: ")
+    assert value == pytest.approx(40.0 / 0.81, rel=0.02) and low < value < high
+    assert "ms per GMAC; of the 5 other models with a GMACs count" in answers
+    assert "utilisation 0.404 of the dense-matmul peak" in answers and "At 896x896 (" in answers
+
+
+def test_causal_mask_and_crossovers_with_intervals(built: tuple[Path, str]) -> None:
+    out, text = built
+    answers = answers_of(text)
+    value, low, _ = interval(answers, r"vmisa_recurrent [^:]+ vs vmisa [^:]+: ratio")
+    assert value == pytest.approx(6.0, rel=0.02) and low > 1
+    assert re.search(
+        r"at L=16384, vmisa_recurrent [^:]+ vs vmisa [^:]+: ratio [^:]+: vmisa_recurrent slower than", answers
+    )
+    assert re.search(r"vmisa_recurrent [\d.]+ \[[\d., ]+\] vs vmisa [\d.]+ \[[\d., ]+\]: not distinguishable", answers)
+    assert "vmisa_matrix was not run from L=65536 (skipped" in answers
+    cross = pd.read_csv(out / "tables" / "ops_crossovers.csv").set_index("op")
+    assert {"crossover_ci_low", "crossover_ci_high", "never_fraction", "at_smallest"} <= set(cross.columns)
+    assert cross.loc["vmisa", "at_smallest"] and cross.loc["vmisa", "faster_than_sdpa_from_L"] == 256
+    rec = cross.loc["vmisa_recurrent"]
+    assert rec["crossover_ci_low"] < rec["faster_than_sdpa_from_L"] < rec["crossover_ci_high"]
+    assert rec["faster_than_sdpa_from_L"] == pytest.approx(768, rel=0.05) and not rec["at_smallest"]
+    assert cross.loc["vmisa_matrix", "never_fraction"] == 1.0
+    ops_section = text.split("## Token mixers vs sequence length")[1]
+    assert re.search(r"\| vmisa \| fp32 \| 64 \| 1 \| ≤ 256", ops_section)
+    assert "none up to 16384" in ops_section
+    assert "faster than deit_t from ≤ 50176" in answers  # resolution crossover, at the smallest shared size
+
+
+def test_tables_show_intervals_protocol_and_failures(built: tuple[Path, str]) -> None:
+    out, text = built
     table = text.split("## Resolution scaling")[1]
     deit_row = next(line for line in table.splitlines() if line.startswith("| deit_t"))
     assert deit_row.rstrip().endswith("oom |")
+    lat = pd.read_csv(out / "tables" / "latency_224.csv")
+    assert {"latency_ms_ci_low", "latency_ms_ci_high", "rounds", "process_spread", "stale"} <= set(lat.columns)
+    assert (lat["latency_ms_ci_low"] < lat["latency_ms_median"]).all() and (lat["rounds"] == ROUNDS).all()
+    section = text.split("## Latency, throughput and memory at 224")[1].split("\n## ")[0]
+    assert "| ci95 |" in section and re.search(r"\| vminet_t \| 10\.\d \| \d+\.\d+-\d+\.\d+ \| 3 \|", section)
+    setup = text.split("## Setup")[1].split("\n## ")[0]
+    policy = TimingPolicy.quick()
+    assert f"each cell: {ROUNDS} rounds (worker processes)" in setup
+    assert f"warm-up >= {policy.min_warmup_iters} calls" in setup and "precision target 1%" in setup
 
 
-def test_sweep_then_report_from_the_cli(cli, tmp_path: Path) -> None:
-    sweep = cli("sweep", "--models", "vminet_t,deit_t", "--res", "224,448", "--batch", "1", "--threads", "1",
-                "--max-time", "0.3")  # fmt: skip
-    assert sweep.returncode == 0, sweep.stderr
+@pytest.fixture
+def small_store(tmp_path: Path):
+    """Latency rows only (no peak, no ops), one row without GMACs, measured at ``commit`` with 2 rounds."""
+
+    def make(commit: str) -> Path:
+        env = replace(ENV, git_commit=commit)
+        settings = replace(SETTINGS, policy=TimingPolicy(rel_precision=0.02, max_time_s=3.0))
+        path = tmp_path / f"{commit.replace('+', '_')}.sqlite"
+        with ResultStore(path) as store:
+            for model, ms in (("vminet_t", 10.0), ("mlla_t", 20.0)):
+                for i, s in enumerate([224, 448]):
+                    samples = rounds_of(ms * 4**i, i)[:2]
+                    gmacs = None if (model, s) == ("mlla_t", 448) else 0.35 * 4**i
+                    add_cell(store, ModelForward(model, s, s), samples, gmacs=gmacs, mem=5.0, settings=settings,
+                             env=env)  # fmt: skip
+        return path
+
+    return make
+
+
+def test_stale_models_are_named_in_the_header(small_store, monkeypatch) -> None:
+    calls = []
+
+    def fake_git(*args: str) -> str | None:
+        calls.append(args)
+        if args[0] == "rev-parse":
+            return "fedcba987654\n"
+        assert args[:3] == ("diff", "--name-only", "0123456789ab")  # "+dirty" stripped: diff its committed part
+        return "baselines/mlla.py\nREADME.md\n"
+
+    monkeypatch.setattr(report, "_git", fake_git)
+    data = loaded(small_store("0123456789ab+dirty"))
+    head = " ".join(report.staleness_lines(data.staleness))
+    assert "measured at commit `0123456789ab+dirty`; current HEAD `fedcba987654`" in head
+    assert "**Stale**" in head and "mlla_t (baselines/mlla.py)" in head and "vminet_t (" not in head
+    assert "had uncommitted changes" in head
+    diff_args = next(a for a in calls if a[0] == "diff")
+    assert "baselines/mlla.py" in diff_args and "vmibench/models/_common.py" in diff_args
+    table = report.latency_224(data).set_index("model")["stale"]
+    assert table["mlla_t"] == "stale" and table["vminet_t"] == ""
+
+    monkeypatch.setattr(report, "_git", lambda *args: None)  # no git / not a checkout
+    head = " ".join(report.staleness_lines(loaded(small_store("0123456789ab")).staleness))
+    assert "current HEAD unknown" in head and "Stale status unknown for: mlla_t, vminet_t" in head
+
+
+def loaded(path: Path) -> report.ReportData:
+    """The report's data with its staleness checked, without drawing the figures."""
+    with ResultStore(path) as store:
+        data = report.load(store)
+    data.staleness = report.check_staleness(data)
+    return data
+
+
+def test_code_files_of_models_and_ops() -> None:
+    assert {"baselines/mlla.py", "vmibench/models/_common.py"} <= set(report.model_files("mlla_t"))
+    assert "vmibench/ops/selective_scan.py" in report.model_files("vim_t")
+    assert "vmibench/ops/selective_scan.py" not in report.model_files("mlla_t")
+    assert set(report.op_files("mlla_linear")) == {"vmibench/ops/mixers.py", "baselines/mlla.py"}
+    assert "vmibench/ops/selective_scan.py" in report.op_files("selective_scan[torch]")
+    head = report.head_commit()
+    assert head is None or re.fullmatch(r"[0-9a-f]{12}", head)
+
+
+def test_latency_rows_alone_from_the_cli(vmi, small_store, tmp_path: Path) -> None:
+    """No peak row, no ops rows, one row without GMACs: figures that cannot be drawn are skipped with a note."""
     out = tmp_path / "rep"
-    rep = cli("report", "--out", str(out))
+    rep = vmi("report", "--db", str(small_store(ENV.git_commit)), "--out", str(out))
     assert rep.returncode == 0, rep.stderr
     text = (out / "REPORT.md").read_text()
-    assert "## Reviewer questions" in text and "vminet_t: latency exponent" in text
+    assert "## Reviewer questions" in text and re.search(r"vminet_t 1\.00 \[[\d.]+, [\d.]+\]", text)
+    assert "Figure utilisation_vs_resolution skipped" in text
+    assert (out / "figures" / "latency_vs_resolution.png").is_file() and (
+        out / "figures" / "latency_vs_gmacs.png"
+    ).is_file()
     for png in (out / "figures").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    again = cli("sweep", "--models", "vminet_t,deit_t", "--res", "224,448", "--threads", "1", "--max-time", "0.3")
-    assert "already stored 4" in again.stderr
-    assert_user_error(cli("report", "--db", "missing.sqlite"), "no results database")
-    assert_user_error(cli("sweep", "--models", "vminet_t"), "--preset")
-    assert_user_error(cli("sweep", "--preset", "fast"), "unknown preset")
+    assert "each cell: 2 rounds (worker processes)" in text and "precision target 2%" in text
+    assert "1-3 s" in text  # the cell's timing budget, from the stored policy
+    assert "## Token mixers vs sequence length\n\n*(no ops rows" in text
+    assert_user_error(vmi("report", "--db", "missing.sqlite"), "no results database")

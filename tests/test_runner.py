@@ -130,6 +130,13 @@ def test_failure_stops_the_larger_sizes_and_retry_failed_reopens_them(tmp_path: 
         assert len({c.describe() for _, c in again.calls}) == 3
 
 
+def test_without_ladders_every_cell_runs_after_a_failure() -> None:
+    timeout = WorkerResult(status="timeout", error="cell exceeded its budget")
+    ex = FakeExecutor(lambda c, r: timeout if c.workload.height == 64 else ok(3.0))
+    summary = Runner(None, executor=ex, stop_ladders=False).run([cell(size=s) for s in (64, 96)])
+    assert [r[0].status for r in summary.results.values()] == ["timeout", "ok"]
+
+
 def test_cap_skips_are_not_reopened_by_retry_failed(tmp_path: Path) -> None:
     ops = [Cell(MixerOp("sdpa", L, 32), QUICK) for L in (256, 1024, 4096)]
     ex = FakeExecutor(lambda c, r: ok(c.workload.seq_len**2 / 1e4))  # type: ignore[attr-defined]

@@ -84,9 +84,6 @@ BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Comma list of batc
 BudgetOpt = Annotated[
     float | None, typer.Option("--budget-min", help="Start no cell after this many minutes (rerun to resume).")
 ]
-ProcessesOpt = Annotated[
-    int, typer.Option(help="Worker processes per cell; their samples are pooled (process_spread shows the spread).")
-]
 
 
 # -- argument parsing -----------------------------------------------------------------------------------------
@@ -331,7 +328,7 @@ def latency_cmd(
     cells = plan_cells(names, parse_resolutions(res), parse_positive_ints(batch, "batch"), settings)
     with progress_bar("measuring") as bar:
         summary = measure(cells, db=db, rounds=rounds or 1, cell_timeout_s=cell_timeout or 600.0, force=force,
-                          retry_failed=retry_failed, progress=bar)  # fmt: skip
+                          retry_failed=retry_failed, progress=bar, stop_ladders=False)  # fmt: skip
     _print_rows(summary, LATENCY_COLUMNS, fmt, out, db)
 
 

@@ -46,13 +46,21 @@ class Estimate:
     level: float = 0.95
     n_boot: int = 0
 
+    @property
+    def has_interval(self) -> bool:
+        """False when a bound is missing (NaN): nothing can then be told apart."""
+        return not (math.isnan(self.low) or math.isnan(self.high))
+
     def overlaps(self, other: Estimate) -> bool:
-        """True when the closed intervals share at least one point."""
+        """True when the closed intervals share at least one point, or either has no interval (then the two
+        cannot be told apart: unknown counts as overlapping, never as a difference)."""
+        if not (self.has_interval and other.has_interval):
+            return True
         return self.low <= other.high and other.low <= self.high
 
     def excludes(self, x: float) -> bool:
-        """True when ``x`` lies outside the closed interval."""
-        return x < self.low or x > self.high
+        """True when ``x`` lies outside the closed interval (False without an interval)."""
+        return self.has_interval and (x < self.low or x > self.high)
 
     @property
     def width(self) -> float:

@@ -81,9 +81,13 @@ def measure(
     cap_predictor: CapPredictor | None = None,
     progress: Progress | None = None,
     with_peak: bool = True,
+    stop_ladders: bool = True,
 ) -> RunSummary:
     """Measure ``cells`` into the store with one :class:`Runner` (resuming), the matmul peak of their
-    environment first where the store lacks it; returns the summary with every requested cell's row."""
+    environment first where the store lacks it; returns the summary with every requested cell's row.
+
+    ``stop_ladders=False`` runs every cell even after a smaller size of its model failed (``vmibench latency``).
+    """
     from vmibench.measure.executor import LocalExecutor
     from vmibench.store import ResultStore
     from vmibench.sweep import peak_cells
@@ -98,7 +102,7 @@ def measure(
                 Runner(store, rounds=1, cell_timeout_s=max(cell_timeout_s, 300.0), executor=executor).run(peaks)
             runner = Runner(store, rounds=rounds, cell_timeout_s=cell_timeout_s, force=force,
                             retry_failed=retry_failed, budget_s=budget_s, cap_predictor=cap_predictor,
-                            progress=progress, executor=executor)  # fmt: skip
+                            stop_ladders=stop_ladders, progress=progress, executor=executor)  # fmt: skip
             return runner.run(cells)
     finally:
         executor.close()

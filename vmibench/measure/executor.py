@@ -113,9 +113,11 @@ class _Zygote:
         self._buf = b""
         self._stderr: collections.deque[str] = collections.deque(maxlen=50)
         threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    def wait_ready(self) -> None:
+        """Wait for the zygote's imports; :class:`ZygoteDied` if it fails to start."""
         ready = self.read(time.monotonic() + ZYGOTE_START_TIMEOUT_S)
         if ready is None or ready.get("event") != "ready":
-            self.kill()
             raise ZygoteDied(f"worker zygote did not start: {self.stderr_tail() or 'no message'}")
 
     def _drain_stderr(self) -> None:
@@ -193,7 +195,9 @@ class LocalExecutor:
         """Run ``cell`` in a forked child, killed at ``timeout_s``; every outcome is a result."""
         try:
             if self._zygote is None:
+                # kept before it is ready, so that an interrupt while it imports still kills it (close())
                 self._zygote = _Zygote(self.threads)
+                self._zygote.wait_ready()
             return self._run(self._zygote, cell, timeout_s)
         except ZygoteDied as exc:
             self.close()

@@ -18,20 +18,22 @@ from vmibench.resolution import label
 def split_policy(policy: TimingPolicy, rounds: int) -> TimingPolicy:
     """The policy of one round when ``rounds`` rounds share a cell's budget (rounds split it, not multiply it).
 
-    Time budgets and iteration targets are divided among the rounds; the precision target of one round is
+    Time budgets and iteration targets are divided among the rounds, the floor of calls a slow cell gets too
+    (but at least 2 per round, so that every round has a spread); the precision target of one round is
     ``sqrt(rounds)`` looser, since the pooled median of ``rounds`` such rounds reaches the cell's target.  The
     warm-up is per process and is not divided: every process has to warm up.
     """
     if rounds <= 1:
         return policy
     k = rounds
+    floor = max(2, math.ceil(policy.hard_min_iters / k))
     return TimingPolicy(
         min_warmup_iters=policy.min_warmup_iters,
         min_warmup_s=policy.min_warmup_s,
         max_warmup_s=policy.max_warmup_s,
-        min_iters=max(policy.hard_min_iters, math.ceil(policy.min_iters / k)),
-        hard_min_iters=policy.hard_min_iters,
-        max_iters=max(policy.hard_min_iters, math.ceil(policy.max_iters / k)),
+        min_iters=max(floor, math.ceil(policy.min_iters / k)),
+        hard_min_iters=floor,
+        max_iters=max(floor, math.ceil(policy.max_iters / k)),
         min_time_s=policy.min_time_s / k,
         max_time_s=policy.max_time_s / k,
         rel_precision=min(0.5, policy.rel_precision * math.sqrt(k)),

@@ -9,9 +9,9 @@
   stored row is not measured again unless ``force``; ``retry_failed`` re-opens failed cells (error, timeout,
   crashed) and the cells skipped because of them.  A finished round is kept in the store's ``pending`` table, so
   an interrupted run resumes at the round it stopped in.
-* **Ladders.**  Along a resolution or sequence-length ladder a failure (oom, timeout, crash) stops the larger
-  sizes, stored as ``skipped`` with ``skip_reason = after_failure``; a cap prediction stops them with
-  ``skip_reason = cap``.
+* **Ladders.**  Along a resolution or sequence-length ladder (sweeps; ``stop_ladders``) a failure (oom, timeout,
+  crash) stops the larger sizes, stored as ``skipped`` with ``skip_reason = after_failure``; a cap prediction
+  stops them with ``skip_reason = cap``.  ``vmibench latency`` is a sweep without a ladder: every cell runs.
 * **Leases.**  Before measuring, the runner leases its cells in the store; a cell leased by another live runner is
   not measured twice: this runner waits for its row (or takes the cell over if that runner dies).
 * **Supervision.**  SIGINT and SIGTERM are trapped: the workers' process groups are killed, leases released, and
@@ -89,6 +89,7 @@ class Runner:
         retry_failed: bool = False,
         budget_s: float | None = None,
         cap_predictor: CapPredictor | None = None,
+        stop_ladders: bool = True,
         executor: Executor | None = None,
         progress: Progress | None = None,
         seed: int | None = None,
@@ -103,12 +104,15 @@ class Runner:
         self.retry_failed = retry_failed
         self.budget_s = budget_s
         self.cap_predictor = cap_predictor
+        self.stop_ladders = stop_ladders
         self.executor = executor
         self.progress = progress
         self.rng = random.Random(seed)
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.owner = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._stored = 0
+        self._last_heartbeat = time.monotonic()
+        self._foreign: dict[str, _CellState] = {}
 
     # -- public ---------------------------------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ class Runner:
         self, states: list[_CellState], envs: dict[str, Environment], executor: Executor, summary: RunSummary
     ) -> None:
         """Wait until every cell leased by another runner has its row; take over cells whose runner died."""
-        foreign = dict(getattr(self, "_foreign", {}))
+        foreign = dict(self._foreign)
         while foreign and self.store is not None:
             time.sleep(1.0)
             for table in {s.cell.workload.TABLE for s in foreign.values()}:
@@ -238,10 +242,11 @@ class Runner:
                         self.progress(f"round {rnd + 1}/{self.rounds} {state.cell.describe()}", done_jobs, total)
                     result = self._run_one(executor, state.cell, rnd)
                     done_jobs += 1
+                    self._heartbeat()
                     if not result.ok:
                         self._finish_failure(state, envs, result.status, result.error, detail=result.error_detail,
                                              summary=summary)  # fmt: skip
-                        if result.status in (STATUS_OOM, STATUS_TIMEOUT, STATUS_CRASHED):
+                        if self.stop_ladders and result.status in (STATUS_OOM, STATUS_TIMEOUT, STATUS_CRASHED):
                             stopped[ladder] = (state.cell.workload.size(), SKIP_AFTER_FAILURE,
                                                f"not run: {result.status} at a smaller size "
                                                f"({state.cell.describe()})")  # fmt: skip
@@ -257,10 +262,15 @@ class Runner:
                         stopped[ladder] = (state.cell.workload.size(), SKIP_CAP, reason)
                 if len(state.results) >= self.rounds:
                     self._finish_ok(state, envs, summary)
-            if self.store is not None:
-                self.store.renew_leases(self.owner)
         if self.progress is not None:
             self.progress("done", done_jobs, total)
+
+    def _heartbeat(self) -> None:
+        """Renew this runner's leases now and then, so a runner on another host sees them as alive."""
+        now = time.monotonic()
+        if self.store is not None and now - self._last_heartbeat > 30.0:
+            self.store.renew_leases(self.owner)
+            self._last_heartbeat = now
 
     def _run_one(self, executor: Executor, cell: Cell, rnd: int) -> WorkerResult:
         settings = replace(cell.settings, policy=split_policy(cell.settings.policy, self.rounds),

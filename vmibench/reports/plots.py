@@ -15,11 +15,43 @@ FAILED = ("oom", "timeout", "crashed", "skipped", "error")
 
 
 def _finish(fig: plt.Figure, path: Path, setup: str) -> Path:
+    """Footer, fixed margins, PNG.  Every figure has the same size and fonts, so fixed margins fit; tight_layout
+    measured every tick label again and took most of a report's run time."""
     fig.text(0.01, 0.005, setup, fontsize=6, color="0.35", ha="left", va="bottom", wrap=True)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.93)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def drawable(frame: pd.DataFrame, x: str, y: str, *, logx: bool = True, logy: bool = True) -> pd.DataFrame:
+    """Rows of ``frame`` that can be drawn: finite ``x`` and ``y``, positive on a log axis.
+
+    A log axis with no positive value makes matplotlib raise (e.g. utilisation with no matmul-peak row, GMACs of
+    rows measured without fvcore), so callers check this is non-empty and skip the figure with a note otherwise.
+    """
+    if frame.empty or x not in frame.columns or y not in frame.columns:
+        return frame.iloc[0:0]
+    xs = pd.to_numeric(frame[x], errors="coerce")
+    ys = pd.to_numeric(frame[y], errors="coerce")
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    if logx:
+        keep &= xs > 0
+    if logy:
+        keep &= ys > 0
+    return frame[keep]
+
+
+def _error_bars(ok: pd.DataFrame, y: str, yerr: tuple[str, str] | None) -> np.ndarray | None:
+    """Asymmetric error bars (below, above) from interval columns; rows without an interval get none."""
+    if yerr is None or not all(c in ok.columns for c in yerr):
+        return None
+    value = ok[y].astype(float).to_numpy()
+    low = pd.to_numeric(ok[yerr[0]], errors="coerce").to_numpy(dtype=float)
+    high = pd.to_numeric(ok[yerr[1]], errors="coerce").to_numpy(dtype=float)
+    below = np.nan_to_num(np.clip(value - low, 0, None), nan=0.0)
+    above = np.nan_to_num(np.clip(high - value, 0, None), nan=0.0)
+    return np.vstack([below, above]) if (below.any() or above.any()) else None
 
 
 def lines_vs_size(
@@ -34,14 +66,25 @@ def lines_vs_size(
     ylabel: str,
     setup: str,
     logy: bool = True,
+    yerr: tuple[str, str] | None = None,
 ) -> Path:
-    """One line per ``group`` of ``y`` against ``x`` (log-log); failed/skipped cells drawn as x at the top."""
+    """One line per ``group`` of ``y`` against ``x`` (log-log); failed/skipped cells drawn as x at the top.
+
+    ``yerr`` names the columns of a confidence interval (low, high) drawn as error bars.  Points that a log axis
+    cannot show (missing, non-positive) are left out; the caller checks :func:`drawable` first.
+    """
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    top = frame.loc[frame["status"] == "ok", y].max() if (frame["status"] == "ok").any() else 1.0
+    shown = drawable(frame[frame["status"] == "ok"], x, y, logy=logy)
+    top = float(shown[y].max()) if not shown.empty else 1.0
     for i, (name, sub) in enumerate(frame.groupby(group, sort=True)):
         color = f"C{i % 10}"
-        ok = sub[sub["status"] == "ok"].sort_values(x)
-        ax.plot(ok[x], ok[y], marker="o", ms=3.5, lw=1.3, color=color, label=str(name))
+        ok = drawable(sub[sub["status"] == "ok"], x, y, logy=logy).sort_values(x)
+        err = _error_bars(ok, y, yerr)
+        if err is None:
+            ax.plot(ok[x], ok[y], marker="o", ms=3.5, lw=1.3, color=color, label=str(name))
+        else:
+            ax.errorbar(ok[x], ok[y], yerr=err, marker="o", ms=3.5, lw=1.3, color=color, label=str(name),
+                        capsize=2, elinewidth=0.8)  # fmt: skip
         bad = sub[sub["status"].isin(FAILED)]
         if not bad.empty:
             ax.scatter(bad[x], [top * 1.3] * len(bad), marker="x", color=color, s=30)
@@ -53,9 +96,13 @@ def lines_vs_size(
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, ncol=2)
+    notes = []
     if (frame["status"].isin(FAILED)).any():
-        ax.annotate("x = not measured (oom / timeout / skipped)", xy=(0.01, 0.98), xycoords="axes fraction",
-                    fontsize=7, va="top")  # fmt: skip
+        notes.append("x = not measured (oom / timeout / skipped)")
+    if yerr is not None:
+        notes.append("bars = 95% bootstrap CI of the median")
+    if notes:
+        ax.annotate("; ".join(notes), xy=(0.01, 0.98), xycoords="axes fraction", fontsize=7, va="top")
     return _finish(fig, path, setup)
 
 
@@ -75,7 +122,11 @@ def scatter_labelled(
     logy: bool = True,
     pareto: bool = False,
 ) -> Path:
-    """Scatter with a text label per point; ``marker_col`` splits markers (e.g. measured vs published)."""
+    """Scatter with a text label per point; ``marker_col`` splits markers (e.g. measured vs published).
+
+    Rows a log axis cannot show (missing or non-positive values) are left out; check :func:`drawable` first.
+    """
+    frame = drawable(frame, x, y, logx=logx, logy=logy)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     markers = {"measured": "o", "published": "^"}
     groups = frame.groupby(marker_col) if marker_col else [("", frame)]
