@@ -202,7 +202,7 @@ def test_causal_mask_and_crossovers_with_intervals(built: tuple[Path, str]) -> N
     ops_section = text.split("## Token mixers vs sequence length")[1]
     assert re.search(r"\| vmisa \| fp32 \| 64 \| 1 \| ≤ 256", ops_section)
     assert "none up to 16384" in ops_section
-    assert "faster than deit_t from ≤ 50176" in answers  # resolution crossover, at the smallest shared size
+    assert "faster than deit_t from an input side of ≤ 224 px" in answers  # at the smallest shared size
 
 
 def test_tables_show_intervals_protocol_and_failures(built: tuple[Path, str]) -> None:

@@ -14,10 +14,12 @@ from vmibench.measure.workloads import Cell, MatmulPeak, MixerOp, Settings
 BASE = Settings(threads=1, policy=TimingPolicy.quick(), count_flops=False)
 
 
-def test_selective_scan_is_swept_per_available_backend_and_other_ops_have_none() -> None:
+def test_selective_scan_is_swept_per_fast_backend_and_other_ops_have_none() -> None:
     cells = sweep.ops_cells(["selective_scan", "vmisa"], [1024, 256, 256], 16, 1, ["fp32"], BASE)
     by_op = {(c.workload.op, c.settings.scan_backend) for c in cells}  # type: ignore[attr-defined]
-    assert by_op == {("selective_scan", "torch"), ("selective_scan", "reference"), ("vmisa", "")}
+    assert by_op == {("selective_scan", "torch"), ("vmisa", "")}  # the sequential oracle only by name
+    named = sweep.ops_cells(["selective_scan"], [256], 16, 1, ["fp32"], replace(BASE, scan_backend="reference"))
+    assert [c.settings.scan_backend for c in named] == ["reference"]
     assert [c.workload.seq_len for c in cells if c.workload.op == "vmisa"] == [256, 1024]  # type: ignore[attr-defined]
 
 

@@ -52,7 +52,8 @@ class RunRecord(Record):
     rounds: int = 0  # worker processes (rounds) whose samples are pooled in this row
     latency_ms_ci_low: float | None = None  # bootstrap 95% CI of the median (hierarchical: rounds, then calls)
     latency_ms_ci_high: float | None = None
-    timing_policy: str = ""  # JSON of the TimingPolicy each round ran under
+    timing_policy: str = ""  # JSON of the cell's TimingPolicy (its whole budget)
+    round_policy: str = ""  # JSON of the TimingPolicy each round ran under (the cell's, split over the rounds)
     error_detail: str = ""  # traceback and stderr tail of a failed worker
     skip_reason: str = ""  # for skipped rows: "after_failure" or "cap"
 

@@ -18,15 +18,16 @@ from vmibench.resolution import label
 def split_policy(policy: TimingPolicy, rounds: int) -> TimingPolicy:
     """The policy of one round when ``rounds`` rounds share a cell's budget (rounds split it, not multiply it).
 
-    Time budgets and iteration targets are divided among the rounds, the floor of calls a slow cell gets too
-    (but at least 2 per round, so that every round has a spread); the precision target of one round is
-    ``sqrt(rounds)`` looser, since the pooled median of ``rounds`` such rounds reaches the cell's target.  The
-    warm-up is per process and is not divided: every process has to warm up.
+    Time budgets and iteration targets are divided among the rounds, and so is the floor of calls a slow cell
+    gets past its budget: a cell of seconds per call gets one timed call per round, so its samples come from
+    different processes, where its variance lives (Kalibera and Jones), rather than from one.  The precision
+    target of one round is ``sqrt(rounds)`` looser, since the pooled median of ``rounds`` such rounds reaches the
+    cell's target.  The warm-up is per process and is not divided: every process has to warm up.
     """
     if rounds <= 1:
         return policy
     k = rounds
-    floor = max(2, math.ceil(policy.hard_min_iters / k))
+    floor = max(1, math.ceil(policy.hard_min_iters / k))
     return TimingPolicy(
         min_warmup_iters=policy.min_warmup_iters,
         min_warmup_s=policy.min_warmup_s,
@@ -40,9 +41,11 @@ def split_policy(policy: TimingPolicy, rounds: int) -> TimingPolicy:
     )
 
 
-def _base_fields(cell: Cell, env: Environment, env_key: str, status: str, error: str) -> dict[str, Any]:
+def _base_fields(cell: Cell, env: Environment, env_key: str, status: str, error: str, rounds: int) -> dict[str, Any]:
+    policy = cell.settings.policy
     return dict(timestamp=utc_now(), env=env, env_key=env_key, cell_key=cell.key(env_key), status=status,
-                error=error, timing_policy=json.dumps(asdict(cell.settings.policy)))  # fmt: skip
+                error=error, timing_policy=json.dumps(asdict(policy)),
+                round_policy=json.dumps(asdict(split_policy(policy, rounds))))  # fmt: skip
 
 
 def _timed(cell: Cell, common: dict[str, Any]) -> TimedRecord:
@@ -63,10 +66,18 @@ def _timed(cell: Cell, common: dict[str, Any]) -> TimedRecord:
 
 
 def failure_record(
-    cell: Cell, env: Environment, env_key: str, status: str, error: str, *, detail: str = "", skip_reason: str = ""
+    cell: Cell,
+    env: Environment,
+    env_key: str,
+    status: str,
+    error: str,
+    *,
+    detail: str = "",
+    skip_reason: str = "",
+    rounds: int = 1,
 ) -> RunRecord:
     """A row for a cell that has no timing: it failed, or was not run (``skipped``)."""
-    common = _base_fields(cell, env, env_key, status, error)
+    common = _base_fields(cell, env, env_key, status, error, rounds)
     common.update(error_detail=detail, skip_reason=skip_reason, scan_backend=cell.settings.scan_backend)
     if isinstance(cell.workload, MatmulPeak):
         st = cell.settings
@@ -75,9 +86,12 @@ def failure_record(
     return _timed(cell, common)
 
 
-def pooled_record(cell: Cell, results: Sequence[WorkerResult], env: Environment, env_key: str) -> RunRecord:
+def pooled_record(
+    cell: Cell, results: Sequence[WorkerResult], env: Environment, env_key: str, *, rounds: int | None = None
+) -> RunRecord:
     """The row of a cell measured in ``len(results)`` rounds (all ok): median over every sample, with a
-    hierarchical-bootstrap 95% CI, the per-round spread and the first round's FLOPs count."""
+    hierarchical-bootstrap 95% CI, the per-round spread and the first round's FLOPs count.  ``rounds`` is the
+    run's round count, which set each round's share of the budget (default: ``len(results)``)."""
     from vmibench.analysis.bootstrap import median_ci
 
     assert results and all(r.ok for r in results)
@@ -88,7 +102,7 @@ def pooled_record(cell: Cell, results: Sequence[WorkerResult], env: Environment,
     ci = median_ci(per_round)
     medians = [summarize(s).median_ms for s in per_round]
     first = results[0]
-    common = _base_fields(cell, env, env_key, STATUS_OK, "")
+    common = _base_fields(cell, env, env_key, STATUS_OK, "", rounds or len(results))
     common.update(rounds=len(results), latency_ms_ci_low=ci.low, latency_ms_ci_high=ci.high,
                   latency_ms_median=stats.median_ms, n_iters=stats.n)  # fmt: skip
     if isinstance(cell.workload, MatmulPeak):

@@ -285,7 +285,7 @@ class Runner:
             summary.results[state.key] = results
             return
         env = _env_of(results[0], envs[state.cell.settings.device])
-        rec = pooled_record(state.cell, results, env, env.key(state.cell.settings.device))
+        rec = pooled_record(state.cell, results, env, env.key(state.cell.settings.device), rounds=self.rounds)
         self._store(rec, [list(r.samples_ms) for r in results], state.key)
 
     def _finish_failure(
@@ -311,7 +311,7 @@ class Runner:
         # (the CUDA device's name, not the CPU's, for a CUDA cell).
         env = envs[state.cell.settings.device]
         rec = failure_record(state.cell, env, env.key(state.cell.settings.device), status, error, detail=detail,
-                             skip_reason=skip_reason)  # fmt: skip
+                             skip_reason=skip_reason, rounds=self.rounds)  # fmt: skip
         self._store(rec, [], state.key)
 
     def _store(self, rec: RunRecord, samples: list[list[float]], key: str) -> None:

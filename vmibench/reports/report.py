@@ -35,6 +35,7 @@ import pandas as pd
 from vmibench.analysis import Estimate, add_utilisation, crossover, distinguishable, ratio_differs_from_one
 from vmibench.analysis.estimates import crossover_estimate, ratio_estimate, slope_estimate, slope_table
 from vmibench.errors import UserError
+from vmibench.measure.timing import TimingPolicy
 from vmibench.reports import plots
 from vmibench.store import ResultStore
 
@@ -433,48 +434,55 @@ def caption(frame: pd.DataFrame, source: str, extra: str = "") -> str:
     return f"*{setup_line(frame, extra=extra)}. Data: {source}.*"
 
 
-def _policy_text(policy: dict[str, object], rounds: int) -> str:
-    """One stored timing policy (a cell's whole budget; rounds split it) and round count, in words."""
+def _policy(text: str) -> TimingPolicy | None:
+    """A stored policy (JSON), or None where absent or not a policy of this vmibench."""
+    from dataclasses import fields
+
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not data or not set(data) <= {f.name for f in fields(TimingPolicy)}:
+        return None
+    return TimingPolicy(**data)
+
+
+def _policy_text(cell: TimingPolicy | None, per: TimingPolicy | None, rounds: int) -> str:
+    """A cell's stored timing policy (its whole budget), what each round ran under, and the round count."""
     if rounds > 1:
         how = f"{rounds} rounds (worker processes), visited round-robin in a fresh random order each round"
     else:
         how = "1 round (one worker process)" if rounds == 1 else "round count not stored"
-    if not policy:
+    if cell is None:
         return f"each cell: {how}; timing policy not stored"
-
-    def get(key: str) -> str:
-        value = _float(policy.get(key))
-        return f"{value:g}" if math.isfinite(value) else "?"
-
-    precision = _float(policy.get("rel_precision"))
-    target = f"{precision * 100:g}%" if math.isfinite(precision) else "?"
-    return (f"each cell: {how}; per process warm-up >= {get('min_warmup_iters')} calls and {get('min_warmup_s')} s "
-            f"(at most {get('max_warmup_s')} s); timing {get('min_time_s')}-{get('max_time_s')} s and "
-            f"{get('min_iters')}-{get('max_iters')} calls per cell, split over the rounds (at least "
-            f"{get('hard_min_iters')} calls per round); precision target {target} (robust standard error of the "
-            "median; `converged` says whether it was reached)")  # fmt: skip
+    text = (f"each cell: {how}; cell budget {cell.min_time_s:g}-{cell.max_time_s:g} s of timing, precision target "
+            f"{cell.rel_precision * 100:g}% (robust standard error of the median)")  # fmt: skip
+    if per is None:
+        return text + "; per-round policy not stored"
+    return (f"{text}; each round: warm-up >= {per.min_warmup_iters} calls and {per.min_warmup_s:g} s (one call "
+            f"when a call takes over {per.max_warmup_s:g} s), then timing until {per.rel_precision * 100:.3g}% after "
+            f">= {per.min_iters} calls and {per.min_time_s:.3g} s, or {per.max_time_s:.3g} s (at least "
+            f"{per.hard_min_iters} call(s) past it); `converged` says which")  # fmt: skip
 
 
 def protocol_lines(frame: pd.DataFrame) -> list[str]:
-    """The measurement protocol of the reported rows, from their stored ``timing_policy`` and ``rounds``: one line
-    per distinct (policy, rounds), with its row count when there are several."""
+    """The measurement protocol of the reported rows, from their stored ``timing_policy``, ``round_policy`` and
+    ``rounds``: one line per distinct combination, with its row count when there are several."""
     if frame.empty:
         return []
     ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
     ok = ok if not ok.empty else frame
-    policies = ok["timing_policy"] if "timing_policy" in ok.columns else pd.Series("", index=ok.index)
-    rounds = ok["rounds"] if "rounds" in ok.columns else pd.Series(0, index=ok.index)
-    counts = Counter(zip(policies.fillna("").astype(str), pd.to_numeric(rounds, errors="coerce").fillna(0).astype(int),
-                         strict=True))  # fmt: skip
-    lines = []
-    for (text, n_rounds), n_rows in sorted(counts.items(), key=lambda kv: -kv[1]):
-        try:
-            policy = json.loads(text) if text else {}
-        except ValueError:
-            policy = {}
-        suffix = f" ({n_rows} rows)" if len(counts) > 1 else ""
-        lines.append(_policy_text(policy if isinstance(policy, dict) else {}, n_rounds) + suffix)
-    return lines
+
+    def column(name: str, default: object) -> pd.Series:
+        return ok[name] if name in ok.columns else pd.Series(default, index=ok.index)
+
+    rounds = pd.to_numeric(column("rounds", 0), errors="coerce").fillna(0).astype(int)
+    keys = zip(column("timing_policy", "").fillna("").astype(str), column("round_policy", "").fillna("").astype(str),
+               rounds, strict=True)  # fmt: skip
+    counts = Counter(keys)
+    suffix = lambda n: f" ({n} rows)" if len(counts) > 1 else ""  # noqa: E731
+    return [_policy_text(_policy(cell), _policy(per), n_rounds) + suffix(n_rows)
+            for (cell, per, n_rounds), n_rows in sorted(counts.items(), key=lambda kv: -kv[1])]  # fmt: skip
 
 
 # -- estimates from rows -------------------------------------------------------------------------------------
@@ -1003,9 +1011,12 @@ def _resolution_crossover(d: ReportData) -> str:
     a, b = ok[ok["model"] == SUBJECT], ok[ok["model"] == SOFTMAX_REFERENCE]
     if a.empty or b.empty or not set(a["pixels"]) & set(b["pixels"]):
         return ""
-    found = crossover_row(a, b, "pixels", d.samples_latency)
-    return (f" {SUBJECT} is faster than {SOFTMAX_REFERENCE} from {found['crossover']} pixels (crossover of the "
-            "latency curves on their shared sizes).")  # fmt: skip
+    # on the side of a square input (sqrt of pixels): the same crossover, printed as a resolution ("≤ 224")
+    side = {"side": lambda f: f["pixels"] ** 0.5}
+    found = crossover_row(a.assign(**side), b.assign(**side), "side", d.samples_latency)
+    return (f" {SUBJECT} is faster than {SOFTMAX_REFERENCE} from an input side of {found['crossover']} px "
+            "(square-equivalent side, sqrt of the pixel count; crossover of the latency curves on their shared "
+            "sizes).")  # fmt: skip
 
 
 def question_linear(d: ReportData, fits: pd.DataFrame, tally: Tally) -> list[str]:
