@@ -9,12 +9,19 @@ import pandas as pd
 from vmibench.env import usable_cores
 from vmibench.errors import UserError
 from vmibench.measure.api import run_settings
+from vmibench.measure.executor import Executor
 from vmibench.measure.runner import Progress, Runner
 from vmibench.measure.workloads import Cell, TimerCrosscheck
 
 
 def timer_crosscheck(
-    models: list[str], res: int, *, threads: int | None = None, repeats: int = 2, progress: Progress | None = None
+    models: list[str],
+    res: int,
+    *,
+    threads: int | None = None,
+    repeats: int = 2,
+    progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> pd.DataFrame:
     """Median latency by vmibench's engine and by ``Timer.blocked_autorange`` for each model, same threads.
 
@@ -31,7 +38,7 @@ def timer_crosscheck(
     for name in models:
         resolve(name).info.check_resolution((res, res))
     cells = [Cell(TimerCrosscheck(name, res, res), settings) for name in dict.fromkeys(models)]
-    summary = Runner(None, rounds=repeats, cell_timeout_s=900, progress=progress).run(cells)
+    summary = Runner(None, rounds=repeats, cell_timeout_s=900, progress=progress, executor=executor).run(cells)
     ours: dict[str, list[float]] = {}
     theirs: dict[str, list[float]] = {}
     for cell, key in zip(cells, summary.keys, strict=True):
@@ -76,6 +83,7 @@ def repeat_comparison(
     threads: int = 1,
     max_time_s: float = 3.0,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> pd.DataFrame:
     """Run the same comparison of ``models`` ``runs`` times; each model's latency ratio to the first, per run.
 
@@ -96,7 +104,7 @@ def repeat_comparison(
     cells = plan_cells(models, [hw], [1], settings)
     rows = []
     for run in range(1, runs + 1):
-        summary = Runner(None, rounds=rounds, cell_timeout_s=600, progress=progress).run(cells)
+        summary = Runner(None, rounds=rounds, cell_timeout_s=600, progress=progress, executor=executor).run(cells)
         per_model = {}
         for cell, key in zip(cells, summary.keys, strict=True):
             results = summary.results.get(key, [])

@@ -465,6 +465,33 @@ def _policy_text(cell: TimingPolicy | None, per: TimingPolicy | None, rounds: in
             f"{per.hard_min_iters} call(s) past it); `converged` says which")  # fmt: skip
 
 
+def _few_rounds_caveat(frame: pd.DataFrame) -> str:
+    """What a bootstrap over few rounds can and cannot say, for the smallest round count among the rows.
+
+    Where the rounds differ more than the calls within them (the usual case on a shared machine), a resampled
+    median cannot leave the range of the K round medians; that range holds the median of the rounds'
+    distribution with probability 1 - 2 * 0.5**K (75% for K = 3), so such intervals are narrower than nominal.
+    """
+    rounds = pd.to_numeric(frame["rounds"], errors="coerce").dropna() if "rounds" in frame.columns else pd.Series()
+    rounds = rounds[rounds > 0]
+    if rounds.empty:
+        return ""
+    k = int(rounds.min())
+    if k > 6:
+        return ""
+    if k == 1:
+        return (
+            " Some cells ran in 1 round: their intervals see the spread of calls within one process only, not "
+            "the spread between processes; use `--rounds 3` or more for a claim."
+        )
+    coverage = 1 - 2 * 0.5**k
+    return (
+        f" With {k} round(s) per cell, an interval can be no wider than the spread of the {k} round medians "
+        f"where rounds differ more than calls do, and that spread holds the true median with probability "
+        f"{coverage:.0%} only: read these intervals as optimistic, and use more `--rounds` for a claim."
+    )
+
+
 def protocol_lines(frame: pd.DataFrame) -> list[str]:
     """The measurement protocol of the reported rows, from their stored ``timing_policy``, ``round_policy`` and
     ``rounds``: one line per distinct combination, with its row count when there are several."""
@@ -669,7 +696,8 @@ def section_setup(b: Builder) -> Section:
     s.lines += [
         "- Timing: per call (perf_counter on CPU, CUDA events on GPU). Latency = median of all calls of all rounds, "
         "with a hierarchical bootstrap 95% CI (rounds, then calls); throughput = batch / median. Ratios, exponents "
-        "and crossovers carry bootstrap 95% intervals from the raw samples (ratios paired by round).",
+        "and crossovers carry bootstrap 95% intervals from the raw samples (ratios paired by round)."
+        + _few_rounds_caveat(both),
         "- Memory: `peak_mem_mb` = rise above what was held before the first forward (activations + workspaces; "
         "for ops also the op's own buffers), by `mem_method` (rss_hwm = resident-set high-water mark on CPU).",
         '- FLOPs: fvcore, 1 multiply-add = 1 FLOP (`gmacs`, the papers\' "GFLOPs"); selective scans as one op, '
