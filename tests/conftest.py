@@ -14,8 +14,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# <repo>/../shared/reference/state_dicts: official state-dict shapes, parameter counts and FLOPs per model.
-MANIFESTS = ROOT.parent / "shared" / "reference" / "state_dicts"
+# Official state-dict keys and shapes, parameter counts and FLOPs per model (the repository's own reference data;
+# provenance in tests/reference/README.md).
+MANIFESTS = ROOT / "tests" / "reference" / "state_dicts"
 # Integer buffers of official state dicts (BatchNorm counters, Swin index tables): loaded as long zeros.
 _INTEGER_BUFFERS = ("num_batches_tracked", "relative_position_index")
 
@@ -32,11 +33,8 @@ def one_thread() -> Iterator[None]:
 
 
 def manifest(name: str) -> dict[str, Any]:
-    """The official state-dict manifest for ``name``; skips the test when ../shared is absent."""
-    path = MANIFESTS / f"{name}.json"
-    if not path.is_file():
-        pytest.skip(f"reference manifest {path} not available")
-    return json.loads(path.read_text())
+    """The official state-dict manifest for ``name`` (a missing one is a failure: the data ships with the repo)."""
+    return json.loads((MANIFESTS / f"{name}.json").read_text())
 
 
 def random_state_dict(shapes: dict[str, list[int]], seed: int = 0) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from vmibench.checkpoint import load_state_dict_strict
 from vmibench.flops import count_flops
 from vmibench.registry import get_entry
 
-# Official counts, from shared/reference/state_dicts/flatten_swin_{t,s}.json ("params", "fvcore_gmacs").
+# Official counts, from tests/reference/state_dicts/flatten_swin_{t,s}.json ("params", "fvcore_gmacs").
 OFFICIAL = {"flatten_swin_t": (29_192_384, 4.502), "flatten_swin_s": (50_510_288, 8.7613)}
 
 

@@ -16,7 +16,7 @@ from vmibench.flops import count_flops
 from vmibench.registry import get_entry
 
 VARIANTS = ("mlla_t", "mlla_s")
-# Official parameter counts, from shared/reference/state_dicts/mlla_t.json and mlla_s.json ("params").
+# Official parameter counts, from tests/reference/state_dicts/mlla_t.json and mlla_s.json ("params").
 OFFICIAL_PARAMS = {"mlla_t": 24_392_200, "mlla_s": 43_015_048}
 ROPE = "attn.rope.rotations"
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import vmibench
 from vmibench.flops import count_flops, measure_flops, sdpa_macs
 
-# fvcore on the official code at 224 (../shared/reference/state_dicts/vminet_*.json, "fvcore_gmacs").
+# fvcore on the official code at 224 (tests/reference/state_dicts/vminet_*.json, "fvcore_gmacs").
 OFFICIAL_GMACS = {"vminet_t": 0.3504, "vminet_xs": 1.2582, "vminet_s": 2.3009, "vminet_b": 4.7806}
 # Published GMACs at 224 (timm model cards / Swin MODELHUB).
 PUBLISHED_GMACS = {"deit_s": 4.6, "swin_t": 4.5}

@@ -10,7 +10,7 @@ from conftest import manifest, random_state_dict
 import vmibench
 from vmibench.models.vminet import VMINet, checkpoint_filter_fn, resize_context_weight
 
-# Exact parameter counts of the released code (../shared/reference/state_dicts/vminet_*.json, "params").
+# Exact parameter counts of the released code (tests/reference/state_dicts/vminet_*.json, "params").
 OFFICIAL_PARAMS = {"vminet_t": 2_036_938, "vminet_xs": 7_440_370, "vminet_s": 13_347_442, "vminet_b": 28_387_138}
 
 

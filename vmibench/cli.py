@@ -715,7 +715,9 @@ def main(argv: list[str] | None = None) -> None:
               file=sys.stderr)  # fmt: skip
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print("vmibench: interrupted (rows measured so far are in the database)", file=sys.stderr)
+        # Ctrl-C outside a run (while importing, between runs): nothing was being measured
+        print("vmibench: interrupted: rows measured so far are stored in DB; rerun the same command to resume",
+              file=sys.stderr)  # fmt: skip
         sys.exit(130)
     except Exception as exc:
         # Usage errors come from click, or from the copy of click newer typer releases vendor: match by class name.
@@ -725,7 +727,8 @@ def main(argv: list[str] | None = None) -> None:
         if "ClickException" in kinds:
             _fail(" ".join(exc.format_message().split()))  # type: ignore[attr-defined]
         if "Abort" in kinds:
-            print("vmibench: aborted (rows measured so far are in the database)", file=sys.stderr)
+            print("vmibench: interrupted: rows measured so far are stored in DB; rerun the same command to resume",
+                  file=sys.stderr)  # fmt: skip
             sys.exit(130)
         raise
     sys.exit(rv if isinstance(rv, int) else 0)
