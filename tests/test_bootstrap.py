@@ -272,3 +272,14 @@ def test_an_estimate_without_an_interval_is_never_called_different() -> None:
     assert not none.has_interval and none.overlaps(Estimate(9.0, 8.0, 10.0))
     assert not distinguishable(none, Estimate(9.0, 8.0, 10.0)) and not ratio_differs_from_one(none)
     assert distinguishable(Estimate(2.0, 1.9, 2.1), Estimate(9.0, 8.0, 10.0))
+
+
+def test_rows_of_different_runs_are_not_paired() -> None:
+    from vmibench.analysis.bootstrap import ratio_ci
+
+    drift = [1.0, 1.4, 0.8]  # one machine state per round, shared by both models only within a run
+    a = [[10.0 * d * f for f in (0.99, 1.0, 1.01)] for d in drift]
+    b = [[20.0 * d * f for f in (0.99, 1.0, 1.01)] for d in drift]
+    paired, unpaired = ratio_ci(a, b), ratio_ci(a, b, paired=False)
+    assert paired.value == unpaired.value == 0.5
+    assert paired.width < 0.05 < unpaired.width  # the common drift cancels only when rounds are matched

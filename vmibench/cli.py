@@ -577,6 +577,37 @@ def _ops_fits(summary: RunSummary, db: str | None) -> object:
     return slope_table(frame, samples, ["op", "dtype"], "seq_len")
 
 
+@app.command("compare")
+def compare_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Comma list of models to set against the baseline.")],
+    baseline: Annotated[str, typer.Option("--baseline", help="The model every ratio is relative to.")] = "vminet_t",
+    res: Annotated[str, typer.Option("--res", "-r", help="One size: 224 or HxW.")] = "224",
+    batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size of the rows.")] = 1,
+    device: Annotated[str | None, typer.Option(help="Only rows of this device (cpu, cuda).")] = None,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Latency ratio of each model's newest stored row to the baseline's (same settings), with a bootstrap 95%
+    interval -- paired by round when both rows come from one run. `verdict` says faster/slower only where the
+    interval excludes 1, else "not distinguishable"."""
+    from pathlib import Path
+
+    from vmibench.output import check_format, emit
+    from vmibench.reports.compare import compare
+    from vmibench.resolution import as_hw, label
+    from vmibench.store import ResultStore, default_db_path
+
+    check_format(fmt)
+    names = split_list(models, "model")
+    path = db or default_db_path()
+    if not Path(path).exists():
+        raise UserError(f"no results database at {path}: run `vmibench latency --rounds 3` first or pass --db")
+    with ResultStore(path) as store:
+        frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device)
+    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, bootstrap 95% CI")
+
+
 @app.command("report")
 def report_cmd(
     out: Annotated[str, typer.Option("--out", "-o", help="Output dir: REPORT.md, tables/, figures/.")] = "results",

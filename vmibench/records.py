@@ -49,6 +49,7 @@ class RunRecord(Record):
     """A row the runner measured: how it was measured and where its raw samples are."""
 
     cell_key: str = ""  # identity of the cell: hash of (environment key, workload, settings)
+    run_id: str = ""  # the runner that measured it: rows of one run share round times (ratios pair them)
     rounds: int = 0  # worker processes (rounds) whose samples are pooled in this row
     latency_ms_ci_low: float | None = None  # bootstrap 95% CI of the median (hierarchical: rounds, then calls)
     latency_ms_ci_high: float | None = None

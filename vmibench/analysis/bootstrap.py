@@ -208,14 +208,14 @@ def _cell(samples_by_process: SamplesByProcess, name: str = "samples_by_process"
     return _Cell(procs)
 
 
-def _paired_cells(a: SamplesByProcess, b: SamplesByProcess) -> tuple[_Cell, _Cell, bool]:
-    """Cells for a and b; paired (same round numbering) when both have the same number of rounds.
+def _paired_cells(a: SamplesByProcess, b: SamplesByProcess, pair: bool = True) -> tuple[_Cell, _Cell, bool]:
+    """Cells for a and b; paired (same round numbering) when ``pair`` and both have the same number of rounds.
 
     In the paired case a round empty on either side is dropped from both, so round i still means the same time
     window on both sides.
     """
     pa, pb = _processes(a, "a"), _processes(b, "b")
-    if len(pa) == len(pb):
+    if pair and len(pa) == len(pb):
         keep = [i for i in range(len(pa)) if pa[i].size and pb[i].size]
         if keep:
             return _Cell([pa[i] for i in keep]), _Cell([pb[i] for i in keep]), True
@@ -276,17 +276,24 @@ def median_ci(
 
 
 def ratio_ci(
-    a: SamplesByProcess, b: SamplesByProcess, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+    a: SamplesByProcess,
+    b: SamplesByProcess,
+    *,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    paired: bool = True,
 ) -> Estimate:
     """median(a) / median(b) of pooled samples, with a paired hierarchical bootstrap over rounds.
 
     With equal round counts each replicate draws ONE set of round indices for both a and b (then resamples
     within each drawn round independently for a and b), so slow drift common to both models in a round cancels
     in the ratio.  Rounds that are empty on either side are dropped from both.  When the round counts differ the
-    rounds cannot be matched, and each side's rounds are resampled independently (an unpaired, wider interval).
+    rounds cannot be matched, and each side's rounds are resampled independently (an unpaired, wider interval);
+    so they are with ``paired=False``, for rows measured in different runs, whose round i are different times.
     """
     _check(level, n_boot)
-    cell_a, cell_b, paired = _paired_cells(a, b)
+    cell_a, cell_b, paired = _paired_cells(a, b, paired)
     rng = np.random.default_rng(seed)
     med_a, med_b = _paired_medians(cell_a, cell_b, paired, n_boot, rng)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -78,13 +78,24 @@ def slope_estimate(fits: pd.DataFrame, col: str, value: str, metric: str = LATEN
     return Estimate(float(r["slope"]), float(r["slope_ci_low"]), float(r["slope_ci_high"]))
 
 
+def same_run(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two rows were measured by one run (their round i ran close in time), so a ratio may pair them.
+
+    Rows stored before runs were recorded are taken as one run, as the sweeps that made them were."""
+    ra, rb = a.get("run_id"), b.get("run_id")
+    if not isinstance(ra, str) or not isinstance(rb, str) or not ra or not rb:
+        return True
+    return ra == rb
+
+
 def ratio_estimate(a: pd.Series, b: pd.Series, samples: pd.DataFrame | None) -> Estimate | None:
-    """Latency ratio of row ``a`` to row ``b`` with the paired (by round) bootstrap CI; None without samples."""
+    """Latency ratio of row ``a`` to row ``b`` with a bootstrap CI, paired by round when both rows come from one
+    run (:func:`same_run`); None without samples."""
     by_row = rounds_of(samples)
     ra, rb = by_row.get(int(a["row_id"])), by_row.get(int(b["row_id"]))
     if not ra or not rb:
         return None
-    return ratio_ci(ra, rb)
+    return ratio_ci(ra, rb, paired=same_run(a, b))
 
 
 def crossover_estimate(

@@ -316,6 +316,7 @@ class Runner:
 
     def _store(self, rec: RunRecord, samples: list[list[float]], key: str) -> None:
         assert self.store is not None
+        rec.run_id = self.owner
         self.store.add(rec, samples, cell_key=key)
         self._stored += 1
 
