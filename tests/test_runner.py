@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -191,8 +192,8 @@ def test_a_cell_leased_by_another_live_runner_is_waited_for_not_measured(tmp_pat
         assert not ex.calls and summary.waited == 1 and summary.rows[key]["latency_ms_median"] == 2.0
         # a lease whose holder died is free at once
         store.acquire_leases(["x"], "ghost", 600)
-        with store._conn:
-            store._conn.execute("UPDATE leases SET pid = 999999999 WHERE owner = 'ghost'")
+        with sqlite3.connect(tmp_path / "s.sqlite") as conn:  # the ghost's pid: a process that does not exist
+            conn.execute("UPDATE leases SET pid = 999999999 WHERE owner = 'ghost'")
         assert store.acquire_leases(["x"], "me", 600)[0] == {"x"}
 
 
