@@ -327,8 +327,8 @@ def latency_cmd(
                             precision=precision, count_flops=not no_flops)  # fmt: skip
     cells = plan_cells(names, parse_resolutions(res), parse_positive_ints(batch, "batch"), settings)
     with progress_bar("measuring") as bar:
-        summary = measure(cells, db=db, rounds=rounds or 1, cell_timeout_s=cell_timeout or 600.0, force=force,
-                          retry_failed=retry_failed, progress=bar, stop_ladders=False)  # fmt: skip
+        summary = measure(cells, db=db, rounds=_given(rounds, 1), cell_timeout_s=_given(cell_timeout, 600.0),
+                          force=force, retry_failed=retry_failed, progress=bar, stop_ladders=False)  # fmt: skip
     _print_rows(summary, LATENCY_COLUMNS, fmt, out, db)
 
 
@@ -481,10 +481,15 @@ def sweep_cmd(
     cells = expand_groups(groups, base)
     budget = _budget_s(budget_min)
     with progress_bar("measuring") as bar:
-        summary = measure(cells, db=db, rounds=rounds or (chosen.rounds if chosen else 3),
-                          cell_timeout_s=cell_timeout or (chosen.cell_timeout_s if chosen else 600.0), force=force,
+        summary = measure(cells, db=db, rounds=_given(rounds, chosen.rounds if chosen else 3),
+                          cell_timeout_s=_given(cell_timeout, chosen.cell_timeout_s if chosen else 600.0), force=force,
                           retry_failed=retry_failed, budget_s=budget, progress=bar)  # fmt: skip
     _print_rows(summary, LATENCY_COLUMNS, fmt, out, db)
+
+
+def _given(value: T | None, default: T) -> T:
+    """The option's value when the user gave one -- 0 included, for validation to refuse -- else the default."""
+    return default if value is None else value
 
 
 def _budget_s(budget_min: float | None) -> float | None:
@@ -548,8 +553,8 @@ def ops_cmd(
     cells = ops_cells(names, lengths, dim or p.op_dim, batch or p.op_batch, dts, base)
     predictor = cap_predictor(lengths, time_cap or p.time_cap_s, mem_cap or p.mem_cap_mb)
     with progress_bar("measuring") as bar:
-        summary = measure(cells, db=db, rounds=rounds or (p.rounds if explicit else 1),
-                          cell_timeout_s=cell_timeout or p.cell_timeout_s, force=force, retry_failed=retry_failed,
+        summary = measure(cells, db=db, rounds=_given(rounds, p.rounds if explicit else 1),
+                          cell_timeout_s=_given(cell_timeout, p.cell_timeout_s), force=force, retry_failed=retry_failed,
                           budget_s=_budget_s(budget_min), cap_predictor=predictor, progress=bar)  # fmt: skip
     _print_rows(summary, OPS_COLUMNS, fmt, out, db)
     if out is None and summary.rows:
