@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vmibench.measure.workloads import Cell, WorkerResult
+from vmibench.records import STATUS_CRASHED, STATUS_OOM, STATUS_TIMEOUT
 
-STATUS_TIMEOUT = "timeout"
-STATUS_CRASHED = "crashed"
 ZYGOTE_START_TIMEOUT_S = 300.0  # importing torch + timm + models; minutes on a loaded machine
 KILL_GRACE_S = 5.0  # past its deadline a child has this long to die from its own alarm before we kill it
 
@@ -87,7 +86,7 @@ def describe_death(returncode: int, stderr_tail: str, pid: int | None, oom_befor
                 pid is not None and _kernel_log_says_oom(pid)
             )
             if oom:
-                return "oom", "worker killed by SIGKILL: the kernel's out-of-memory killer (cgroup/kernel log)"
+                return STATUS_OOM, "worker killed by SIGKILL: the kernel's out-of-memory killer (cgroup/kernel log)"
         return STATUS_CRASHED, f"worker killed by {sig}"
     lines = [ln for ln in stderr_tail.strip().splitlines() if ln.strip()]
     return STATUS_CRASHED, f"worker exited with status {returncode}: {lines[-1][:300] if lines else 'no message'}"

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -134,11 +134,27 @@ class Runner:
                 if self.store is not None:
                     self.store.release_leases(self.owner)
         if self.store is not None:
-            for table in {s.cell.workload.TABLE for s in states}:
-                rows = self.store.latest_rows(table, [s.key for s in states if table == s.cell.workload.TABLE])
-                summary.rows.update(rows)
-            summary.rows = {k: summary.rows[k] for k in summary.keys if k in summary.rows}
+            stored = self._stored_rows(states)
+            summary.rows = {k: stored[k] for k in summary.keys if k in stored}
         return summary
+
+    def _stored_rows(self, states: Iterable[_CellState]) -> dict[str, dict[str, Any]]:
+        """The newest stored row of each cell that has one, by cell key (each workload's own table)."""
+        assert self.store is not None
+        by_table: dict[str, list[str]] = {}
+        for s in states:
+            by_table.setdefault(s.cell.workload.TABLE, []).append(s.key)
+        rows: dict[str, dict[str, Any]] = {}
+        for table, keys in by_table.items():
+            rows.update(self.store.latest_rows(table, keys))
+        return rows
+
+    def _load_pending(self, states: Sequence[_CellState]) -> None:
+        """Give each cell the rounds an earlier, interrupted run finished for it."""
+        assert self.store is not None
+        by_key = {s.key: s for s in states}
+        for key, rounds in self.store.pending(by_key).items():
+            by_key[key].results = {r: WorkerResult.from_json(text) for r, text in rounds.items() if r < self.rounds}
 
     # -- resume and leases -------------------------------------------------------------------------------------------
 
@@ -155,9 +171,7 @@ class Runner:
         """Cells to measure now: no stored row (or re-opened), leased by this runner; finished rounds loaded."""
         if self.store is None:
             return states
-        stored: dict[str, dict[str, Any]] = {}
-        for table in {s.cell.workload.TABLE for s in states}:
-            stored.update(self.store.latest_rows(table, [s.key for s in states if table == s.cell.workload.TABLE]))
+        stored = self._stored_rows(states)
         todo = [s for s in states if s.key not in stored or self._reopen(stored[s.key])]
         summary.from_store = len(states) - len(todo)
         if self.force or self.retry_failed:
@@ -170,9 +184,7 @@ class Runner:
             self.log(f"{len(theirs)} cell(s) are being measured by another runner (pid {pids}) on this store: "
                      "waiting for their rows instead of measuring them twice")  # fmt: skip
         todo = [s for s in todo if s.key in mine]
-        by_key = {s.key: s for s in todo}
-        for key, rounds in self.store.pending(by_key).items():
-            by_key[key].results = {r: WorkerResult.from_json(text) for r, text in rounds.items() if r < self.rounds}
+        self._load_pending(todo)
         return todo
 
     def _wait_for_others(
@@ -182,20 +194,16 @@ class Runner:
         foreign = dict(self._foreign)
         while foreign and self.store is not None:
             time.sleep(1.0)
-            for table in {s.cell.workload.TABLE for s in foreign.values()}:
-                done = self.store.latest_rows(table, [k for k, s in foreign.items() if table == s.cell.workload.TABLE])
-                for key in done:
-                    foreign.pop(key, None)
-                    summary.waited += 1
+            for key in self._stored_rows(foreign.values()):
+                foreign.pop(key, None)
+                summary.waited += 1
             if not foreign:
                 break
             mine, _ = self.store.acquire_leases(list(foreign), self.owner, max(3 * self.cell_timeout_s, 600.0))
             if mine:
                 taken = [foreign.pop(k) for k in list(foreign) if k in mine]
                 self.log(f"took over {len(taken)} cell(s) whose runner stopped")
-                for state in taken:
-                    for r, text in self.store.pending([state.key]).get(state.key, {}).items():
-                        state.results[r] = WorkerResult.from_json(text)
+                self._load_pending(taken)
                 self._measure(taken, envs, executor, summary)
 
     # -- measuring -----------------------------------------------------------------------------------------------

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from vmibench.measure.timing import TimingPolicy
-
-STATUS_OK = "ok"
+from vmibench.records import STATUS_OK
 
 
 @dataclass(frozen=True)
@@ -243,6 +242,3 @@ class WorkerResult:
     @classmethod
     def from_json(cls, text: str) -> WorkerResult:
         return cls.from_dict(json.loads(text))
-
-    def failed(self, status: str, error: str, detail: str = "") -> WorkerResult:
-        return replace(self, status=status, error=error, error_detail=detail)
