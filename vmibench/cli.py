@@ -361,7 +361,7 @@ def results_cmd(
     path = db or default_db_path()
     if not Path(path).exists():
         raise UserError(f"no results database at {path}: run `vmibench latency` first or pass --db")
-    with ResultStore(path) as store:
+    with ResultStore(path, readonly=True) as store:
         if table not in store.tables():
             raise UserError(f"no table '{table}' in {path}: it has {', '.join(store.tables()) or 'no tables'}")
         if table == "samples":
@@ -577,7 +577,7 @@ def _ops_fits(summary: RunSummary, db: str | None) -> object:
     from vmibench.store import ResultStore
 
     frame = pd.DataFrame(list(summary.rows.values()))
-    with ResultStore(db) as store:
+    with ResultStore(db, readonly=True) as store:
         samples = store.samples("ops", frame["row_id"].tolist()) if "row_id" in frame.columns else None
     return slope_table(frame, samples, ["op", "dtype"], "seq_len")
 
@@ -608,7 +608,7 @@ def compare_cmd(
     path = db or default_db_path()
     if not Path(path).exists():
         raise UserError(f"no results database at {path}: run `vmibench latency --rounds 3` first or pass --db")
-    with ResultStore(path) as store:
+    with ResultStore(path, readonly=True) as store:
         frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device)
     emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, bootstrap 95% CI")
 

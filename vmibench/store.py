@@ -23,7 +23,8 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,11 @@ from vmibench.records import Record
 
 DEFAULT_DB = Path("results") / "vmibench.sqlite"
 BUSY_TIMEOUT_S = 120.0  # a writer waits this long for another process's transaction instead of failing
-_RUNNER_TABLES = {
+SCHEMA_VERSION = 1  # PRAGMA user_version of a store this vmibench writes; see _MIGRATIONS
+META_TABLE = "vmibench_tables"  # the record tables vmibench created in this file (anything else is foreign)
+# Record tables that stores written before schema versioning (user_version 0) could hold; adopted on migration.
+LEGACY_TABLES = ("latency", "ops", "flops", "peak", "accuracy")
+RUNNER_TABLES = {
     "samples": "row_table TEXT, row_id INTEGER, round INTEGER, process INTEGER, iter INTEGER, ms REAL",
     "pending": "cell_key TEXT, round INTEGER, result TEXT, created TEXT, PRIMARY KEY (cell_key, round)",
     "leases": "cell_key TEXT PRIMARY KEY, owner TEXT, pid INTEGER, host TEXT, heartbeat REAL",
@@ -44,6 +49,145 @@ _RUNNER_TABLES = {
 def default_db_path() -> Path:
     """``$VMIBENCH_DB`` or ``results/vmibench.sqlite``."""
     return Path(os.environ.get("VMIBENCH_DB", DEFAULT_DB))
+
+
+def check_file(path: Path, *, writable: bool) -> int:
+    """Refuse, with a one-line :class:`UserError`, a store file vmibench must not use; returns its schema version.
+
+    Only reads (a read-only connection): a refused file is left byte-for-byte unchanged.  Refused are files that
+    cannot be read, read-only files when ``writable`` (no write permission, or no write bit at all -- which also
+    stops root), files that are not healthy SQLite databases, schemas newer than this vmibench, and files with
+    tables vmibench did not create.
+    """
+    if not os.access(path, os.R_OK):
+        raise UserError(f"cannot read results database {path}: fix its permissions or choose another with --db")
+    if writable and (
+        not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222 or not os.access(path.parent, os.W_OK)
+    ):
+        raise UserError(
+            f"results database {path} is read-only: make it and its folder writable or choose another with --db"
+        )
+    try:
+        conn = _connect_readonly(path)
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            foreign = foreign_tables(conn, version)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise UserError(
+            f"{path} is not a readable SQLite database ({exc}): restore it from a backup or choose another with --db"
+        ) from None
+    if problems != ["ok"]:
+        raise UserError(
+            f"results database {path} is corrupt (quick_check: {problems[0]}): restore it from a backup or choose "
+            "another with --db"
+        )
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{path} was written by a newer vmibench (schema {version}; this one knows up to {SCHEMA_VERSION}): "
+            "upgrade vmibench or choose another --db"
+        )
+    if foreign:
+        raise UserError(
+            f"{path} holds tables vmibench did not create ({', '.join(foreign)}): vmibench writes only into its "
+            "own stores; choose another --db"
+        )
+    return version
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that cannot write ``path`` and leaves no ``-wal``/``-shm`` files behind.
+
+    A read-only connection to a WAL store creates those files when they are absent; they are absent exactly when
+    no connection has the store open, and then the file is opened as immutable (nothing else is writing it).
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+
+
+def foreign_tables(conn: sqlite3.Connection, version: int) -> list[str]:
+    """Tables of ``conn`` that are not vmibench's: not in its table list (or, in an unversioned store, not a known
+    record table with a ``row_id`` column), not one of the runner's tables with its columns, not SQLite's own."""
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    if version >= 1:
+        ours = {r[0] for r in conn.execute(f"SELECT name FROM {META_TABLE}")} if META_TABLE in names else set()
+    else:
+        ours = {n for n in names if n in LEGACY_TABLES and "row_id" in _columns(conn, n)}
+    runner = {n for n, cols in RUNNER_TABLES.items() if n in names and _columns(conn, n) == _declared(cols)}
+    return [n for n in names if not (n.startswith("sqlite_") or n == META_TABLE or n in ours or n in runner)]
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()]
+
+
+def _declared(columns_sql: str) -> list[str]:
+    """Column names of a ``RUNNER_TABLES`` declaration (constraints such as PRIMARY KEY are not columns)."""
+    names = [part.split()[0] for part in columns_sql.split(", ")]
+    return [n for n in names if n.isidentifier() and n.upper() != "PRIMARY"]
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    """Version 1: the table list, the runner's tables, a ``row_uid`` per row (``collect`` merges shards by it)."""
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name TEXT PRIMARY KEY, created TEXT)")
+    for name, cols in RUNNER_TABLES.items():
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+    existing = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in (n for n in LEGACY_TABLES if n in existing):
+        _adopt(conn, table)
+        conn.execute(f"UPDATE {_quote(table)} SET row_uid = lower(hex(randomblob(16))) WHERE row_uid IS NULL")
+
+
+def _adopt(conn: sqlite3.Connection, table: str) -> None:
+    """Record ``table`` as vmibench's, with its ``row_uid`` column and indexes."""
+    conn.execute(f"INSERT OR IGNORE INTO {META_TABLE} (name, created) VALUES (?, ?)", (table, _now()))
+    cols = _columns(conn, table)
+    if "row_uid" not in cols:
+        _add_column(conn, table, "row_uid")
+    conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {_quote(table + '_row_uid')} ON {_quote(table)} (row_uid)")
+    if "cell_key" in cols:
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {_quote(table + '_cell_key')} ON {_quote(table)} (cell_key)")
+
+
+def _add_column(conn: sqlite3.Connection, table: str, name: str) -> None:
+    try:
+        conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)}")
+    except sqlite3.OperationalError as exc:  # another process added it first
+        if "duplicate column" not in str(exc):
+            raise
+
+
+# _MIGRATIONS[v] takes a store from schema v to v + 1, inside one transaction
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _migrate_to_1}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the store to :data:`SCHEMA_VERSION`, one ``BEGIN IMMEDIATE`` transaction per step.
+
+    The version is read again inside each transaction, so a second process opening a new store at the same
+    moment waits for the first and then finds the work done (creation is race-free).
+    """
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version >= SCHEMA_VERSION:
+                conn.execute("COMMIT")
+                return
+            _MIGRATIONS[version](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _quote(name: str) -> str:
@@ -61,14 +205,31 @@ def _sql_value(value: Any) -> Any:
 
 
 class ResultStore:
-    """Append-only tables of measurement rows in one SQLite file."""
+    """Append-only tables of measurement rows in one SQLite file, schema-versioned.
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    Opening validates the file before anything is measured or written: a file that is not a healthy SQLite
+    database (``PRAGMA quick_check``), one written by a newer vmibench (``PRAGMA user_version`` above
+    :data:`SCHEMA_VERSION`), one holding tables vmibench did not create, or -- when writing -- a read-only file,
+    is refused with a :class:`UserError` and left byte-for-byte unchanged.  An older schema is then migrated, one
+    transaction per version step.  ``readonly=True`` (reports, listings) never writes and never migrates.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, readonly: bool = False) -> None:
         self.path = Path(path) if path is not None else default_db_path()
+        self.readonly = readonly
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if readonly and fresh:
+            raise UserError(f"no results database at {self.path}: run a measurement first or pass --db")
+        if not fresh:
+            check_file(self.path, writable=not readonly)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            if readonly:
+                self._conn = _connect_readonly(self.path)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                _migrate(self._conn)
         except (OSError, sqlite3.Error) as exc:
             raise UserError(f"cannot open results database {self.path} ({exc}): choose another with --db") from None
 
@@ -86,7 +247,10 @@ class ResultStore:
         return [r[0] for r in rows]
 
     def columns(self, table: str) -> list[str]:
-        return [r[1] for r in self._conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()]
+        return _columns(self._conn, table)
+
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _ensure_columns(self, table: str, names: Sequence[str]) -> None:
         existing = self.columns(table)
@@ -95,16 +259,16 @@ class ResultStore:
             self._conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {_quote(table)} (row_id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})"
             )
+            _adopt(self._conn, table)
             existing = self.columns(table)
         for name in names:
             if name not in existing:
-                try:
-                    self._conn.execute(f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(name)}")
-                except sqlite3.OperationalError as exc:  # another process added it first
-                    if "duplicate column" not in str(exc):
-                        raise
+                _add_column(self._conn, table, name)
 
     def _insert(self, table: str, row: Mapping[str, Any]) -> int:
+        if self.readonly:
+            raise RuntimeError(f"{self.path} was opened read-only")
+        row = {**row, "row_uid": row.get("row_uid") or uuid.uuid4().hex}
         names = list(row)
         self._ensure_columns(table, names)
         cols = ", ".join(_quote(c) for c in names)
@@ -118,6 +282,7 @@ class ResultStore:
         """Append plain rows to ``table`` (created/extended as needed) and commit; returns the count."""
         n = 0
         with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
             for row in rows:
                 self._insert(table, row)
                 n += 1
@@ -133,23 +298,17 @@ class ResultStore:
             self._conn.execute("BEGIN IMMEDIATE")
             row_id = self._insert(record.TABLE, record.to_row())
             if samples:
-                self._runner_tables()
                 self._conn.executemany(
                     "INSERT INTO samples (row_table, row_id, round, process, iter, ms) VALUES (?, ?, ?, ?, ?, ?)",
                     [(record.TABLE, row_id, r, r, i, float(ms)) for r, proc in enumerate(samples)
                      for i, ms in enumerate(proc)],
                 )  # fmt: skip
             if cell_key:
-                self._runner_tables()
                 self._conn.execute("DELETE FROM pending WHERE cell_key = ?", (cell_key,))
                 self._conn.execute("DELETE FROM leases WHERE cell_key = ?", (cell_key,))
         return row_id
 
     # -- runner bookkeeping: pending rounds and leases ---------------------------------------------------------
-
-    def _runner_tables(self) -> None:
-        for name, cols in _RUNNER_TABLES.items():
-            self._conn.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
 
     def latest_rows(self, table: str, cell_keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The newest stored row of each of ``cell_keys`` in ``table`` (keys with no row are absent)."""
@@ -172,10 +331,9 @@ class ResultStore:
     def save_pending(self, cell_key: str, round_: int, result_json: str) -> None:
         """Keep one finished round of a cell until the cell's row is written."""
         with self._conn:
-            self._runner_tables()
             self._conn.execute(
                 "INSERT OR REPLACE INTO pending (cell_key, round, result, created) VALUES (?, ?, ?, ?)",
-                (cell_key, round_, result_json, time.strftime("%Y-%m-%dT%H:%M:%S")),
+                (cell_key, round_, result_json, _now()),
             )
 
     def pending(self, cell_keys: Iterable[str]) -> dict[str, dict[int, str]]:
@@ -212,7 +370,6 @@ class ResultStore:
         mine: set[str] = set()
         theirs: dict[str, int] = {}
         with self._conn:
-            self._runner_tables()
             self._conn.execute("BEGIN IMMEDIATE")
             for key in dict.fromkeys(cell_keys):
                 held = self._conn.execute(

@@ -1326,7 +1326,7 @@ def write_report(db: str | None, out: str | Path, device: str | None = None) -> 
     from vmibench.env import utc_now
 
     out = Path(out)
-    with ResultStore(db) as store:
+    with ResultStore(db, readonly=True) as store:
         data = load(store, device)
         db_path = store.path
     data.staleness = check_staleness(data)
