@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 
 import pandas as pd
@@ -104,6 +105,31 @@ def test_bad_input_is_one_line_exit_2(vmi) -> None:
     assert_user_error(vmi("latency", "--nonsense"), "--nonsense")
     assert_user_error(vmi("results", "--db", "nowhere.sqlite"), "no results database")
     assert_user_error(vmi("models", "--format", "xml"), "format")
+
+
+def test_options_are_validated_before_any_work(vmi, tmp_path) -> None:
+    """Each refusal comes before a store is created or a worker started (no database file appears)."""
+    cores = len(os.sched_getaffinity(0))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cases = [
+        (("latency", "--threads", str(cores + 1)), "at most that"),
+        (("sweep", "--models", "deit_t", "--res", "224", "--threads", "1000"), "--threads 1000"),
+        (("latency", "--cell-timeout", "-5"), "--cell-timeout"),
+        (("ops", "--seq", "64", "--cell-timeout", "nan"), "--cell-timeout"),
+        (("latency", "--max-time", "nan"), "--max-time"),
+        (("latency", "--precision", "nan"), "--precision"),
+        (("sweep", "--models", "deit_t", "--res", "224", "--budget-min", "0"), "--budget-min"),
+        (("latency", "--device", "cpu", "--scan-backend", "mamba_ssm"), "mamba_ssm"),
+        (("latency", "--out", str(blocker / "x.csv")), "not a writable directory"),
+        (("ops", "--seq", "64", "--out", str(tmp_path)), "is a directory"),
+        (("flops", "--models", "deit_t", "--out", str(blocker / "x.csv")), "--out"),
+        (("report", "--db", str(blocker), "--out", str(blocker / "r")), "--out"),
+        (("results", "--db", str(blocker), "--status", "bogus"), "unknown status 'bogus'"),
+    ]
+    for args, fragment in cases:
+        assert_user_error(vmi(*args, *(() if "--db" in args else ("--db", "r.sqlite"))), fragment)
+    assert not (tmp_path / "r.sqlite").exists()
 
 
 def test_unreadable_checkpoint_is_one_line_exit_2(vmi, tmp_path) -> None:

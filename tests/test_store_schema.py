@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import assert_user_error
 
-from tests.conftest import assert_user_error
 from vmibench.errors import UserError
 from vmibench.store import META_TABLE, SCHEMA_VERSION, ResultStore
 
@@ -101,7 +101,7 @@ def test_store_refuses_and_leaves_the_file_unchanged(case: str, tmp_path: Path) 
 
 @pytest.mark.parametrize("case", ["foreign table", "corrupt page", "newer schema", "read-only file"])
 def test_cli_refuses_a_bad_store_before_measuring(case: str, tmp_path: Path, vmi) -> None:
-    make, fragment = REFUSED[case]
+    make, _ = REFUSED[case]
     path = tmp_path / "r.sqlite"
     make(path)
     before = _digest(path)
@@ -125,7 +125,9 @@ def test_unversioned_store_is_migrated_in_place(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with _sql(path) as conn:
         conn.execute("CREATE TABLE latency (row_id INTEGER PRIMARY KEY AUTOINCREMENT, model, status, cell_key)")
-        conn.executemany("INSERT INTO latency (model, status, cell_key) VALUES (?, 'ok', ?)", [("a", "k1"), ("b", "k2")])
+        conn.executemany(
+            "INSERT INTO latency (model, status, cell_key) VALUES (?, 'ok', ?)", [("a", "k1"), ("b", "k2")]
+        )
         conn.execute("CREATE TABLE samples (row_table TEXT, row_id INTEGER, round INTEGER, process INTEGER, "
                      "iter INTEGER, ms REAL)")  # fmt: skip
     with ResultStore(path) as store:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -68,10 +69,39 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="vmibench: FLOPs, latency, memory and accuracy of VMINet and its rivals under one protocol.",
 )
-check_app = typer.Typer(no_args_is_help=True, help="Cross-checks of the harness against independent tools.")
+check_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Cross-checks of the harness against independent tools."
+)
 app.add_typer(check_app, name="check")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"vmibench {version('vmibench')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            print("vmibench (not installed; running from a checkout)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
+    """vmibench: FLOPs, latency, memory and accuracy of VMINet and its rivals under one protocol."""
+
+
+def _verbatim(text: str) -> str:
+    """Help text whose paragraphs click prints as written (``\\b``), not re-flowed into one block."""
+    return "\n\n".join("\b\n" + part.strip("\n") for part in text.strip().split("\n\n"))
+
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | csv | json")]
 OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")]
@@ -81,6 +111,11 @@ ModelsOpt = Annotated[
 ]
 ResOpt = Annotated[str | None, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW (800x1280).")]
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Comma list of batch sizes.")]
+ColumnsOpt = Annotated[
+    str | None,
+    typer.Option("--columns", help="Comma list of columns to print (default: a compact set on a terminal table)."),
+]
+AllColumnsOpt = Annotated[bool, typer.Option("--all-columns", help="Print every column.")]
 BudgetOpt = Annotated[
     float | None, typer.Option("--budget-min", help="Start no cell after this many minutes (rerun to resume).")
 ]
@@ -143,45 +178,46 @@ def progress(total: int, label: str) -> Iterator[Callable[[str], None]]:
     """A rich progress bar on stderr; yields ``advance(description)``."""
     with progress_bar(label) as update:
         done = 0
+        started = time.monotonic()
 
         def advance(description: str) -> None:
             nonlocal done
             done += 1
-            update(description, done, total)
+            per_item = (time.monotonic() - started) / done
+            update(description, done, total, per_item * (total - done))
 
         yield advance
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar on stderr with elapsed time and ETA; yields ``update(running, done, total)``, where
-    ``running`` names the job about to run."""
+def progress_bar(label: str) -> Iterator[Callable[[str, int, int, float], None]]:
+    """A rich progress bar on stderr: the running job's name, jobs done/total, elapsed time and the runner's
+    predicted time left; yields ``update(running, done, total, eta_s)``, where ``running`` names the job about to
+    run."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TextColumn("ETA {task.fields[eta]}"),
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task(label, total=None)
+        task = bar.add_task(label, total=None, eta="?")
 
-        def update(running: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=max(total, done), description=f"{label}: {running}")
+        def update(running: str, done: int, total: int, eta_s: float) -> None:
+            bar.update(task, completed=done, total=max(total, done), description=f"{label}: {running}",
+                       eta=_clock(eta_s))  # fmt: skip
 
         yield update
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def track(items: Iterable[T], total: int, label: str, describe: Callable[[T], str]) -> Iterator[T]:
@@ -196,25 +232,30 @@ def track(items: Iterable[T], total: int, label: str, describe: Callable[[T], st
 
 
 @app.command("models")
-def models_cmd(fmt: FormatOpt = "table", out: OutOpt = None) -> None:
+def models_cmd(
+    fmt: FormatOpt = "table", out: OutOpt = None, columns: ColumnsOpt = None, all_columns: AllColumnsOpt = False
+) -> None:
     """List registered models with their published numbers and eval settings.
 
     'adaptation' says how a model runs at resolutions other than its build size -- vmibench's generalisation,
     e.g. VMINet's per-position context weight is resized; 'reconstruction' flags anything not verifiable
     against official code. published_* columns are reference numbers from the cited source.
     """
-    from vmibench.output import check_format, emit
-    from vmibench.reports.tables import models_frame
+    from vmibench.output import check_output, emit
+    from vmibench.reports.tables import models_frame, select_columns
 
-    check_format(fmt)
-    emit(models_frame(), fmt, out, title="vmibench registry")
+    check_output(fmt, out)
+    frame, caption = select_columns(models_frame(), "models", fmt, columns, all_columns)
+    emit(frame, fmt, out, title="vmibench registry", caption=caption)
 
 
-@app.command("flops", epilog=FLOPS_HELP)
+@app.command("flops", epilog=_verbatim(FLOPS_HELP))
 def flops_cmd(
     models: ModelsOpt = None,
     res: ResOpt = None,
     batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch traced (gmacs are per image).")] = 1,
+    columns: ColumnsOpt = None,
+    all_columns: AllColumnsOpt = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
@@ -225,12 +266,12 @@ def flops_cmd(
     Without --res each model is counted at its published evaluation resolution.
     """
     from vmibench.flops import measure_flops
-    from vmibench.output import check_format, emit
+    from vmibench.output import check_output, emit
     from vmibench.registry import resolve
-    from vmibench.reports.tables import FLOPS_COLUMNS, frame_of
+    from vmibench.reports.tables import frame_of, select_columns
     from vmibench.store import ResultStore
 
-    check_format(fmt)
+    check_output(fmt, out)
     names = parse_models(models, all_registered)
     resolutions = parse_resolutions(res) if res else None
     cells = []
@@ -247,7 +288,9 @@ def flops_cmd(
         if store is not None:
             store.add(rec)
         records.append(rec)
-    emit(frame_of(records, FLOPS_COLUMNS), fmt, out, caption="gmacs per image; published_* are reference values")
+    frame, caption = select_columns(frame_of(records), "flops", fmt, columns, all_columns)
+    emit(frame, fmt, out, caption="; ".join(filter(None, ["gmacs per image; published_* are reference values",
+                                                           caption])))  # fmt: skip
 
 
 RoundsOpt = Annotated[
@@ -265,11 +308,14 @@ RetryOpt = Annotated[
 ]
 
 
-def _print_rows(summary: RunSummary, columns: list[str], fmt: str, out: str | None, db: str | None) -> None:
+def _print_rows(
+    summary: RunSummary, kind: str, fmt: str, out: str | None, db: str | None, columns: str | None, all_columns: bool
+) -> None:
     """Every requested cell's row (stored earlier or measured now) and one line saying which is which."""
     import pandas as pd
 
     from vmibench.output import emit
+    from vmibench.reports.tables import select_columns
     from vmibench.store import default_db_path
 
     stored = summary.from_store
@@ -285,11 +331,11 @@ def _print_rows(summary: RunSummary, columns: list[str], fmt: str, out: str | No
     if frame.empty:
         return
     frame["measured_at"] = frame["timestamp"]
-    frame = frame[[c for c in [*columns, "measured_at"] if c in frame.columns]]
-    emit(frame, fmt, out)
+    frame, caption = select_columns(frame, kind, fmt, columns, all_columns)
+    emit(frame, fmt, out, caption=caption)
 
 
-@app.command("latency", epilog=METRICS_HELP)
+@app.command("latency", epilog=_verbatim(METRICS_HELP))
 def latency_cmd(
     models: ModelsOpt = None,
     res: Annotated[str, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW.")] = "224",
@@ -308,6 +354,8 @@ def latency_cmd(
     rounds: RoundsOpt = None,
     force: ForceOpt = False,
     retry_failed: RetryOpt = False,
+    columns: ColumnsOpt = None,
+    all_columns: AllColumnsOpt = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
@@ -316,11 +364,10 @@ def latency_cmd(
 
     A sweep without a ladder: cells already stored for this environment are printed, not re-measured."""
     from vmibench.measure.api import measure, run_settings
-    from vmibench.output import check_format
-    from vmibench.reports.tables import LATENCY_COLUMNS
+    from vmibench.output import check_output
     from vmibench.sweep import plan_cells
 
-    check_format(fmt)
+    check_output(fmt, out)
     names = parse_models(models, lambda: ["vminet_t", "deit_t"])
     settings = run_settings(device=device, dtype=dtype, threads=threads, channels_last=channels_last,
                             compile_=compile_, scan_backend=scan_backend, min_time=min_time, max_time=max_time,
@@ -329,7 +376,7 @@ def latency_cmd(
     with progress_bar("measuring") as bar:
         summary = measure(cells, db=db, rounds=_given(rounds, 1), cell_timeout_s=_given(cell_timeout, 600.0),
                           force=force, retry_failed=retry_failed, progress=bar, stop_ladders=False)  # fmt: skip
-    _print_rows(summary, LATENCY_COLUMNS, fmt, out, db)
+    _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
 
 
 RESULT_TABLES = ("latency", "ops", "flops", "peak", "accuracy", "samples")
@@ -339,7 +386,8 @@ RESULT_TABLES = ("latency", "ops", "flops", "peak", "accuracy", "samples")
 def results_cmd(
     models: Annotated[str | None, typer.Option("--models", "-m", help="Only these models (comma list).")] = None,
     table: Annotated[str, typer.Option("--table", "-t", help=f"One of {', '.join(RESULT_TABLES)}.")] = "latency",
-    all_columns: Annotated[bool, typer.Option("--all-columns", help="Every stored column.")] = False,
+    columns: ColumnsOpt = None,
+    all_columns: AllColumnsOpt = False,
     status: Annotated[str | None, typer.Option(help="Only rows with this status (ok, oom, ...).")] = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
@@ -351,13 +399,17 @@ def results_cmd(
     with each row's model or op; `--models` filters them too."""
     from pathlib import Path
 
-    from vmibench.output import check_format, emit
-    from vmibench.reports.tables import default_columns
+    from vmibench.output import check_output, emit
+    from vmibench.reports.tables import select_columns
     from vmibench.store import ResultStore, default_db_path
 
-    check_format(fmt)
+    check_output(fmt, out)
     if table not in RESULT_TABLES:
         raise UserError(f"unknown table '{table}': use one of {', '.join(RESULT_TABLES)}")
+    from vmibench.records import STATUSES
+
+    if status is not None and status not in STATUSES:
+        raise UserError(f"unknown status '{status}': use one of {', '.join(STATUSES)}")
     path = db or default_db_path()
     if not Path(path).exists():
         raise UserError(f"no results database at {path}: run `vmibench latency` first or pass --db")
@@ -373,10 +425,8 @@ def results_cmd(
             if status:
                 where["status"] = status
             frame = store.read(table, where)
-    if not all_columns and not frame.empty:
-        cols = [c for c in default_columns(table) if c in frame.columns]
-        frame = frame[cols or list(frame.columns)]
-    emit(frame, fmt, out)
+    frame, caption = select_columns(frame, table, fmt, columns, all_columns)
+    emit(frame, fmt, out, caption=caption)
 
 
 def _samples_frame(store: object, models: list[str] | None) -> object:
@@ -421,7 +471,7 @@ def _sweep_settings(
                         policy=policy, count_flops=count_flops)  # fmt: skip
 
 
-@app.command("sweep", epilog=METRICS_HELP)
+@app.command("sweep", epilog=_verbatim(METRICS_HELP))
 def sweep_cmd(
     preset: Annotated[str | None, typer.Option(help="cpu-default | gpu-default (explicit lists override).")] = None,
     models: ModelsOpt = None,
@@ -432,8 +482,8 @@ def sweep_cmd(
         int | None, typer.Option(help="CPU threads per worker (default: the preset's, else all usable cores).")
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
-    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
-    compile_: Annotated[bool, typer.Option("--compile")] = False,
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="Run in channels_last layout.")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="Wrap the model in torch.compile.")] = False,
     scan_backend: Annotated[str, typer.Option(help="auto, torch, reference, mamba_ssm.")] = "auto",
     max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = None,
     cell_timeout: TimeoutOpt = None,
@@ -442,6 +492,8 @@ def sweep_cmd(
     retry_failed: RetryOpt = False,
     rounds: RoundsOpt = None,
     budget_min: BudgetOpt = None,
+    columns: ColumnsOpt = None,
+    all_columns: AllColumnsOpt = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
@@ -452,11 +504,10 @@ def sweep_cmd(
     OOM/timeout/crash the larger sizes of that model are stored as 'skipped'. The device's matmul peak is
     measured first (for utilisation)."""
     from vmibench.measure.api import check_dtype, measure
-    from vmibench.output import check_format
-    from vmibench.reports.tables import LATENCY_COLUMNS
+    from vmibench.output import check_output
     from vmibench.sweep import Group, expand_groups, get_preset
 
-    check_format(fmt)
+    check_output(fmt, out)
     chosen = get_preset(preset) if preset else None
     if chosen is None and (models is None or res is None):
         raise UserError("give --preset, or both --models and --res (see vmibench sweep --help)")
@@ -484,7 +535,7 @@ def sweep_cmd(
         summary = measure(cells, db=db, rounds=_given(rounds, chosen.rounds if chosen else 3),
                           cell_timeout_s=_given(cell_timeout, chosen.cell_timeout_s if chosen else 600.0), force=force,
                           retry_failed=retry_failed, budget_s=budget, progress=bar)  # fmt: skip
-    _print_rows(summary, LATENCY_COLUMNS, fmt, out, db)
+    _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
 
 
 def _given(value: T | None, default: T) -> T:
@@ -500,7 +551,7 @@ def _budget_s(budget_min: float | None) -> float | None:
     return budget_min * 60
 
 
-@app.command("ops", epilog=METRICS_HELP)
+@app.command("ops", epilog=_verbatim(METRICS_HELP))
 def ops_cmd(
     ops: Annotated[str | None, typer.Option("--ops", help="Comma list of token mixers (default: all).")] = None,
     seq: Annotated[str | None, typer.Option("--seq", help="Comma list of sequence lengths L.")] = None,
@@ -521,6 +572,8 @@ def ops_cmd(
     force: ForceOpt = False,
     retry_failed: RetryOpt = False,
     budget_min: BudgetOpt = None,
+    columns: ColumnsOpt = None,
+    all_columns: AllColumnsOpt = False,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
@@ -536,11 +589,10 @@ def ops_cmd(
     """
     from vmibench.measure.api import check_dtype, measure
     from vmibench.ops.mixers import OPS
-    from vmibench.output import check_format, emit
-    from vmibench.reports.tables import OPS_COLUMNS
+    from vmibench.output import check_output, emit
     from vmibench.sweep import cap_predictor, get_preset, ops_cells
 
-    check_format(fmt)
+    check_output(fmt, out)
     p = get_preset(preset or "cpu-default")
     explicit = preset is not None
     base = _sweep_settings(p, device=device, threads=threads if threads or explicit else _all_cores(),
@@ -556,7 +608,7 @@ def ops_cmd(
         summary = measure(cells, db=db, rounds=_given(rounds, p.rounds if explicit else 1),
                           cell_timeout_s=_given(cell_timeout, p.cell_timeout_s), force=force, retry_failed=retry_failed,
                           budget_s=_budget_s(budget_min), cap_predictor=predictor, progress=bar)  # fmt: skip
-    _print_rows(summary, OPS_COLUMNS, fmt, out, db)
+    _print_rows(summary, "ops", fmt, out, db, columns, all_columns)
     if out is None and summary.rows:
         fits = _ops_fits(summary, db)
         if not fits.empty:
@@ -598,12 +650,12 @@ def compare_cmd(
     interval excludes 1, else "not distinguishable"."""
     from pathlib import Path
 
-    from vmibench.output import check_format, emit
+    from vmibench.output import check_output, emit
     from vmibench.reports.compare import compare
     from vmibench.resolution import as_hw, label
     from vmibench.store import ResultStore, default_db_path
 
-    check_format(fmt)
+    check_output(fmt, out)
     names = split_list(models, "model")
     path = db or default_db_path()
     if not Path(path).exists():
@@ -623,17 +675,19 @@ def report_cmd(
     and the reviewer questions answered from the data (regenerate rather than edit)."""
     from pathlib import Path
 
+    from vmibench.output import check_writable
     from vmibench.reports.report import write_report
     from vmibench.store import default_db_path
 
     path = Path(db) if db else default_db_path()
     if not path.exists():
         raise UserError(f"no results database at {path}: run `vmibench sweep` first or pass --db")
+    check_writable(Path(out), directory=True)
     written = write_report(str(path), out, device)
     print(f"wrote {written}", file=sys.stderr)
 
 
-@check_app.command("timer", epilog=METRICS_HELP)
+@check_app.command("timer", epilog=_verbatim(METRICS_HELP))
 def check_timer_cmd(
     models: Annotated[str, typer.Option("--models", "-m", help="Two or more models.")] = "vminet_t,deit_t",
     res: Annotated[int, typer.Option("--res", "-r", min=32, help="Square input size.")] = 224,
@@ -650,9 +704,9 @@ def check_timer_cmd(
     within 10% is the acceptance bar.
     """
     from vmibench.measure.crosscheck import timer_crosscheck
-    from vmibench.output import check_format, emit
+    from vmibench.output import check_output, emit
 
-    check_format(fmt)
+    check_output(fmt, out)
     names = parse_models(models, lambda: ["vminet_t", "deit_t"])
     with progress_bar("cross-checking") as bar:
         frame = timer_crosscheck(names, res, threads=threads, repeats=repeats, progress=bar)
@@ -679,9 +733,9 @@ def check_repeat_cmd(
     (model, run) and says whether the runs' CIs overlap (`overlap_all_runs`). A benchmark, not a test: quote it.
     """
     from vmibench.measure.crosscheck import repeat_comparison
-    from vmibench.output import check_format, emit
+    from vmibench.output import check_output, emit
 
-    check_format(fmt)
+    check_output(fmt, out)
     names = parse_models(models, lambda: ["vminet_t", "mlla_t", "flatten_swin_t"])
     (hw,) = parse_resolutions(res) if "," not in res else (None,)
     if hw is None:
@@ -718,9 +772,9 @@ def check_scan_cmd(
     from vmibench.env import resolve_device, usable_cores
     from vmibench.ops import BACKENDS
     from vmibench.ops.scan_bench import compare_scan_backends
-    from vmibench.output import check_format, emit
+    from vmibench.output import check_output, emit
 
-    check_format(fmt)
+    check_output(fmt, out)
     names = split_list(backends, "backend")
     for name in names:
         if name not in BACKENDS or name == "auto":
@@ -759,6 +813,9 @@ def main(argv: list[str] | None = None) -> None:
         # Usage errors come from click, or from the copy of click newer typer releases vendor: match by class name.
         kinds = {cls.__name__ for cls in type(exc).__mro__}
         if "NoArgsIsHelpError" in kinds:
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                print(ctx.get_help())
             sys.exit(0)
         if "ClickException" in kinds:
             _fail(" ".join(exc.format_message().split()))  # type: ignore[attr-defined]

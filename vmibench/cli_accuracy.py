@@ -66,11 +66,11 @@ def accuracy_cmd(
     from vmibench.accuracy import AccuracySpec, dist_context, parse_checkpoint_entries
     from vmibench.cli import parse_models, parse_resolutions, split_list
     from vmibench.env import usable_cores
-    from vmibench.output import check_format
+    from vmibench.output import check_output
 
     ctx = dist_context()
     with _rank0_reports(ctx):
-        check_format(fmt)
+        check_output(fmt, out)
         entries = split_list(checkpoint, "checkpoint") if checkpoint is not None else []
         names = parse_models(models, lambda: [e.partition("=")[0].strip() for e in entries])
         if not names:

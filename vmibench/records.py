@@ -18,6 +18,7 @@ STATUS_ERROR = "error"
 STATUS_TIMEOUT = "timeout"
 STATUS_CRASHED = "crashed"
 STATUS_SKIPPED = "skipped"  # not run: a cap predicted it over the limits, or a smaller size of its ladder failed
+STATUSES = (STATUS_OK, STATUS_OOM, STATUS_ERROR, STATUS_TIMEOUT, STATUS_CRASHED, STATUS_SKIPPED)
 FAILED = (STATUS_ERROR, STATUS_TIMEOUT, STATUS_CRASHED)  # what --retry-failed re-opens (with their skips)
 SKIP_AFTER_FAILURE = "after_failure"  # skip_reason of a cell not run because a smaller size failed
 SKIP_CAP = "cap"  # skip_reason of a cell predicted over --time-cap / --mem-cap

@@ -35,6 +35,16 @@ def check_timeout(seconds: float) -> float:
     return seconds
 
 
+def check_scan_backend(backend: str, device: str) -> str:
+    """Refuse a scan backend that cannot run on ``device`` here (before any cell is measured)."""
+    import importlib.util
+
+    if backend == "mamba_ssm" and (device != "cuda" or importlib.util.find_spec("mamba_ssm") is None):
+        why = "it needs CUDA" if device != "cuda" else "the mamba_ssm package is not installed"
+        raise UserError(f"scan backend 'mamba_ssm' cannot run here ({why}): use --scan-backend auto or torch")
+    return backend
+
+
 def run_settings(
     *,
     device: str | None = None,
@@ -58,13 +68,18 @@ def run_settings(
         raise UserError(f"unknown scan backend '{scan_backend}': use one of {', '.join(BACKENDS)}")
     if threads is not None and threads <= 0:
         raise UserError(f"bad --threads {threads}: must be a positive integer")
+    if threads is not None and threads > usable_cores():
+        # more threads than cores time the scheduler, not the model: such rows would be hundreds of times slow
+        raise UserError(f"bad --threads {threads}: this process may use {usable_cores()} cores; give at most that")
     if policy is None:
         if not (math.isfinite(min_time) and math.isfinite(max_time)) or min_time < 0 or max_time <= 0:
             raise UserError("timing budget must satisfy 0 <= --min-time and 0 < --max-time (finite seconds)")
         if not 0 < precision < 1:
             raise UserError(f"bad --precision {precision}: must be between 0 and 1 (e.g. 0.01)")
         policy = TimingPolicy(min_time_s=min_time, max_time_s=max(max_time, min_time), rel_precision=precision)
-    return Settings(device=resolve_device(device), dtype=dtype, threads=threads or usable_cores(),
+    resolved = resolve_device(device)
+    check_scan_backend(scan_backend, resolved)
+    return Settings(device=resolved, dtype=dtype, threads=threads or usable_cores(),
                     channels_last=channels_last, compile=compile_, scan_backend=scan_backend, policy=policy,
                     count_flops=count_flops)  # fmt: skip
 

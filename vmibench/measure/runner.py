@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vmibench.env import Environment, capture
+from vmibench.measure.eta import RunClock
 from vmibench.measure.executor import Executor, LocalExecutor
 from vmibench.measure.interrupt import Interrupted
 from vmibench.measure.rows import failure_record, pooled_record, split_policy
@@ -49,8 +50,9 @@ from vmibench.records import (
 
 # predict(cell, first round's median ms, its peak memory MB) -> reason the next size of its ladder is over a cap
 CapPredictor = Callable[[Cell, float, float], str]
-# progress(description of the job about to run, jobs done, jobs planned)
-Progress = Callable[[str, int, int], None]
+# progress(description of the job about to run, jobs done, jobs planned, predicted seconds left)
+Progress = Callable[[str, int, int, float], None]
+LONG_RUN_S = 600.0  # a run predicted to take longer says so before it starts
 
 
 @dataclass
@@ -226,6 +228,12 @@ class Runner:
         stopped: dict[tuple[Any, ...], tuple[float, str, str]] = {}
         total = sum(self.rounds - len(s.results) for s in todo)
         done_jobs = 0
+        clock = RunClock(self.rounds)
+        predicted = clock.remaining_s(self._jobs_left(todo, 0), self.rounds)
+        if predicted > LONG_RUN_S:
+            self.log(f"{total} jobs ({len(todo)} cells x up to {self.rounds} rounds) are predicted to take up to "
+                     f"{predicted / 60:.0f} min from their timing budgets; --budget-min caps a run, and a rerun "
+                     "resumes it")  # fmt: skip
         for rnd in range(self.rounds):
             active = [s for s in todo if not s.done]
             if not active:
@@ -247,8 +255,11 @@ class Runner:
                         self.log(f"time budget used up: {summary.not_reached} cell(s) left for a resumed run")
                         return
                     if self.progress is not None:
-                        self.progress(f"round {rnd + 1}/{self.rounds} {state.cell.describe()}", done_jobs, total)
+                        eta = clock.remaining_s(self._jobs_left(todo, rnd), self.rounds - rnd - 1)
+                        self.progress(f"round {rnd + 1}/{self.rounds} {state.cell.describe()}", done_jobs, total, eta)
+                    started = time.monotonic()
                     result = self._run_one(executor, state.cell, rnd)
+                    clock.observe(state.key, state.cell, rnd == 0, time.monotonic() - started)
                     done_jobs += 1
                     self._heartbeat()
                     if not result.ok:
@@ -271,7 +282,12 @@ class Runner:
                 if len(state.results) >= self.rounds:
                     self._finish_ok(state, envs, summary)
         if self.progress is not None:
-            self.progress("done", done_jobs, total)
+            self.progress("done", done_jobs, total, 0.0)
+
+    def _jobs_left(self, todo: list[_CellState], from_round: int) -> list[tuple[str, Cell, bool]]:
+        """(key, cell, first round?) of every job not yet run, from round ``from_round`` on."""
+        return [(s.key, s.cell, r == 0) for s in todo if not s.done for r in range(from_round, self.rounds)
+                if r not in s.results]  # fmt: skip
 
     def _heartbeat(self) -> None:
         """Renew this runner's leases now and then, so a runner on another host sees them as alive."""

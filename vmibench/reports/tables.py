@@ -30,6 +30,74 @@ PEAK_COLUMNS = ["device", "dtype", "threads", "matmul_n", "peak_gflops", "latenc
                 "error", "device_name", "torch_version", "timestamp"]  # fmt: skip
 
 
+LATENCY_CI = "latency_ms [95% CI]"  # terminal-only column: median and its bootstrap interval in one cell
+
+# What a terminal table shows by default: what fits 100 columns.  CSV/JSON and --all-columns carry the rest.
+COMPACT_COLUMNS: dict[str, list[str]] = {
+    "latency": ["model", "res", "batch", "dtype", LATENCY_CI, "throughput_ips", "peak_mem_mb", "gmacs", "status",
+                "measured_at"],
+    "ops": ["op", "seq_len", "dim", "batch", "dtype", LATENCY_CI, "peak_mem_mb", "gmacs", "status", "measured_at"],
+    "flops": ["model", "res", "params_m", "gmacs", "published_params_m", "published_gmacs", "status"],
+    "peak": ["device", "dtype", "threads", "matmul_n", "peak_gflops", "status", "timestamp"],
+    "models": ["model", "family", "paper_name", "published_params_m", "published_gmacs", "published_top1",
+               "eval_res", "uses_scan"],
+}  # fmt: skip
+
+
+def with_latency_ci(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the terminal's ``latency_ms [95% CI]`` column ("3.71 [3.60, 3.85]") from the median and its CI."""
+    if "latency_ms_median" not in frame.columns:
+        return frame
+    from vmibench.output import number
+
+    def cell(row: pd.Series) -> str:
+        text = number(row["latency_ms_median"])
+        low, high = row.get("latency_ms_ci_low"), row.get("latency_ms_ci_high")
+        if text and pd.notna(low) and pd.notna(high):
+            text += f" [{number(low)}, {number(high)}]"
+        return text
+
+    return frame.assign(**{LATENCY_CI: frame.apply(cell, axis=1) if len(frame) else []})
+
+
+# Compact tables state these once, in the caption, when every row has the same value (as torch.utils.benchmark's
+# Compare does), so that what varies fits the screen.
+SHARED_IN_CAPTION = ("device", "dtype", "batch", "dim", "threads")
+
+
+def select_columns(
+    frame: pd.DataFrame, kind: str, fmt: str, columns: str | None = None, all_columns: bool = False
+) -> tuple[pd.DataFrame, str]:
+    """The columns to print and a caption: ``--columns`` as given, every column (``--all-columns``), the
+    compact set on a terminal table (columns equal in every row move to the caption), else (CSV/JSON) the
+    kind's declared columns.  Unknown ``--columns`` names are a UserError."""
+    from vmibench.errors import UserError
+
+    if frame.empty:
+        return frame, ""
+    if columns is not None:
+        wanted = [c.strip() for c in columns.split(",") if c.strip()]
+        frame = with_latency_ci(frame)
+        unknown = [c for c in wanted if c not in frame.columns]
+        if unknown or not wanted:
+            raise UserError(
+                f"unknown column(s) {', '.join(unknown) or columns!r}: choose from {', '.join(frame.columns)}"
+            )
+        return frame[wanted], ""
+    if all_columns:
+        return frame, ""
+    if fmt != "table" or kind not in COMPACT_COLUMNS:
+        chosen = [c for c in [*default_columns(kind), "measured_at"] if c in frame.columns]
+        return frame[chosen or list(frame.columns)], ""
+    frame = with_latency_ci(frame)
+    if "measured_at" in frame.columns:  # minutes are enough on a screen; CSV/JSON keep the full stamp
+        frame = frame.assign(measured_at=frame["measured_at"].astype(str).str[:16].str.replace("T", " "))
+    chosen = [c for c in COMPACT_COLUMNS[kind] if c in frame.columns]
+    shared = [c for c in SHARED_IN_CAPTION if c in chosen and frame[c].astype(str).nunique() == 1]
+    caption = ", ".join(f"{c} {frame[c].iloc[0]}" for c in shared)
+    return frame[[c for c in chosen if c not in shared]], (f"all rows: {caption}" if caption else "")
+
+
 def default_columns(table: str) -> list[str]:
     """Columns `vmibench results` shows for ``table`` without --all-columns (all, if none are declared)."""
     if table == "accuracy":
