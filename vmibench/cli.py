@@ -492,6 +492,21 @@ def sweep_cmd(
     retry_failed: RetryOpt = False,
     rounds: RoundsOpt = None,
     budget_min: BudgetOpt = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="Scale out with submitit: local (jobs as subprocesses here) or slurm (a job array); each "
+            "job writes a shard beside the store, `vmibench collect` merges them. Default: this process."
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="Jobs to cut the cells into (default: one per model ladder).")
+    ] = None,
+    array_parallelism: Annotated[int, typer.Option(help="Jobs running at once (local default 1).")] = 1,
+    slurm_partition: Annotated[str | None, typer.Option(help="SLURM partition (with --executor slurm).")] = None,
+    gpus_per_job: Annotated[int, typer.Option(help="GPUs each job gets.")] = 1,
+    slurm_time: Annotated[int, typer.Option(help="Time limit of each job, minutes.")] = 60,
+    cpus_per_job: Annotated[int | None, typer.Option(help="CPUs each SLURM job asks for.")] = None,
     columns: ColumnsOpt = None,
     all_columns: AllColumnsOpt = False,
     fmt: FormatOpt = "table",
@@ -503,11 +518,18 @@ def sweep_cmd(
     Cells already stored for this environment are printed, not re-measured (unless --force); after an
     OOM/timeout/crash the larger sizes of that model are stored as 'skipped'. The device's matmul peak is
     measured first (for utilisation)."""
-    from vmibench.measure.api import check_dtype, measure
+    from vmibench.measure.api import check_dtype, check_rounds, check_timeout, measure
+    from vmibench.measure.cluster import ScaleOut
     from vmibench.output import check_output
+    from vmibench.store import default_db_path
     from vmibench.sweep import Group, expand_groups, get_preset
 
     check_output(fmt, out)
+    scale = None
+    if executor is not None:
+        scale = ScaleOut(executor=executor, jobs=jobs, array_parallelism=array_parallelism,
+                         slurm_partition=slurm_partition, gpus_per_job=gpus_per_job, slurm_time_min=slurm_time,
+                         cpus_per_job=cpus_per_job).check()  # fmt: skip
     chosen = get_preset(preset) if preset else None
     if chosen is None and (models is None or res is None):
         raise UserError("give --preset, or both --models and --res (see vmibench sweep --help)")
@@ -531,11 +553,48 @@ def sweep_cmd(
             check_dtype(dt)
     cells = expand_groups(groups, base)
     budget = _budget_s(budget_min)
+    rounds_ = check_rounds(_given(rounds, chosen.rounds if chosen else 3))
+    timeout = check_timeout(_given(cell_timeout, chosen.cell_timeout_s if chosen else 600.0))
+    if scale is not None:
+        _scale_out(cells, scale, str(db or default_db_path()), rounds=rounds_, cell_timeout_s=timeout, force=force,
+                   retry_failed=retry_failed, budget_s=budget)  # fmt: skip
+        return
     with progress_bar("measuring") as bar:
-        summary = measure(cells, db=db, rounds=_given(rounds, chosen.rounds if chosen else 3),
-                          cell_timeout_s=_given(cell_timeout, chosen.cell_timeout_s if chosen else 600.0), force=force,
+        summary = measure(cells, db=db, rounds=rounds_, cell_timeout_s=timeout, force=force,
                           retry_failed=retry_failed, budget_s=budget, progress=bar)  # fmt: skip
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
+
+
+def _scale_out(cells: list[object], scale: object, db: str, **measure_args: object) -> None:
+    """Run a sweep's cells as submitit jobs writing shards; locally, wait and collect them into ``db``."""
+    from vmibench.measure.cluster import collect, plan_jobs, run_jobs
+    from vmibench.store import ResultStore
+
+    ResultStore(db).close()  # validate (or create) the main store before anything is submitted
+    jobs = plan_jobs(cells, db, scale, **measure_args)  # type: ignore[arg-type]
+    run_jobs(jobs, scale, db)  # type: ignore[arg-type]
+    if scale.executor == "local":  # type: ignore[attr-defined]
+        merged = collect(db)
+        rows = sum(r for _, r, _ in merged)
+        print(f"collected {rows} new row(s) from {len(merged)} shard(s) into {db}; `vmibench results` lists them",
+              file=sys.stderr)  # fmt: skip
+
+
+@app.command("collect")
+def collect_cmd(db: DbOpt = None) -> None:
+    """Merge the shards that scaled-out jobs wrote (<db>.shards/*.sqlite) into the store, with their raw samples.
+
+    Idempotent: a row already in the store (same row_uid) is not added again, so collecting twice adds nothing.
+    Every shard is checked first; a shard of another schema version is refused and nothing is merged."""
+    from vmibench.measure.cluster import collect
+    from vmibench.store import default_db_path
+
+    path = str(db or default_db_path())
+    merged = collect(path)
+    for shard, rows, samples in merged:
+        print(f"{shard.name}: {rows} row(s), {samples} sample(s) added", file=sys.stderr)
+    print(f"collected {sum(r for _, r, _ in merged)} new row(s) from {len(merged)} shard(s) into {path}",
+          file=sys.stderr)  # fmt: skip
 
 
 def _given(value: T | None, default: T) -> T:

@@ -46,6 +46,9 @@ RUNNER_TABLES = {
 }
 
 
+_INSERT_SAMPLE = "INSERT INTO samples (row_table, row_id, round, process, iter, ms) VALUES (?, ?, ?, ?, ?, ?)"
+
+
 def default_db_path() -> Path:
     """``$VMIBENCH_DB`` or ``results/vmibench.sqlite``."""
     return Path(os.environ.get("VMIBENCH_DB", DEFAULT_DB))
@@ -299,7 +302,7 @@ class ResultStore:
             row_id = self._insert(record.TABLE, record.to_row())
             if samples:
                 self._conn.executemany(
-                    "INSERT INTO samples (row_table, row_id, round, process, iter, ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    _INSERT_SAMPLE,
                     [(record.TABLE, row_id, r, r, i, float(ms)) for r, proc in enumerate(samples)
                      for i, ms in enumerate(proc)],
                 )  # fmt: skip
@@ -307,6 +310,52 @@ class ResultStore:
                 self._conn.execute("DELETE FROM pending WHERE cell_key = ?", (cell_key,))
                 self._conn.execute("DELETE FROM leases WHERE cell_key = ?", (cell_key,))
         return row_id
+
+    def merge(self, shard: str | os.PathLike[str]) -> tuple[int, int]:
+        """Append the rows of ``shard`` (a store a scaled-out job wrote) that this store lacks, with their raw
+        samples, in one transaction; returns (rows, samples) added.
+
+        Rows are matched by ``row_uid``, so merging a shard twice adds nothing.  A shard of another schema
+        version, or one that fails the checks of :func:`check_file`, is refused.
+        """
+        path = Path(shard)
+        version = check_file(path, writable=False)
+        if version != SCHEMA_VERSION:
+            raise UserError(
+                f"shard {path} has schema {version}, this vmibench writes {SCHEMA_VERSION}: collect it with the "
+                "vmibench version that wrote it"
+            )
+        src = _connect_readonly(path)
+        rows_added = samples_added = 0
+        try:
+            tables = [r[0] for r in src.execute(f"SELECT name FROM {META_TABLE} ORDER BY name")]
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                for table in tables:
+                    have = set()
+                    if table in self.tables():
+                        have = {r[0] for r in self._conn.execute(f"SELECT row_uid FROM {_quote(table)}")}
+                    cur = src.execute(f"SELECT * FROM {_quote(table)} ORDER BY row_id")
+                    names = [d[0] for d in cur.description]
+                    for values in cur.fetchall():
+                        row = dict(zip(names, values, strict=True))
+                        if row["row_uid"] in have:
+                            continue
+                        old_id = row.pop("row_id")
+                        new_id = self._insert(table, row)
+                        samples = src.execute(
+                            "SELECT round, process, iter, ms FROM samples WHERE row_table = ? AND row_id = ?",
+                            (table, old_id),
+                        ).fetchall()
+                        self._conn.executemany(
+                            _INSERT_SAMPLE,
+                            [(table, new_id, *sample) for sample in samples],
+                        )
+                        rows_added += 1
+                        samples_added += len(samples)
+        finally:
+            src.close()
+        return rows_added, samples_added
 
     # -- runner bookkeeping: pending rounds and leases ---------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 from vmibench.errors import UserError
 from vmibench.measure.runner import CapPredictor, Progress, Runner, RunSummary
@@ -97,11 +98,14 @@ def measure(
     progress: Progress | None = None,
     with_peak: bool = True,
     stop_ladders: bool = True,
+    reference_db: str | None = None,
 ) -> RunSummary:
     """Measure ``cells`` into the store with one :class:`Runner` (resuming), the matmul peak of their
     environment first where the store lacks it; returns the summary with every requested cell's row.
 
     ``stop_ladders=False`` runs every cell even after a smaller size of its model failed (``vmibench latency``).
+    ``reference_db`` is a store (opened read-only) whose rows count as already measured: a scaled-out job writes
+    its shard and skips what the main store has.
     """
     from vmibench.measure.executor import LocalExecutor
     from vmibench.store import ResultStore
@@ -110,17 +114,22 @@ def measure(
     check_rounds(rounds)
     check_timeout(cell_timeout_s)
     executor = LocalExecutor(threads=max((c.settings.threads for c in cells), default=1))
+    reference = ResultStore(reference_db, readonly=True) if reference_db and Path(reference_db).exists() else None
     try:
         with ResultStore(db) as store:
             if with_peak and cells:
                 peaks = [replace(c, settings=replace(c.settings, policy=_PEAK_POLICY)) for c in peak_cells(cells)]
-                Runner(store, rounds=1, cell_timeout_s=max(cell_timeout_s, 300.0), executor=executor).run(peaks)
+                Runner(store, rounds=1, cell_timeout_s=max(cell_timeout_s, 300.0), executor=executor,
+                       reference=reference).run(peaks)  # fmt: skip
             runner = Runner(store, rounds=rounds, cell_timeout_s=cell_timeout_s, force=force,
                             retry_failed=retry_failed, budget_s=budget_s, cap_predictor=cap_predictor,
-                            stop_ladders=stop_ladders, progress=progress, executor=executor)  # fmt: skip
+                            stop_ladders=stop_ladders, progress=progress, executor=executor,
+                            reference=reference)  # fmt: skip
             return runner.run(cells)
     finally:
         executor.close()
+        if reference is not None:
+            reference.close()
 
 
 # the matmul peak is one stable kernel: a short, single-process measurement is enough

@@ -96,6 +96,7 @@ class Runner:
         progress: Progress | None = None,
         seed: int | None = None,
         log: Callable[[str], None] | None = None,
+        reference: Any = None,
     ) -> None:
         if rounds < 1:
             raise ValueError("rounds must be >= 1")
@@ -115,6 +116,9 @@ class Runner:
         self._stored = 0
         self._last_heartbeat = time.monotonic()
         self._foreign: dict[str, _CellState] = {}
+        # a read-only store whose rows count as stored too: a scaled-out job measures into its own shard and
+        # skips what the main store already has
+        self.reference = reference
 
     # -- public ---------------------------------------------------------------------------------------------------
 
@@ -148,6 +152,8 @@ class Runner:
             by_table.setdefault(s.cell.workload.TABLE, []).append(s.key)
         rows: dict[str, dict[str, Any]] = {}
         for table, keys in by_table.items():
+            if self.reference is not None:
+                rows.update(self.reference.latest_rows(table, keys))
             rows.update(self.store.latest_rows(table, keys))
         return rows
 
