@@ -299,7 +299,7 @@ def latency_cmd(
     dtype: Annotated[str, typer.Option(help="fp32, or bf16 / fp16 autocast.")] = "fp32",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Run in channels_last layout.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="Wrap the model in torch.compile.")] = False,
-    scan_backend: Annotated[str, typer.Option(help="Selective scan: auto, torch, reference, mamba_ssm.")] = "auto",
+    scan_backend: Annotated[str, typer.Option(help="Scan: auto, torch, reference, mamba_ssm, triton.")] = "auto",
     min_time: Annotated[float, typer.Option(help="Seconds to time at least, per cell (all rounds).")] = 1.0,
     max_time: Annotated[float, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = 10.0,
     precision: Annotated[float, typer.Option(help="Stop when the median's rel. std. error is below this.")] = 0.01,
@@ -434,7 +434,7 @@ def sweep_cmd(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
     compile_: Annotated[bool, typer.Option("--compile")] = False,
-    scan_backend: Annotated[str, typer.Option(help="auto, torch, reference, mamba_ssm.")] = "auto",
+    scan_backend: Annotated[str, typer.Option(help="auto, torch, reference, mamba_ssm, triton.")] = "auto",
     max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = None,
     cell_timeout: TimeoutOpt = None,
     no_flops: Annotated[bool, typer.Option("--no-flops", help="Skip the per-cell FLOPs count.")] = False,
@@ -724,7 +724,7 @@ def check_scan_cmd(
     names = split_list(backends, "backend")
     for name in names:
         if name not in BACKENDS or name == "auto":
-            raise UserError(f"unknown scan backend '{name}': use torch, reference or mamba_ssm")
+            raise UserError(f"unknown scan backend '{name}': use torch, reference, mamba_ssm or triton")
     try:
         rows = compare_scan_backends(backends=names, threads=threads or usable_cores(), device=resolve_device(device),
                                      min_time_s=min_time)  # fmt: skip
