@@ -48,6 +48,7 @@ def run_settings(
     max_time: float = 10.0,
     precision: float = 0.01,
     count_flops: bool = True,
+    cuda_graph: bool = False,
 ) -> Settings:
     """Settings shared by every cell of a run, validated (``policy`` overrides the three timing numbers)."""
     from vmibench.env import resolve_device, usable_cores
@@ -64,9 +65,12 @@ def run_settings(
         if not 0 < precision < 1:
             raise UserError(f"bad --precision {precision}: must be between 0 and 1 (e.g. 0.01)")
         policy = TimingPolicy(min_time_s=min_time, max_time_s=max(max_time, min_time), rel_precision=precision)
-    return Settings(device=resolve_device(device), dtype=dtype, threads=threads or usable_cores(),
-                    channels_last=channels_last, compile=compile_, scan_backend=scan_backend, policy=policy,
-                    count_flops=count_flops)  # fmt: skip
+    resolved = resolve_device(device)
+    if cuda_graph and not resolved.startswith("cuda"):
+        raise UserError(f"--cuda-graph needs a CUDA device, not {resolved} (it replays a captured CUDA graph)")
+    return Settings(device=resolved, dtype=dtype, threads=threads or usable_cores(), channels_last=channels_last,
+                    compile=compile_, scan_backend=scan_backend, policy=policy, count_flops=count_flops,
+                    cuda_graph=cuda_graph)  # fmt: skip
 
 
 def measure(
