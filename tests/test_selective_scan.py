@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
+import operator
 import sys
 import types
 import warnings
@@ -195,6 +196,104 @@ def test_low_precision_inputs(dtype: torch.dtype) -> None:
         torch.testing.assert_close(y.float(), expected, atol=1e-2, rtol=1e-2 if dtype == torch.bfloat16 else 2e-3)
 
 
+# -- mamba-ssm's full selective_scan_fn API ----------------------------------------------------------------
+
+
+def documented_scan(**args: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """mamba-ssm's ``selective_scan_ref`` semantics restated independently of the backends, fp32, real A:
+    a fixed (D, N) B or C is the same at every step and batch entry; (B, N, L) is shared by all channels;
+    (B, G, N, L) gives channel d group d // (D/G).  Returns (out, last_state)."""
+    u, delta, A = args["u"].float(), args["delta"].float(), args["A"].float()
+    batch, channels, length = u.shape
+    if args.get("delta_bias") is not None:
+        delta = delta + args["delta_bias"][:, None].float()
+    if args.get("delta_softplus"):
+        delta = F.softplus(delta)
+
+    def per_step(x: torch.Tensor) -> torch.Tensor:  # -> (batch, D, N, L)
+        if x.dim() == 2:
+            return x[None, :, :, None].expand(batch, -1, -1, length).float()
+        if x.dim() == 3:
+            return x[:, None].expand(-1, channels, -1, -1).float()
+        return x.repeat_interleave(channels // x.shape[1], dim=1).float()
+
+    B, C = per_step(args["B"]), per_step(args["C"])
+    state = torch.zeros(batch, channels, A.shape[1])
+    ys = []
+    for t in range(length):
+        step = delta[:, :, t, None]
+        state = torch.exp(step * A) * state + step * B[..., t] * u[:, :, t, None]
+        ys.append(torch.einsum("bdn,bdn->bd", state, C[..., t]))
+    out = torch.stack(ys, dim=2)
+    if args.get("D") is not None:
+        out = out + u * args["D"][:, None]
+    if args.get("z") is not None:
+        out = out * F.silu(args["z"])
+    return out.to(args["u"].dtype), state
+
+
+BC_LAYOUTS = ["fixed", "shared", "g1", "g2", "gD"]  # (D, N), (B, N, L), (B, G, N, L) with G = 1, 2, D
+
+
+def bc_like(layout: str, args: dict[str, Any], seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    batch, channels, length = args["u"].shape
+    n = args["A"].shape[1]
+    shapes = {"fixed": (channels, n), "shared": (batch, n, length), "g1": (batch, 1, n, length),
+              "g2": (batch, 2, n, length), "gD": (batch, channels, n, length)}  # fmt: skip
+    return torch.randn(*shapes[layout], generator=gen)
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch"])
+@pytest.mark.parametrize(("b_layout", "c_layout"), [(b, c) for b in BC_LAYOUTS for c in BC_LAYOUTS if b <= c])
+def test_every_bc_layout_and_last_state_follow_mamba_ssm(backend: str, b_layout: str, c_layout: str) -> None:
+    args = make_inputs(length=9)
+    args["B"], args["C"] = bc_like(b_layout, args, 1), bc_like(c_layout, args, 2)
+    y, last = selective_scan(**args, return_last_state=True, backend=backend)
+    expected_y, expected_last = documented_scan(**args)
+    assert last.shape == (2, 8, 4) and last.dtype == torch.float32
+    torch.testing.assert_close(y, expected_y, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(last, expected_last, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("b_layout", "c_layout"), [("fixed", "fixed"), ("fixed", "g2"), ("g2", "shared")])
+def test_gradients_for_fixed_bc_and_the_last_state(b_layout: str, c_layout: str) -> None:
+    """The registered backward, last state's gradient included, vs autograd through the documented loop."""
+    base = make_inputs(length=7)
+    base["B"], base["C"] = bc_like(b_layout, base, 1), bc_like(c_layout, base, 2)
+    ours, theirs = _differentiable(base, torch.float32), _differentiable(base, torch.float32)
+    weights = torch.randn(2, 8, 7), torch.randn(2, 8, 4)
+    y, last = selective_scan(**ours, return_last_state=True, backend="torch")
+    ((y * weights[0]).sum() + (last * weights[1]).sum()).backward()
+    y_ref, last_ref = documented_scan(**theirs)
+    ((y_ref * weights[0]).sum() + (last_ref * weights[1]).sum()).backward()
+    for name, value in ours.items():
+        if isinstance(value, torch.Tensor):
+            assert value.grad.shape == value.shape
+            torch.testing.assert_close(value.grad, theirs[name].grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("name", ["A", "B", "C"])
+def test_complex_inputs_are_refused_not_cast(name: str) -> None:
+    args = make_inputs(length=4)
+    args[name] = args[name].to(torch.complex64)
+    for backend in ("reference", "torch", "auto"):
+        with pytest.raises(ValueError, match=rf"complex {name} is not supported"):
+            selective_scan(**args, backend=backend)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "message"),
+    [("B", (2, 3, 4, 5), "D = 8 divisible by G"), ("C", (8, 3), r"C must be \(D, N\)"), ("A", (4, 4), "A must be"),
+     ("D", (4,), r"D must be \(8,\)"), ("z", (2, 8, 4), "z must have u's shape")],
+)  # fmt: skip
+def test_malformed_shapes_are_one_clear_error(name: str, shape: tuple[int, ...], message: str) -> None:
+    args = make_inputs(length=5)
+    args[name] = torch.randn(*shape)
+    with pytest.raises(ValueError, match=message):
+        selective_scan(**args)
+
+
 # -- gradients ------------------------------------------------------------------------------------------------
 
 
@@ -223,7 +322,7 @@ def test_gradients_match_reference_autograd(monkeypatch: pytest.MonkeyPatch, opt
     grad_out = torch.randn_like(base["u"])
     selective_scan(**ours, backend="torch").backward(grad_out)
     kwargs = {k: theirs.get(k) for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")}
-    ss._scan_reference(**kwargs, delta_softplus=theirs["delta_softplus"]).backward(grad_out)
+    ss._scan_reference(**kwargs, delta_softplus=theirs["delta_softplus"])[0].backward(grad_out)
     for name, value in ours.items():
         if isinstance(value, torch.Tensor):
             torch.testing.assert_close(value.grad, theirs[name].grad, atol=1e-4, rtol=1e-4, msg=name)
@@ -307,7 +406,7 @@ def test_compile_keeps_one_scan_node() -> None:
     y = torch.compile(model, backend=counter, fullgraph=True)(args["u"])
     torch.testing.assert_close(y, model(args["u"]))
     (graph,) = counter.graphs
-    calls = [n.target for n in graph.graph.nodes if n.op == "call_function"]
+    calls = [n.target for n in graph.graph.nodes if n.op == "call_function" and n.target is not operator.getitem]
     assert calls == [torch.ops.vmibench.selective_scan]
 
 
@@ -370,6 +469,7 @@ def test_unknown_backend_is_an_error() -> None:
 def test_mamba_ssm_needs_cuda_and_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RuntimeError, match="mamba-ssm"):
         resolve_backend("mamba_ssm", "cpu")
+    monkeypatch.setattr(ss, "triton_available", lambda: False)
     monkeypatch.setattr(ss, "mamba_ssm_available", lambda: False)
     assert resolve_backend("auto", "cuda") == "torch"
     monkeypatch.setattr(ss, "mamba_ssm_available", lambda: True)
@@ -378,23 +478,69 @@ def test_mamba_ssm_needs_cuda_and_the_package(monkeypatch: pytest.MonkeyPatch) -
     assert available_backends("cuda") == ["mamba_ssm", "torch", "reference"]
 
 
+def test_auto_prefers_mamba_ssm_then_triton_on_cuda_and_torch_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ss, "triton_available", lambda: True)
+    monkeypatch.setattr(ss, "mamba_ssm_available", lambda: True)
+    assert available_backends("cuda") == ["mamba_ssm", "triton", "torch", "reference"]
+    monkeypatch.setattr(ss, "mamba_ssm_available", lambda: False)
+    assert resolve_backend("auto", "cuda") == "triton"
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert available_backends("cpu") == ["torch", "reference"]
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        resolve_backend("triton", "cpu")
+    # Under the interpreter triton runs on CPU tensors when asked by name, but auto never picks it.
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert available_backends("cpu") == ["torch", "reference", "triton"]
+    assert resolve_backend("auto", "cpu") == "torch" and resolve_backend("triton", "cpu") == "triton"
+    monkeypatch.setattr(ss, "triton_available", lambda: False)
+    with pytest.raises(RuntimeError, match="needs the triton package"):
+        resolve_backend("triton", "cuda")
+
+
 def test_mamba_ssm_wrapper_passes_the_dtypes_its_kernel_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in selective_scan_fn asserts selective_scan.cpp's dtype checks, then runs the reference."""
     seen: dict[str, torch.dtype] = {}
 
-    def fake_selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):  # type: ignore[no-untyped-def]
+    def fake_selective_scan_fn(  # type: ignore[no-untyped-def]
+        u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+    ):
         assert delta.dtype == B.dtype == C.dtype == z.dtype == u.dtype
         assert A.dtype == D.dtype == delta_bias.dtype == torch.float32
+        assert return_last_state
         seen["u"] = u.dtype
-        return ss._scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        y, last = ss._scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        return y, last.float()
 
     module = types.ModuleType("mamba_ssm.ops.selective_scan_interface")
     module.selective_scan_fn = fake_selective_scan_fn  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "mamba_ssm.ops.selective_scan_interface", module)
     args = make_inputs(groups=2)
     mixed = {k: v.bfloat16() if k in ("u", "z") else v for k, v in args.items()}  # delta, B, C stay fp32
-    y = ss._scan_mamba_ssm(**mixed)
-    assert seen["u"] == torch.bfloat16 and y.dtype == torch.bfloat16
+    y, last = ss._scan_mamba_ssm(**mixed)
+    assert seen["u"] == torch.bfloat16 and y.dtype == torch.bfloat16 and last.dtype == torch.float32
+
+
+def test_mamba_ssm_wrapper_passes_group_layouts_its_kernel_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One group count for the variable B/C (from B, else 1), fixed ones in fp32: else both go per channel."""
+    seen: list[tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.dtype]] = []
+
+    def fake_selective_scan_fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,  # type: ignore[no-untyped-def]
+                               return_last_state=False):  # fmt: skip
+        groups = B.shape[1] if B.dim() == 4 else 1
+        assert C.dim() < 4 or C.shape[1] == groups
+        seen.append((tuple(B.shape), tuple(C.shape), B.dtype, C.dtype))
+        return ss._scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+    module = types.ModuleType("mamba_ssm.ops.selective_scan_interface")
+    module.selective_scan_fn = fake_selective_scan_fn  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mamba_ssm.ops.selective_scan_interface", module)
+    args = make_inputs(groups=2, length=5)
+    args["B"] = torch.randn(8, 4)  # fixed B beside a 2-group C: the kernel takes neither, so both per channel
+    torch.testing.assert_close(ss._scan_mamba_ssm(**args)[0], ss._scan_reference(**args)[0])
+    args["C"] = args["C"][:, 0]  # beside a one-group C the fixed B passes as is, in fp32 under a bf16 u
+    ss._scan_mamba_ssm(**{k: v.bfloat16() if k == "u" else v for k, v in args.items()})
+    assert seen == [((2, 8, 4, 5), (2, 8, 4, 5), torch.float32, torch.float32),
+                    ((8, 4), (2, 4, 5), torch.float32, torch.bfloat16)]  # fmt: skip
 
 
 # -- benchmark helper -----------------------------------------------------------------------------------------

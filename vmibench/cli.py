@@ -119,6 +119,9 @@ AllColumnsOpt = Annotated[bool, typer.Option("--all-columns", help="Print every 
 BudgetOpt = Annotated[
     float | None, typer.Option("--budget-min", help="Start no cell after this many minutes (rerun to resume).")
 ]
+CudaGraphOpt = Annotated[
+    bool, typer.Option("--cuda-graph", help="CUDA only: capture the forward once after warm-up, time its replays.")
+]
 
 
 # -- argument parsing -----------------------------------------------------------------------------------------
@@ -345,7 +348,8 @@ def latency_cmd(
     dtype: Annotated[str, typer.Option(help="fp32, or bf16 / fp16 autocast.")] = "fp32",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Run in channels_last layout.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="Wrap the model in torch.compile.")] = False,
-    scan_backend: Annotated[str, typer.Option(help="Selective scan: auto, torch, reference, mamba_ssm.")] = "auto",
+    cuda_graph: CudaGraphOpt = False,
+    scan_backend: Annotated[str, typer.Option(help="Scan: auto, torch, reference, mamba_ssm, triton.")] = "auto",
     min_time: Annotated[float, typer.Option(help="Seconds to time at least, per cell (all rounds).")] = 1.0,
     max_time: Annotated[float, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = 10.0,
     precision: Annotated[float, typer.Option(help="Stop when the median's rel. std. error is below this.")] = 0.01,
@@ -371,7 +375,7 @@ def latency_cmd(
     names = parse_models(models, lambda: ["vminet_t", "deit_t"])
     settings = run_settings(device=device, dtype=dtype, threads=threads, channels_last=channels_last,
                             compile_=compile_, scan_backend=scan_backend, min_time=min_time, max_time=max_time,
-                            precision=precision, count_flops=not no_flops)  # fmt: skip
+                            precision=precision, count_flops=not no_flops, cuda_graph=cuda_graph)  # fmt: skip
     cells = plan_cells(names, parse_resolutions(res), parse_positive_ints(batch, "batch"), settings)
     with progress_bar("measuring") as bar:
         summary = measure(cells, db=db, rounds=_given(rounds, 1), cell_timeout_s=_given(cell_timeout, 600.0),
@@ -456,6 +460,7 @@ def _samples_frame(store: object, models: list[str] | None) -> object:
 def _sweep_settings(
     chosen: Preset | None, *, device: str | None, threads: int | None, channels_last: bool = False,
     compile_: bool = False, scan_backend: str = "auto", max_time: float | None = None, count_flops: bool = True,
+    cuda_graph: bool = False,
 ) -> Settings:  # fmt: skip
     """Run settings of a sweep: the preset's policy and threads unless overridden."""
     from vmibench.measure.api import run_settings
@@ -468,12 +473,12 @@ def _sweep_settings(
         policy = dataclasses.replace(policy, max_time_s=max_time, min_time_s=min(policy.min_time_s, max_time))
     return run_settings(device=device, threads=threads or (chosen.threads if chosen else None),
                         channels_last=channels_last, compile_=compile_, scan_backend=scan_backend,
-                        policy=policy, count_flops=count_flops)  # fmt: skip
+                        policy=policy, count_flops=count_flops, cuda_graph=cuda_graph)  # fmt: skip
 
 
 @app.command("sweep", epilog=_verbatim(METRICS_HELP))
 def sweep_cmd(
-    preset: Annotated[str | None, typer.Option(help="cpu-default | gpu-default (explicit lists override).")] = None,
+    preset: Annotated[str | None, typer.Option(help="cpu-default, gpu-default, smoke (lists override).")] = None,
     models: ModelsOpt = None,
     res: ResOpt = None,
     batch: Annotated[str | None, typer.Option("--batch", "-b", help="Comma list of batch sizes.")] = None,
@@ -484,7 +489,8 @@ def sweep_cmd(
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last", help="Run in channels_last layout.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="Wrap the model in torch.compile.")] = False,
-    scan_backend: Annotated[str, typer.Option(help="auto, torch, reference, mamba_ssm.")] = "auto",
+    cuda_graph: CudaGraphOpt = False,
+    scan_backend: Annotated[str, typer.Option(help="auto, torch, reference, mamba_ssm, triton.")] = "auto",
     max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = None,
     cell_timeout: TimeoutOpt = None,
     no_flops: Annotated[bool, typer.Option("--no-flops", help="Skip the per-cell FLOPs count.")] = False,
@@ -534,7 +540,8 @@ def sweep_cmd(
     if chosen is None and (models is None or res is None):
         raise UserError("give --preset, or both --models and --res (see vmibench sweep --help)")
     base = _sweep_settings(chosen, device=device, threads=threads, channels_last=channels_last, compile_=compile_,
-                           scan_backend=scan_backend, max_time=max_time, count_flops=not no_flops)  # fmt: skip
+                           scan_backend=scan_backend, max_time=max_time, count_flops=not no_flops,
+                           cuda_graph=cuda_graph)  # fmt: skip
     if models is not None or res is not None or batch is not None or dtypes is not None:
         template = chosen.groups[0] if chosen else Group(models=None, resolutions=((224, 224),))
         groups: tuple[Group, ...] = (
@@ -616,7 +623,7 @@ def ops_cmd(
     seq: Annotated[str | None, typer.Option("--seq", help="Comma list of sequence lengths L.")] = None,
     dim: Annotated[int | None, typer.Option(min=1, help="Channel width C.")] = None,
     batch: Annotated[int | None, typer.Option(min=1, help="Batch size.")] = None,
-    preset: Annotated[str | None, typer.Option(help="cpu-default | gpu-default for the defaults below.")] = None,
+    preset: Annotated[str | None, typer.Option(help="cpu-default, gpu-default, smoke: defaults below.")] = None,
     dtypes: Annotated[str | None, typer.Option("--dtype", help="Comma list: fp32, bf16, fp16.")] = None,
     threads: Annotated[
         int | None, typer.Option(help="CPU threads per worker (default: the preset's, else all usable cores).")
@@ -837,7 +844,7 @@ def check_scan_cmd(
     names = split_list(backends, "backend")
     for name in names:
         if name not in BACKENDS or name == "auto":
-            raise UserError(f"unknown scan backend '{name}': use torch, reference or mamba_ssm")
+            raise UserError(f"unknown scan backend '{name}': use torch, reference, mamba_ssm or triton")
     try:
         rows = compare_scan_backends(backends=names, threads=threads or usable_cores(), device=resolve_device(device),
                                      min_time_s=min_time)  # fmt: skip

@@ -83,6 +83,7 @@ class TimedRecord(RunRecord):
     error: str = ""
     channels_last: bool = False
     compile: bool = False
+    cuda_graph: bool = False  # the forward captured once in a CUDA graph and replayed
     scan_backend: str = ""  # selective-scan backend that ran ("" where nothing scans)
     latency_ms_mean: float | None = None
     latency_ms_min: float | None = None

@@ -29,6 +29,7 @@ class Group:
     resolutions: tuple[tuple[int, int], ...]
     batches: tuple[int, ...] = (1,)
     dtypes: tuple[str, ...] = ("fp32",)
+    cuda_graph: bool = False  # also measured as a replayed CUDA graph; left out on other devices
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,13 @@ PRESETS: dict[str, Preset] = {
     "gpu-default": Preset(
         name="gpu-default",
         description="every registered model at 224 ... 2048, batch 1 and a throughput batch (64, at 224 and "
-        "512), fp32 and bf16; token mixers up to L = 2^18 in fp32 and bf16; 2 rounds per cell (a GPU is quieter "
-        "than a shared CPU, and the window on a borrowed one is short)",
+        "512), fp32 and bf16; one model per family and the softmax references also as a replayed CUDA graph at "
+        "224, batch 1 (small models are launch-bound there; CUDA only); token mixers up to L = 2^18 in fp32 and "
+        "bf16; 2 rounds per cell (a GPU is quieter than a shared CPU, and the window on a borrowed one is short)",
         groups=(
             Group(models=None, resolutions=tuple(GPU_LADDER), batches=(1,), dtypes=("fp32", "bf16")),
             Group(models=None, resolutions=((224, 224), (512, 512)), batches=(64,), dtypes=("fp32", "bf16")),
+            Group(models=tuple(REPRESENTATIVE), resolutions=((224, 224),), dtypes=("fp32", "bf16"), cuda_graph=True),
         ),
         policy=TimingPolicy(
             min_warmup_iters=3,
@@ -102,6 +105,22 @@ PRESETS: dict[str, Preset] = {
         time_cap_s=2.0,
         mem_cap_mb=60_000.0,
         rounds=2,
+    ),
+    "smoke": Preset(
+        name="smoke",
+        description="seconds: Vim-Ti at 64 px (plus its CUDA-graph variant on a GPU) and two token mixers at "
+        "L = 256, one round, short budgets; checks that a sweep runs end to end (the tests' dry run of "
+        "scripts/gpu_run.sh), measures nothing worth reporting",
+        groups=(
+            Group(models=("vim_t",), resolutions=((64, 64),)),
+            Group(models=("vim_t",), resolutions=((64, 64),), cuda_graph=True),
+        ),
+        policy=TimingPolicy(min_warmup_iters=1, min_warmup_s=0.0, min_iters=3, min_time_s=0.0, max_time_s=0.3),
+        cell_timeout_s=120.0,
+        ops=("vmisa", "selective_scan"),
+        seq_lens=(256,),
+        op_dim=32,
+        rounds=1,
     ),
 }
 
@@ -149,6 +168,12 @@ def plan_cells(
     return list(dict.fromkeys(cells))
 
 
+def _model_order(cell: Cell) -> tuple[str, bool, int, str, float]:
+    wl = cell.workload
+    assert isinstance(wl, ModelForward)
+    return (cell.settings.dtype, cell.settings.cuda_graph, wl.batch, wl.model, wl.size())
+
+
 def expand_groups(groups: Iterable[Group], base: Settings) -> list[Cell]:
     """All cells of ``groups`` (validated, duplicates dropped), each model's resolutions ascending."""
     from vmibench.registry import list_models
@@ -156,11 +181,13 @@ def expand_groups(groups: Iterable[Group], base: Settings) -> list[Cell]:
     everyone = tuple(m.name for m in list_models())
     cells: list[Cell] = []
     for group in groups:
+        if group.cuda_graph and not base.device.startswith("cuda"):
+            continue
         for dtype in group.dtypes:
             cells += plan_cells(list(group.models or everyone), list(group.resolutions), list(group.batches),
-                                replace(base, dtype=dtype))  # fmt: skip
+                                replace(base, dtype=dtype, cuda_graph=base.cuda_graph or group.cuda_graph))  # fmt: skip
     cells = list(dict.fromkeys(cells))
-    cells.sort(key=lambda c: (c.settings.dtype, c.workload.batch, c.workload.model, c.workload.size()))  # type: ignore[attr-defined]
+    cells.sort(key=_model_order)
     return cells
 
 
@@ -168,7 +195,7 @@ def peak_cells(cells: Iterable[Cell]) -> list[Cell]:
     """One dense-matmul peak cell per (device, dtype, threads) of ``cells``: the utilisation denominator."""
     peaks = []
     for st in dict.fromkeys(replace(c.settings, scan_backend="", count_flops=False, channels_last=False,
-                                    compile=False) for c in cells):  # fmt: skip
+                                    compile=False, cuda_graph=False) for c in cells):  # fmt: skip
         peaks.append(Cell(MatmulPeak(n=8192 if st.device.startswith("cuda") else 2048), st))
     return list(dict.fromkeys(peaks))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -40,9 +41,15 @@ def check_scan_backend(backend: str, device: str) -> str:
     """Refuse a scan backend that cannot run on ``device`` here (before any cell is measured)."""
     import importlib.util
 
-    if backend == "mamba_ssm" and (device != "cuda" or importlib.util.find_spec("mamba_ssm") is None):
-        why = "it needs CUDA" if device != "cuda" else "the mamba_ssm package is not installed"
-        raise UserError(f"scan backend 'mamba_ssm' cannot run here ({why}): use --scan-backend auto or torch")
+    if backend not in ("mamba_ssm", "triton"):
+        return backend
+    why = ""
+    if importlib.util.find_spec(backend) is None:
+        why = f"the {backend} package is not installed"
+    elif not device.startswith("cuda") and not (backend == "triton" and os.environ.get("TRITON_INTERPRET") == "1"):
+        why = "it needs CUDA"
+    if why:
+        raise UserError(f"scan backend '{backend}' cannot run here ({why}): use --scan-backend auto or torch")
     return backend
 
 
@@ -59,6 +66,7 @@ def run_settings(
     max_time: float = 10.0,
     precision: float = 0.01,
     count_flops: bool = True,
+    cuda_graph: bool = False,
 ) -> Settings:
     """Settings shared by every cell of a run, validated (``policy`` overrides the three timing numbers)."""
     from vmibench.env import resolve_device, usable_cores
@@ -80,9 +88,11 @@ def run_settings(
         policy = TimingPolicy(min_time_s=min_time, max_time_s=max(max_time, min_time), rel_precision=precision)
     resolved = resolve_device(device)
     check_scan_backend(scan_backend, resolved)
-    return Settings(device=resolved, dtype=dtype, threads=threads or usable_cores(),
-                    channels_last=channels_last, compile=compile_, scan_backend=scan_backend, policy=policy,
-                    count_flops=count_flops)  # fmt: skip
+    if cuda_graph and not resolved.startswith("cuda"):
+        raise UserError(f"--cuda-graph needs a CUDA device, not {resolved} (it replays a captured CUDA graph)")
+    return Settings(device=resolved, dtype=dtype, threads=threads or usable_cores(), channels_last=channels_last,
+                    compile=compile_, scan_backend=scan_backend, policy=policy, count_flops=count_flops,
+                    cuda_graph=cuda_graph)  # fmt: skip
 
 
 def measure(

@@ -51,7 +51,7 @@ def _base_fields(cell: Cell, env: Environment, env_key: str, status: str, error:
 def _timed(cell: Cell, common: dict[str, Any]) -> TimedRecord:
     st, wl = cell.settings, cell.workload
     common = dict(common, device=st.device, dtype=st.dtype, threads=st.threads, channels_last=st.channels_last,
-                  compile=st.compile)  # fmt: skip
+                  compile=st.compile, cuda_graph=st.cuda_graph)  # fmt: skip
     if isinstance(wl, MixerOp):
         from vmibench.ops.mixers import OPS
 

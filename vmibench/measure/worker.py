@@ -55,12 +55,17 @@ STDERR_TAIL = 4000  # characters of a child's output kept for error_detail
 # -- building and timing one workload (runs in the child) ---------------------------------------------------------
 
 
+# Calls of a step before its CUDA graph is captured, on a side stream (lazy initialisations, cuDNN/cuBLAS
+# workspaces and torch.compile must not happen inside the capture).
+GRAPH_WARMUP_CALLS = 3
+
+
 @contextlib.contextmanager
-def _autocast(device: torch.device, dtype: str) -> Iterator[None]:
+def _autocast(device: torch.device, dtype: str, cache: bool = True) -> Iterator[None]:
     if dtype == "fp32":
         yield
         return
-    with torch.autocast(device_type=device.type, dtype=DTYPES[dtype]):
+    with torch.autocast(device_type=device.type, dtype=DTYPES[dtype], cache_enabled=cache):
         yield
 
 
@@ -79,10 +84,35 @@ def _step(model: torch.nn.Module, x: torch.Tensor, settings: Settings, device: t
     runner: Callable[[torch.Tensor], object] = torch.compile(model) if settings.compile else model
 
     def step() -> object:
-        with torch.inference_mode(), _autocast(device, settings.dtype):
+        # autocast's weight-cast cache would hand the graph tensors freed when the context exits
+        with torch.inference_mode(), _autocast(device, settings.dtype, cache=not settings.cuda_graph):
             return runner(x)
 
-    return step
+    return _graphed(step, device) if settings.cuda_graph else step
+
+
+def _graphed(step: Callable[[], object], device: torch.device) -> Callable[[], object]:
+    """``step`` as the replay of a CUDA graph captured on its first call (after GRAPH_WARMUP_CALLS warm-up calls
+    on a side stream): the capture runs inside the timer's warm-up and the memory probe, so the graph's memory
+    pool counts in the cell's peak memory."""
+    graph: list[torch.cuda.CUDAGraph] = []
+
+    def replay() -> object:
+        if not graph:
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(GRAPH_WARMUP_CALLS):
+                    step()
+            torch.cuda.current_stream(device).wait_stream(side)
+            captured = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(captured):
+                step()
+            graph.append(captured)
+        graph[0].replay()
+        return None
+
+    return replay
 
 
 def _flops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:

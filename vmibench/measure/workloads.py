@@ -125,6 +125,7 @@ class Settings:
 
     ``scan_backend`` is the concrete selective-scan backend (``""`` for a workload with no scan) once a cell is
     planned; ``auto`` is resolved at planning time so that the identity of a cell names what actually ran.
+    ``cuda_graph``: the forward is captured once in a CUDA graph after warm-up and the graph replayed (CUDA only).
     """
 
     device: str = "cpu"
@@ -135,10 +136,14 @@ class Settings:
     scan_backend: str = "auto"
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     count_flops: bool = True
+    cuda_graph: bool = False
 
     def ident(self) -> dict[str, Any]:
-        """Settings that make two measurements comparable (the policy and FLOPs counting do not)."""
-        return {
+        """Settings that make two measurements comparable (the policy and FLOPs counting do not).
+
+        ``cuda_graph`` is named only when set, so that the cells stored before it existed keep their keys.
+        """
+        ident = {
             "device": self.device,
             "dtype": self.dtype,
             "threads": self.threads,
@@ -146,6 +151,9 @@ class Settings:
             "compile": self.compile,
             "scan_backend": self.scan_backend,
         }
+        if self.cuda_graph:
+            ident["cuda_graph"] = True
+        return ident
 
 
 @dataclass(frozen=True)

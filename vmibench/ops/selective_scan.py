@@ -1,24 +1,35 @@
-"""Selective scan (Mamba's S6 recurrence): one function, three backends.
+"""Selective scan (Mamba's S6 recurrence): one function, four backends.
 
-``selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, backend="auto")``
-takes mamba-ssm's ``selective_scan_fn`` layout: ``u, delta, z``: (batch, D, L); ``A``: (D, N);
-``B, C``: (batch, N, L) or (batch, groups, N, L) with D divisible by groups; ``D``: (D,); ``delta_bias``: (D,).
+``selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+return_last_state=False, backend="auto")`` takes mamba-ssm's ``selective_scan_fn`` signature and layout
+(``mamba_ssm/ops/selective_scan_interface.py``, whose ``selective_scan_ref`` documents the semantics):
+``u, delta, z``: (batch, D, L); ``A``: (D, N); ``B`` and ``C`` each fixed, (D, N), or variable, (batch, N, L)
+or (batch, G, N, L) with D divisible by G (channel d reads group d // (D/G)); ``D``: (D,); ``delta_bias``: (D,).
 
     delta = softplus(delta + delta_bias)  (softplus only if delta_softplus)
     h_t   = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t      (state per channel d and state index n)
     y_t   = <C_t, h_t> + D * u_t;   y = y * silu(z) if z is given
 
-Arithmetic is fp32 (fp64 for fp64 inputs, so that gradcheck works); the output has ``u``'s dtype.
+``return_last_state=True`` returns ``(y, h_{L-1})``, the state (batch, D, N) in the compute dtype, as mamba-ssm
+does; unlike mamba-ssm's backward (which ignores it), the gradient of the last state is propagated.  Complex
+``A``, ``B`` or ``C`` (mamba-ssm's complex mode, with B/C interleaving real and imaginary parts along L) is
+refused with a ValueError rather than cast to real: no model here uses it.
+
+Arithmetic is fp32 (fp64 for fp64 inputs, so that gradcheck works, except in the Triton kernel, which is fp32
+throughout); the output has ``u``'s dtype.
 
 Backends: ``reference`` (sequential loop, for tests), ``torch`` (vectorised plain PyTorch, default off-GPU),
-``mamba_ssm`` (the fused CUDA kernel, when mamba-ssm imports and the tensors are on CUDA).  ``auto`` picks
-``mamba_ssm`` when usable, else ``torch``; :func:`set_default_backend` overrides ``auto`` process-wide (the CLI's
+``mamba_ssm`` (the fused CUDA kernel, when mamba-ssm imports and the tensors are on CUDA), ``triton`` (a fused
+Triton forward kernel, :mod:`vmibench.ops.triton_scan`, on CUDA; on CPU tensors only under ``TRITON_INTERPRET=1``,
+Triton's interpreter, which is how it is tested without a GPU).  ``auto`` picks ``mamba_ssm`` when usable, then
+``triton`` on CUDA, else ``torch``; :func:`set_default_backend` overrides ``auto`` process-wide (the CLI's
 ``--scan-backend``), and :func:`resolve_backend` tells which backend a call will use (recorded in result rows).
 
 The public function dispatches through the custom operator ``vmibench::selective_scan`` so that FLOPs
 counters see the scan as one operator (counted by the 9*B*L*D*N + B*D*L rule of :mod:`vmibench.flops`).
-Its gradient, whichever backend ran the forward, is the analytic backward of the ``torch`` backend, run as
-the opaque operator ``vmibench::selective_scan_backward`` (so ``torch.compile`` keeps both as single nodes).
+Its gradient, whichever backend ran the forward (the Triton backend included: it has no backward kernel), is
+the analytic backward of the ``torch`` backend, run as the opaque operator ``vmibench::selective_scan_backward``
+(so ``torch.compile`` keeps both as single nodes).
 
 How the ``torch`` backend works: per block of (batch, channel) rows -- about ``BLOCK_ELEMENTS`` state
 elements, so its scratch memory stays a few MiB whatever the input -- it lays the decays ``exp(delta*A)``
@@ -32,13 +43,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("auto", "torch", "reference", "mamba_ssm")
+BACKENDS = ("auto", "torch", "reference", "mamba_ssm", "triton")
 _default_backend = "auto"
 
 # Elements (rows * L * N) per block of the torch backend: bounds its scratch memory at a few times this
@@ -68,11 +80,37 @@ def mamba_ssm_available() -> bool:
     return True
 
 
+@functools.cache
+def triton_available() -> bool:
+    """True when Triton imports (it ships with torch's CUDA builds; checked once per process)."""
+    if importlib.util.find_spec("triton") is None:
+        return False
+    try:
+        import triton.language  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def triton_interpreted() -> bool:
+    """True when ``TRITON_INTERPRET`` asks for Triton's CPU interpreter (read live, as Triton does)."""
+    return os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "on", "yes")
+
+
 def available_backends(device: torch.device | str = "cpu") -> list[str]:
-    """Backends that can run on ``device``."""
+    """Backends that can run on ``device``, in ``auto``'s order of preference (``reference`` is never picked).
+
+    Off CUDA ``triton`` is listed last, and only under ``TRITON_INTERPRET=1``: the interpreter is a testing
+    tool, orders of magnitude slower than the ``torch`` backend, so ``auto`` must never choose it.
+    """
+    on_cuda = torch.device(device).type == "cuda"
     names = ["torch", "reference"]
-    if torch.device(device).type == "cuda" and mamba_ssm_available():
+    if on_cuda and triton_available():
+        names.insert(0, "triton")
+    if on_cuda and mamba_ssm_available():
         names.insert(0, "mamba_ssm")
+    if not on_cuda and triton_available() and triton_interpreted():
+        names.append("triton")
     return names
 
 
@@ -84,8 +122,15 @@ def resolve_backend(backend: str = "auto", device: torch.device | str = "cpu") -
         return available_backends(device)[0]
     if backend not in BACKENDS:
         raise ValueError(f"scan backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "mamba_ssm" and backend not in available_backends(device):
-        raise RuntimeError("scan backend mamba_ssm needs mamba-ssm installed and CUDA tensors")
+    if backend not in available_backends(device):
+        if backend == "mamba_ssm":
+            raise RuntimeError("scan backend mamba_ssm needs mamba-ssm installed and CUDA tensors")
+        if not triton_available():
+            raise RuntimeError("scan backend triton needs the triton package (it ships with torch's CUDA builds)")
+        raise RuntimeError(
+            "scan backend triton needs CUDA tensors (on CPU it runs only under TRITON_INTERPRET=1, Triton's "
+            "interpreter, a testing tool)"
+        )
     return backend
 
 
@@ -105,9 +150,81 @@ def _prepare(
     return F.softplus(delta) if delta_softplus else delta
 
 
-def _grouped(x: torch.Tensor) -> torch.Tensor:
-    """(B, N, L) -> (B, 1, N, L) view; (B, G, N, L) unchanged."""
+def check_scan_args(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+) -> None:
+    """ValueError, naming the argument, for complex tensors or shapes outside mamba-ssm's layout."""
+    given = {"u": u, "delta": delta, "A": A, "B": B, "C": C, "D": D, "z": z, "delta_bias": delta_bias}
+    complex_names = [name for name, x in given.items() if x is not None and x.is_complex()]
+    if complex_names:
+        raise ValueError(
+            f"selective_scan: complex {', '.join(complex_names)} is not supported (mamba-ssm's complex mode, "
+            "with B/C interleaving real and imaginary parts along L, is not implemented); pass real tensors"
+        )
+    if u.dim() != 3:
+        raise ValueError(f"selective_scan: u must be (batch, D, L), got shape {tuple(u.shape)}")
+    batch, channels, length = u.shape
+    for name in ("delta", "z"):
+        x = given[name]
+        if x is not None and x.shape != u.shape:
+            raise ValueError(f"selective_scan: {name} must have u's shape {tuple(u.shape)}, got {tuple(x.shape)}")
+    if A.dim() != 2 or A.shape[0] != channels:
+        raise ValueError(f"selective_scan: A must be (D, N) with D = {channels}, got shape {tuple(A.shape)}")
+    n = A.shape[1]
+    for name, x in (("B", B), ("C", C)):
+        fixed = x.dim() == 2 and tuple(x.shape) == (channels, n)
+        shared = x.dim() == 3 and tuple(x.shape) == (batch, n, length)
+        grouped = x.dim() == 4 and x.shape[0] == batch and tuple(x.shape[2:]) == (n, length)
+        if not (fixed or shared or (grouped and x.shape[1] > 0 and channels % x.shape[1] == 0)):
+            raise ValueError(
+                f"selective_scan: {name} must be (D, N) = {(channels, n)}, (batch, N, L) = {(batch, n, length)} "
+                f"or (batch, G, N, L) with D = {channels} divisible by G; got shape {tuple(x.shape)}"
+            )
+    for name in ("D", "delta_bias"):
+        x = given[name]
+        if x is not None and tuple(x.shape) != (channels,):
+            raise ValueError(f"selective_scan: {name} must be ({channels},), got shape {tuple(x.shape)}")
+
+
+def as_grouped(x: torch.Tensor, batch: int, length: int) -> torch.Tensor:
+    """B or C as (batch, G, N, L): (B, N, L) gets G = 1; a fixed (D, N) one becomes a stride-0 view with one
+    group per channel, so that every backend handles fixed and variable B/C by the same indexing."""
+    if x.dim() == 2:
+        return x[None, :, :, None].expand(batch, -1, -1, length)
     return x.unsqueeze(1) if x.dim() == 3 else x
+
+
+def _per_channel(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(batch, G, N, L) -> (batch, D, N, L), each channel its group's values (a view when G is 1 or D)."""
+    batch, groups, n, length = x.shape
+    if groups == channels:
+        return x
+    return x.unsqueeze(2).expand(batch, groups, channels // groups, n, length).reshape(batch, channels, n, length)
+
+
+def _common_groups(B: torch.Tensor, C: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grouped B and C with one group count (the torch backend's blocks slice both alike): per channel when the
+    two differ (a fixed one beside a variable one), which copies the variable one unless it has one group."""
+    if B.shape[1] == C.shape[1]:
+        return B, C
+    return _per_channel(B, channels), _per_channel(C, channels)
+
+
+def _reduce_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The gradient of B or C, computed in its (batch, G', N, L) working form, in the shape of ``x``."""
+    if x.dim() == 2:  # fixed: the working form had one group per channel, constant over batch and L
+        return grad.sum((0, 3))
+    groups = 1 if x.dim() == 3 else x.shape[1]
+    if grad.shape[1] != groups:
+        grad = grad.unflatten(1, (groups, -1)).sum(2)
+    return grad.squeeze(1) if x.dim() == 3 else grad
 
 
 def _skip_and_gate(y: torch.Tensor, u: torch.Tensor, D: torch.Tensor | None, z: torch.Tensor | None) -> torch.Tensor:
@@ -132,21 +249,24 @@ def _scan_reference(
     z: torch.Tensor | None,
     delta_bias: torch.Tensor | None,
     delta_softplus: bool,
-) -> torch.Tensor:
-    """Token-by-token recurrence, written for clarity; the ground truth the other backends are tested against."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-by-token recurrence, written for clarity; the ground truth the other backends are tested against.
+
+    Returns (y, last state); B and C each in any of the accepted layouts.
+    """
     dtype = _compute_dtype(u)
-    channels, length = u.shape[1], u.shape[2]
+    batch, channels, length = u.shape
     delta = _prepare(delta, delta_bias, delta_softplus, dtype)
-    Bx, Cx = (_grouped(x).to(dtype) for x in (B, C))
-    Bx, Cx = (x.repeat_interleave(channels // x.shape[1], dim=1) for x in (Bx, Cx))
+    Bx, Cx = (_per_channel(as_grouped(x, batch, length), channels).to(dtype) for x in (B, C))
     A, uf = A.to(dtype), u.to(dtype)
-    h = u.new_zeros(u.shape[0], channels, A.shape[1], dtype=dtype)
+    h = u.new_zeros(batch, channels, A.shape[1], dtype=dtype)
     ys = []
     for t in range(length):
         dt = delta[:, :, t, None]
         h = torch.exp(dt * A) * h + dt * Bx[:, :, :, t] * uf[:, :, t, None]
         ys.append((h * Cx[:, :, :, t]).sum(-1))
-    return _skip_and_gate(torch.stack(ys, dim=-1), uf, D, z).to(u.dtype)
+    y = torch.stack(ys, dim=-1) if ys else uf.new_zeros(u.shape)
+    return _skip_and_gate(y, uf, D, z).to(u.dtype), h
 
 
 # -- torch backend --------------------------------------------------------------------------------------------
@@ -247,7 +367,7 @@ def _channel_ranges(channels: int, per_group: int, rows: int) -> list[tuple[int,
 
 @dataclass(frozen=True)
 class _ScanArgs:
-    """The operator's arguments, B and C as (batch, G, N, L)."""
+    """The operator's arguments, B and C as (batch, G, N, L) with one G (see :meth:`of`)."""
 
     u: torch.Tensor
     delta: torch.Tensor
@@ -258,6 +378,23 @@ class _ScanArgs:
     z: torch.Tensor | None
     delta_bias: torch.Tensor | None
     delta_softplus: bool
+
+    @classmethod
+    def of(
+        cls,
+        u: torch.Tensor,
+        delta: torch.Tensor,
+        A: torch.Tensor,
+        B: torch.Tensor,
+        C: torch.Tensor,
+        D: torch.Tensor | None,
+        z: torch.Tensor | None,
+        delta_bias: torch.Tensor | None,
+        delta_softplus: bool,
+    ) -> _ScanArgs:
+        batch, channels, length = u.shape
+        Bg, Cg = _common_groups(as_grouped(B, batch, length), as_grouped(C, batch, length), channels)
+        return cls(u, delta, A, Bg, Cg, D, z, delta_bias, delta_softplus)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -383,21 +520,24 @@ def _scan_torch(
     z: torch.Tensor | None,
     delta_bias: torch.Tensor | None,
     delta_softplus: bool,
-) -> torch.Tensor:
-    """Blocked odd/even prefix scan (see module docstring)."""
-    args = _ScanArgs(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus)
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocked odd/even prefix scan (see module docstring); returns (y, last state)."""
+    args = _ScanArgs.of(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     ws = args.workspace()
     out = torch.empty(u.shape, dtype=u.dtype, device=u.device)
+    last = torch.zeros(u.shape[0], u.shape[1], A.shape[1], dtype=args.dtype, device=u.device)
     direct = out.dtype == args.dtype  # else each block is rounded to u's dtype once, at the end
     for blk in args.blocks():
         ops = _BlockOperands.take(args, blk, ws)
         dest = blk.rows(out) if direct else None
-        y = ops.ungated_output(ops.states(ops.decays()), blk.rows(u), args.block_D(blk), dest)
+        h = ops.states(ops.decays())
+        blk.rows(last).copy_(h[-1].flatten(1, 2))
+        y = ops.ungated_output(h, blk.rows(u), args.block_D(blk), dest)
         if z is not None:
             y *= args.gate(blk, ws)
         if not direct:
             blk.rows(out).copy_(y)
-    return out
+    return out, last
 
 
 @dataclass
@@ -421,7 +561,9 @@ class _Grads:
         return cls(*(like(x) for x in (args.u, args.delta, args.A, args.B, args.C, args.D, args.z, args.delta_bias)))
 
 
-def _block_backward(args: _ScanArgs, blk: _Block, grad: torch.Tensor, grads: _Grads, ws: _Workspace) -> None:
+def _block_backward(
+    args: _ScanArgs, blk: _Block, grad: torch.Tensor, grad_last: torch.Tensor | None, grads: _Grads, ws: _Workspace
+) -> None:
     """Add one block's share of every gradient to ``grads`` (time-major (L, b, g, h) unless noted)."""
     ops = _BlockOperands.take(args, blk, ws)
     groups, u, D = blk.n_groups, blk.rows(args.u), args.block_D(blk)
@@ -430,8 +572,12 @@ def _block_backward(args: _ScanArgs, blk: _Block, grad: torch.Tensor, grads: _Gr
     gy = _time_major(g_y, groups)
     decay = ops.decays()
     length = decay.shape[0]
-    # dL/dh_t = C_t dL/dy_t + decay_{t+1} dL/dh_{t+1}: the same recurrence, run backwards.
-    gh = _reverse_scan(decay.view(length, -1), (gy.unsqueeze(-1) * ops.C).reshape(length, -1)).view(decay.shape)
+    # dL/dh_t = C_t dL/dy_t + decay_{t+1} dL/dh_{t+1}: the same recurrence, run backwards; the last state's
+    # own gradient (return_last_state) enters at t = L-1.
+    direct = gy.unsqueeze(-1) * ops.C
+    if grad_last is not None:
+        direct[-1] += blk.rows(grad_last).to(args.dtype).view(direct.shape[1:])
+    gh = _reverse_scan(decay.view(length, -1), direct.reshape(length, -1)).view(decay.shape)
     h = ops.states(decay)
     grads.C[blk.batch, blk.groups] += torch.einsum("lbghn,lbgh->bgnl", h, gy)
     if grads.z is not None and args.z is not None:
@@ -458,6 +604,7 @@ def _block_backward(args: _ScanArgs, blk: _Block, grad: torch.Tensor, grads: _Gr
 
 def _scan_backward(
     grad: torch.Tensor,
+    grad_last: torch.Tensor | None,
     u: torch.Tensor,
     delta: torch.Tensor,
     A: torch.Tensor,
@@ -469,13 +616,12 @@ def _scan_backward(
     delta_softplus: bool,
 ) -> list[torch.Tensor]:
     """[du, ddelta, dA, dB, dC, dD, dz, ddelta_bias], each in its input's dtype; empty for absent inputs."""
-    args = _ScanArgs(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus)
+    args = _ScanArgs.of(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     grads = _Grads.zeros(args)
     ws = args.workspace()
     for blk in args.blocks():
-        _block_backward(args, blk, grad, grads, ws)
-    grad_B = grads.B if B.dim() == 4 else grads.B.squeeze(1)
-    grad_C = grads.C if C.dim() == 4 else grads.C.squeeze(1)
+        _block_backward(args, blk, grad, grad_last, grads, ws)
+    grad_B, grad_C = _reduce_grad(grads.B, B), _reduce_grad(grads.C, C)
     computed = (grads.u, grads.delta, grads.A, grad_B, grad_C, grads.D, grads.z, grads.delta_bias)
     inputs = (u, delta, A, B, C, D, z, delta_bias)
     return [_grad_like(g, x, u) for g, x in zip(computed, inputs, strict=True)]
@@ -505,31 +651,67 @@ def _scan_mamba_ssm(
     z: torch.Tensor | None,
     delta_bias: torch.Tensor | None,
     delta_softplus: bool,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """mamba-ssm's fused kernel.
 
     Its C++ entry (csrc/selective_scan/selective_scan.cpp) checks: u in fp32/fp16/bf16, and delta, z and the
-    variable B/C in u's dtype; A, D and delta_bias in fp32; a unit last stride for every sequence tensor and
-    for D and delta_bias (``selective_scan_fn`` copies the ones that lack it, except delta_bias).  The
-    output comes back in u's dtype.
+    variable B/C in u's dtype; A, D, delta_bias and a fixed B/C in fp32; a unit last stride for every sequence
+    tensor and for D and delta_bias (``selective_scan_fn`` copies the ones that lack it, except delta_bias);
+    and one group count, taken from B when B is variable, else 1, that a variable C must have too.  Pairs it
+    would refuse (different group counts, a fixed B beside a grouped C) are passed as per-channel variable
+    B and C.  The output comes back in u's dtype, the last state in fp32.
     """
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
+    batch, channels, length = u.shape
     itype = u.dtype if u.dtype in (torch.float32, torch.float16, torch.bfloat16) else torch.float32
-    return selective_scan_fn(
+    groups = [1 if x.dim() < 4 else x.shape[1] for x in (B, C) if x.dim() > 2]
+    if len(set(groups)) > 1 or (len(groups) == 1 and B.dim() == 2 and groups[0] > 1):
+        B, C = (_per_channel(as_grouped(x, batch, length), channels).contiguous() for x in (B, C))
+
+    def cast(x: torch.Tensor) -> torch.Tensor:
+        return x.float() if x.dim() == 2 else x.to(itype)
+
+    out, last = selective_scan_fn(
         u.to(itype),
         delta.to(itype),
         A.float(),
-        B.to(itype),
-        C.to(itype),
+        cast(B),
+        cast(C),
         D=None if D is None else D.float(),
         z=None if z is None else z.to(itype),
         delta_bias=None if delta_bias is None else delta_bias.float().contiguous(),
         delta_softplus=delta_softplus,
-    ).to(u.dtype)
+        return_last_state=True,
+    )
+    return out.to(u.dtype), last.to(_compute_dtype(u))
 
 
-_IMPLS = {"reference": _scan_reference, "torch": _scan_torch, "mamba_ssm": _scan_mamba_ssm}
+# -- triton backend -------------------------------------------------------------------------------------------
+
+
+def _scan_triton(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    z: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fused Triton forward (:mod:`vmibench.ops.triton_scan`, imported on first use: importing Triton
+    costs start-up time, and Triton reads ``TRITON_INTERPRET`` when the kernel is defined)."""
+    from vmibench.ops.triton_scan import scan_forward
+
+    batch, length = u.shape[0], u.shape[2]
+    out, last = scan_forward(u, delta, A, as_grouped(B, batch, length), as_grouped(C, batch, length), D, z,
+                             delta_bias, delta_softplus)  # fmt: skip
+    return out, last.to(_compute_dtype(u))
+
+
+_IMPLS = {"reference": _scan_reference, "torch": _scan_torch, "mamba_ssm": _scan_mamba_ssm, "triton": _scan_triton}
 
 
 # -- operators ------------------------------------------------------------------------------------------------
@@ -547,19 +729,22 @@ def _selective_scan_op(
     delta_bias: torch.Tensor | None,
     delta_softplus: bool,
     backend: str,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, last state): every backend computes the last state, a (batch, D, N) by-product of the scan."""
     impl = _IMPLS[resolve_backend(backend, u.device)]
     return impl(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 @_selective_scan_op.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend):  # type: ignore[no-untyped-def]
-    return torch.empty_like(u, memory_format=torch.contiguous_format)
+    last = u.new_empty(u.shape[0], u.shape[1], A.shape[1], dtype=_compute_dtype(u))
+    return torch.empty_like(u, memory_format=torch.contiguous_format), last
 
 
 @torch.library.custom_op("vmibench::selective_scan_backward", mutates_args=())
 def _selective_scan_backward_op(
     grad: torch.Tensor,
+    grad_last: torch.Tensor | None,
     u: torch.Tensor,
     delta: torch.Tensor,
     A: torch.Tensor,
@@ -570,11 +755,11 @@ def _selective_scan_backward_op(
     delta_bias: torch.Tensor | None,
     delta_softplus: bool,
 ) -> list[torch.Tensor]:
-    return _scan_backward(grad, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return _scan_backward(grad, grad_last, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 @_selective_scan_backward_op.register_fake
-def _(grad, u, delta, A, B, C, D, z, delta_bias, delta_softplus):  # type: ignore[no-untyped-def]
+def _(grad, grad_last, u, delta, A, B, C, D, z, delta_bias, delta_softplus):  # type: ignore[no-untyped-def]
     return [
         u.new_empty(0) if x is None else torch.empty_like(x, memory_format=torch.contiguous_format)
         for x in (u, delta, A, B, C, D, z, delta_bias)
@@ -587,9 +772,11 @@ def _setup_context(ctx, inputs, output):  # type: ignore[no-untyped-def]
     ctx.delta_softplus = delta_softplus
 
 
-def _backward(ctx, grad):  # type: ignore[no-untyped-def]
+def _backward(ctx, grad, grad_last):  # type: ignore[no-untyped-def]
     saved = ctx.saved_tensors
-    grads = torch.ops.vmibench.selective_scan_backward(grad, *saved, ctx.delta_softplus)
+    if grad is None:  # only the last state was used
+        grad = torch.zeros_like(saved[0])
+    grads = torch.ops.vmibench.selective_scan_backward(grad, grad_last, *saved, ctx.delta_softplus)
     present = (None if x is None else g for g, x in zip(grads, saved, strict=True))
     return (*present, None, None)
 
@@ -619,7 +806,11 @@ def selective_scan(
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
+    return_last_state: bool = False,
     backend: str = "auto",
-) -> torch.Tensor:
-    """Run the selective scan (see module docstring for layout and maths); returns y shaped like ``u``."""
-    return torch.ops.vmibench.selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend)
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Run the selective scan (see module docstring for layout and maths): y shaped like ``u``, or
+    ``(y, last_state)`` with ``return_last_state``.  ValueError for complex tensors or malformed shapes."""
+    check_scan_args(u, delta, A, B, C, D, z, delta_bias)
+    out, last = torch.ops.vmibench.selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend)
+    return (out, last) if return_last_state else out
