@@ -222,25 +222,58 @@ def test_two_processes_give_identical_counts(trained: Trained, tmp_path: Path) -
         assert len(store.read("accuracy")) == 1  # stored once, by rank 0
 
 
+def _bomb_png(path: Path) -> None:
+    """A tiny PNG whose header claims 20000 x 20000 pixels: PIL refuses it as a decompression bomb, which is a
+    failure of the cell (not an unreadable image to skip)."""
+    import struct
+    import zlib
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + ihdr + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    )
+
+
 def test_a_failure_on_one_rank_is_an_error_row_not_a_hang(trained: Trained, tmp_path: Path) -> None:
     # Sorted position 1 of 64 files: rank 1's first sample; rank 0 finishes its shard and waits in the reduction.
     args = _base_args(trained, tmp_path / "r.sqlite")
-    args[args.index(str(trained.data))] = str(_with_corrupt_image(trained, tmp_path / "val", "img_000b.png"))
-    row = _one_row(_torchrun(*args, cwd=tmp_path))
+    root = _with_corrupt_image(trained, tmp_path / "val", "img_000b.png")
+    _bomb_png(root / "class_0" / "img_000b.png")
+    args[args.index(str(trained.data))] = str(root)
+    proc = _torchrun(*args, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # rows printed and stored, but the command did not succeed
+    row = json.loads(proc.stdout)[0]
     assert (row["status"], row["n_samples"], row["top1"]) == ("error", 0, None)
     assert "other rank" in row["error"]
 
 
-def test_an_unreadable_image_is_an_error_row(trained: Trained, tmp_path: Path) -> None:
+def test_an_unreadable_image_is_skipped_counted_and_warned(trained: Trained, tmp_path: Path) -> None:
     db = tmp_path / "r.sqlite"
     args = _base_args(trained, db)
     args[args.index(str(trained.data))] = str(_with_corrupt_image(trained, tmp_path / "val", "img_000b.png"))
     proc = _in_process(*args, "--format", "json")
     row = _one_row(proc)
-    assert row["status"] == "error" and "UnidentifiedImageError" in row["error"] and row["top1"] is None
-    assert "img_000b.png" in proc.stderr
+    assert (row["status"], row["n_samples"], row["n_skipped"]) == ("ok", 63, 1)
+    assert row["n_correct_top1"] == trained.direct["correct"]  # the 63 readable images, exactly as before
+    assert "skipped unreadable image" in proc.stderr and "img_000b.png" in proc.stderr
     with ResultStore(db) as store:
-        assert store.read("accuracy")["status"].tolist() == ["error"]
+        assert store.read("accuracy")["n_skipped"].tolist() == [1]
+
+
+def test_a_cell_that_read_no_image_fails(trained: Trained, tmp_path: Path) -> None:
+    root = tmp_path / "broken"
+    for cls in ("a", "b", "c"):  # as many classes as the checkpoint's head
+        (root / cls).mkdir(parents=True)
+        (root / cls / "x.png").write_bytes(b"not a png")
+    args = _base_args(trained, tmp_path / "r.sqlite")
+    args[args.index(str(trained.data))] = str(root)
+    proc = _in_process(*args, "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    row = json.loads(proc.stdout)[0]
+    assert (row["status"], row["n_samples"], row["n_skipped"]) == ("error", 0, 3)
+    assert "no image could be read" in row["error"]
 
 
 def test_ema_flag_evaluates_the_ema_copy(trained: Trained, tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ACCURACY_COLUMNS = [
-    "model", "res", "top1", "top5", "loss", "n_samples", "images_per_s", "ckpt_sha256", "data_dir_hash",
+    "model", "res", "top1", "top5", "loss", "n_samples", "n_skipped", "images_per_s", "ckpt_sha256", "data_dir_hash",
     "crop_pct", "interpolation", "input_size", "num_classes", "world_size", "device", "status", "error",
 ]  # fmt: skip
 
@@ -78,6 +78,7 @@ class AccuracyRecord(Record):
     top5: float | None = None  # percent, top-k with k = top5_k = min(5, num_classes)
     loss: float | None = None  # mean cross-entropy (natural log)
     n_samples: int = 0
+    n_skipped: int = 0  # unreadable images, skipped with a warning (not in n_samples)
     images_per_s: float | None = None
     ckpt_sha256: str = ""
     data_dir_hash: str = ""
@@ -271,8 +272,17 @@ def data_dir_hash(root: str | os.PathLike[str], paths: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
-class LabelledImages(Dataset[tuple[torch.Tensor, int]]):
-    """``(transform(image), label)`` for a list of ``(path, label)``; images are decoded as RGB."""
+# What a damaged or non-image file raises while decoding (PIL raises SyntaxError/ValueError for some broken
+# headers).  Anything else -- a decompression-bomb refusal, a transform bug -- still fails the cell.
+UNREADABLE = (OSError, SyntaxError, ValueError)
+
+
+class LabelledImages(Dataset[tuple[Any, int]]):
+    """``(transform(image), label)`` for a list of ``(path, label)``; images are decoded as RGB.
+
+    A file that cannot be decoded yields ``(None, label)`` and a warning naming it; :func:`collate_readable`
+    drops it from the batch and counts it, so one corrupt JPEG costs one sample, not the whole cell.
+    """
 
     def __init__(self, samples: Sequence[tuple[str, int]], transform: Callable[[Any], torch.Tensor]) -> None:
         self.samples = samples
@@ -281,11 +291,25 @@ class LabelledImages(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> tuple[Any, int]:
         from torchvision.datasets.folder import default_loader
 
         path, target = self.samples[i]
-        return self.transform(default_loader(path)), target
+        try:
+            image = default_loader(path)
+        except UNREADABLE as exc:
+            print(f"vmibench: warning: skipped unreadable image {path} ({type(exc).__name__}: {exc})",
+                  file=sys.stderr)  # fmt: skip
+            return None, target
+        return self.transform(image), target
+
+
+def collate_readable(batch: Sequence[tuple[Any, int]]) -> tuple[torch.Tensor | None, torch.Tensor, int]:
+    """Stack the decodable samples of a batch: ``(images or None, targets, number skipped)``."""
+    kept = [(image, target) for image, target in batch if image is not None]
+    targets = torch.tensor([t for _, t in kept], dtype=torch.long)
+    images = torch.stack([image for image, _ in kept]) if kept else None
+    return images, targets, len(batch) - len(kept)
 
 
 def data_config(info: ModelInfo, hw: Resolution) -> dict[str, Any]:
@@ -315,6 +339,7 @@ def make_loader(
     return DataLoader(
         LabelledImages(samples, transform),
         batch_size=batch,
+        collate_fn=collate_readable,
         sampler=ShardSampler(len(samples), ctx.rank, ctx.world_size),
         num_workers=workers,
         pin_memory=pin_memory,
@@ -571,7 +596,8 @@ def _weights_for(entry: Entry, spec: AccuracySpec) -> Weights:
 # -- evaluation -----------------------------------------------------------------------------------------------
 
 # Slots of the per-rank tally that is summed over ranks.
-_CORRECT1, _CORRECTK, _LOSS, _COUNT, _FAILED = range(5)
+_CORRECT1, _CORRECTK, _LOSS, _COUNT, _FAILED, _SKIPPED = range(6)
+_TALLY = 6
 
 
 def _nothing() -> None:
@@ -601,12 +627,14 @@ def evaluate_shard(
     advance: Callable[[], None] = _nothing,
 ) -> torch.Tensor:
     """Tally (see :func:`accumulate`) of ``model`` in eval mode over ``loader``, on ``device``."""
-    tally = torch.zeros(5, dtype=torch.float64, device=device)
+    tally = torch.zeros(_TALLY, dtype=torch.float64, device=device)
     model.eval()
     with torch.inference_mode():
-        for images, target in loader:
-            logits = model(images.to(device, non_blocking=True))
-            accumulate(tally, logits, target.to(device, non_blocking=True), k)
+        for images, target, skipped in loader:
+            tally[_SKIPPED] += skipped
+            if images is not None:
+                logits = model(images.to(device, non_blocking=True))
+                accumulate(tally, logits, target.to(device, non_blocking=True), k)
             advance()
     return tally
 
@@ -637,7 +665,7 @@ def evaluate_cell(
         tally, elapsed = _evaluate_here(plan, name, hw, config, ctx, advance)
     except Exception as exc:  # a failed cell is a row; only its text is kept, so the model can be freed
         status, error = classify_failure(exc), one_line(exc)
-        tally, elapsed = torch.zeros(5, dtype=torch.float64, device=plan.device), 0.0
+        tally, elapsed = torch.zeros(_TALLY, dtype=torch.float64, device=plan.device), 0.0
         tally[_FAILED] = 1
         print(f"vmibench: rank {ctx.rank}: {name} @ {label(hw)} failed: {error}", file=sys.stderr)
     if plan.device.startswith("cuda"):
@@ -647,6 +675,8 @@ def evaluate_cell(
         return None
     if tally[_FAILED] > 0 and status == STATUS_OK:
         status, error = STATUS_ERROR, f"failed on {int(tally[_FAILED])} other rank(s): see their stderr"
+    if status == STATUS_OK and tally[_COUNT] == 0:
+        status, error = STATUS_ERROR, f"no image could be read ({int(tally[_SKIPPED])} unreadable, skipped)"
     return _record(plan, name, hw, config, tally, elapsed, status, error, ctx)
 
 
@@ -704,6 +734,7 @@ def _record(
         top5=100.0 * float(tally[_CORRECTK]) / count if ok and count else None,
         loss=float(tally[_LOSS]) / count if ok and count else None,
         n_samples=count if ok else 0,
+        n_skipped=int(tally[_SKIPPED]),
         images_per_s=count / elapsed if ok and elapsed > 0 else None,
         ckpt_sha256=weights.sha256,
         data_dir_hash=plan.data_hash,

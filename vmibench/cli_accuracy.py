@@ -5,6 +5,7 @@ Thin: option parsing and output only; the protocol and the engine live in :mod:`
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,3 +116,8 @@ def _evaluate(spec: AccuracySpec, ctx: DistContext, *, fmt: str, out: str | None
         records = run_plan(plan, ctx, on_record=results.add if results else None, progress=progress)
     if ctx.is_main:
         emit(records_frame(records, brief=fmt == "table"), fmt, out, caption="top1 / top5 in %; loss = mean CE")
+        failed = [r for r in records if r.status != "ok"]
+        if failed:  # the rows are stored and printed, but a script must not mistake this for success
+            print(f"vmibench: {len(failed)} of {len(records)} accuracy cell(s) failed: "
+                  + "; ".join(f"{r.model} @ {r.res}: {r.error}" for r in failed), file=sys.stderr)  # fmt: skip
+            raise typer.Exit(1)
