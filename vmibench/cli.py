@@ -835,8 +835,8 @@ def check_scan_cmd(
 
     import pandas as pd
 
+    from vmibench.backends import BACKENDS
     from vmibench.env import resolve_device, usable_cores
-    from vmibench.ops import BACKENDS
     from vmibench.ops.scan_bench import compare_scan_backends
     from vmibench.output import check_output, emit
 

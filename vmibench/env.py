@@ -103,13 +103,14 @@ def git_commit() -> str:
 
 
 def resolve_device(device: str | None) -> str:
-    """``None`` -> ``cuda`` when available else ``cpu``; validates the rest."""
+    """``None`` -> ``cuda`` when available else ``cpu``; validates the rest (torch is imported only to ask about
+    CUDA, so a CPU run's options are checked without it)."""
+    if device == "cpu":
+        return device
     import torch
 
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return device
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError(f"device '{device}' requested but CUDA is not available here: use --device cpu")

@@ -69,8 +69,8 @@ def run_settings(
     cuda_graph: bool = False,
 ) -> Settings:
     """Settings shared by every cell of a run, validated (``policy`` overrides the three timing numbers)."""
+    from vmibench.backends import BACKENDS
     from vmibench.env import resolve_device, usable_cores
-    from vmibench.ops import BACKENDS
 
     check_dtype(dtype)
     if scan_backend not in BACKENDS:

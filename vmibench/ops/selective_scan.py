@@ -50,7 +50,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-BACKENDS = ("auto", "torch", "reference", "mamba_ssm", "triton")
+from vmibench.backends import BACKENDS
+
 _default_backend = "auto"
 
 # Elements (rows * L * N) per block of the torch backend: bounds its scratch memory at a few times this
