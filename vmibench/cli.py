@@ -61,8 +61,10 @@ print as GFLOPs); gflops = 2 x gmacs. vmibench adds fvcore handles for what it s
 z gate is applied (D = every scanned channel and direction; state-spaces/mamba#110, as in VMamba) -- papers that
 used another rule differ
 (see published_flops_rule). gmacs_torch is torch.utils.flop_counter's count (matmul/conv/attention/scan only), a
-cross-check. uncounted_ops lists operators fvcore skipped (element-wise). published_* are reference numbers from
-the model's record, never our measurements.
+cross-check. uncounted_ops lists operators fvcore skipped (element-wise). gbytes_moved = bytes read + written per
+image by every aten operator as its own kernel (views move nothing, the selective scan its operands and output
+once): the unfused lower bound of memory traffic a roofline uses. published_* are reference numbers from the
+model's record, never our measurements.
 """
 
 app = typer.Typer(

@@ -196,7 +196,8 @@ class _quiet_tracing:
 
 
 def measure_flops(name: str, res: tuple[int, int], batch: int = 1) -> FlopsRecord:
-    """FLOPs record of registered model ``name`` at ``res`` (gmacs per image), beside its published numbers.
+    """FLOPs record of registered model ``name`` at ``res`` (gmacs and gbytes_moved per image), beside its
+    published numbers.  ``gbytes_moved`` is :mod:`vmibench.bytes_moved`'s unfused lower bound of memory traffic.
 
     A model that fails to build or trace gives a record with ``status="error"`` rather than an exception;
     unknown names and unaccepted resolutions raise :class:`vmibench.errors.UserError` (caller's input).
@@ -228,8 +229,12 @@ def measure_flops(name: str, res: tuple[int, int], batch: int = 1) -> FlopsRecor
         note=pub.note,
     )
     try:
+        from vmibench.bytes_moved import count_bytes
+
         model = vmibench.create_model(name, res=res)
-        fc = count_flops(model, torch.randn(batch, 3, *res))
+        x = torch.randn(batch, 3, *res)
+        fc = count_flops(model, x)
+        moved = count_bytes(model, x)
     except Exception as exc:
         rec.status, rec.error = classify_failure(exc), one_line(exc)
         return rec
@@ -237,4 +242,5 @@ def measure_flops(name: str, res: tuple[int, int], batch: int = 1) -> FlopsRecor
     rec.gmacs, rec.gflops = fc.gmacs / batch, fc.gflops / batch
     rec.gmacs_torch, rec.scan_gmacs = fc.gmacs_torch / batch, fc.scan_gmacs / batch
     rec.uncounted_ops = fc.uncounted_ops
+    rec.gbytes_moved = moved.gbytes / batch
     return rec

@@ -71,6 +71,7 @@ class TimedRecord(RunRecord):
     params_m: float | None = None
     gmacs: float | None = None  # per image (per sample for ops), fvcore convention: 1 MAC = 1 FLOP
     gflops: float | None = None  # 2 * gmacs
+    gbytes_moved: float | None = None  # per image (sample): bytes read + written by every aten op, 1e9 (roofline)
     latency_ms_median: float | None = None
     latency_ms_iqr: float | None = None
     latency_ms_p10: float | None = None
@@ -169,6 +170,7 @@ class FlopsRecord(Record):
     gflops: float | None = None
     gmacs_torch: float | None = None  # torch.utils.flop_counter cross-check (matmul/conv/attention/scan only)
     scan_gmacs: float | None = None  # part of gmacs credited to selective scans
+    gbytes_moved: float | None = None  # per image: unfused lower bound of memory traffic (vmibench.bytes_moved)
     uncounted_ops: str = ""
     published_params_m: float | None = None
     published_gmacs: float | None = None

@@ -110,11 +110,12 @@ def pooled_record(
         return PeakRecord(**common, device=cell.settings.device, dtype=cell.settings.dtype,
                           threads=cell.settings.threads, matmul_n=n,
                           peak_gflops=2 * n**3 / (stats.median_ms / 1e3) / 1e9)  # fmt: skip
-    flops = next((r for r in results if r.gmacs is not None), first)
+    flops = next((r for r in results if r.gmacs is not None or r.gbytes_moved is not None), first)
     extra = {"flops_error": first.flops_error} if first.flops_error else {}
     memory = max((r.memory for r in results if r.memory is not None), key=lambda m: m.peak_mb, default=None)
     common.update(
-        params_m=first.params_m, gmacs=flops.gmacs, gflops=flops.gflops, scan_backend=first.scan_backend,
+        params_m=first.params_m, gmacs=flops.gmacs, gflops=flops.gflops, gbytes_moved=flops.gbytes_moved,
+        scan_backend=first.scan_backend,
         timer=first.timer, interop_threads=first.interop_threads, wall_s=sum(r.wall_s or 0.0 for r in results),
         latency_ms_iqr=stats.iqr_ms, latency_ms_p10=stats.p10_ms, latency_ms_p90=stats.p90_ms,
         latency_ms_mean=stats.mean_ms, latency_ms_min=stats.min_ms, rel_se=stats.rel_se, converged=stats.converged,

@@ -116,13 +116,17 @@ def _graphed(step: Callable[[], object], device: torch.device) -> Callable[[], o
 
 
 def _flops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
-    """Per-sample GMACs (fp32, the first sample of ``x``); empty where fvcore is not installed (bare GPU image)."""
+    """Per-sample GMACs and bytes moved (fp32, the first sample of ``x``); GMACs are absent where fvcore is not
+    installed (bare GPU image), bytes moved need only torch."""
+    from vmibench.bytes_moved import count_bytes
+
+    out: dict[str, Any] = {"gbytes_moved": count_bytes(model, x[:1].float()).gbytes}
     try:
         from vmibench.flops import count_flops
     except ImportError:
-        return {}
+        return out
     fc = count_flops(model, x[:1].float(), cross_check=False)
-    return {"gmacs": fc.gmacs, "gflops": fc.gflops}
+    return {**out, "gmacs": fc.gmacs, "gflops": fc.gflops}
 
 
 def _scan_backend(cell: Cell) -> str:

@@ -222,6 +222,7 @@ class WorkerResult:
     params_m: float | None = None
     gmacs: float | None = None
     gflops: float | None = None
+    gbytes_moved: float | None = None
     flops_error: str = ""
     scan_backend: str = ""
     timer: str = ""

@@ -9,19 +9,20 @@ import pandas as pd
 from vmibench.records import Record
 
 LATENCY_COLUMNS = [
-    "model", "res", "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops",
+    "model", "res", "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops", "gbytes_moved",
     "latency_ms_median", "latency_ms_iqr", "latency_ms_p10", "latency_ms_p90", "n_iters", "throughput_ips",
     "peak_mem_mb", "mem_method", "status", "error", "scan_backend", "channels_last", "compile", "converged",
     "device_name", "torch_version", "timm_version", "git_commit",
 ]  # fmt: skip
 
 FLOPS_COLUMNS = [
-    "model", "res", "params", "params_m", "gmacs", "gflops", "gmacs_torch", "scan_gmacs", "uncounted_ops",
+    "model", "res", "params", "params_m", "gmacs", "gflops", "gmacs_torch", "scan_gmacs", "gbytes_moved",
+    "uncounted_ops",
     "published_params_m", "published_gmacs", "published_res", "published_flops_rule", "note", "status", "error",
 ]  # fmt: skip
 
 OPS_COLUMNS = [
-    "op", "seq_len", "dim", "batch", "device", "dtype", "threads", "gmacs", "latency_ms_median", "latency_ms_iqr",
+    "op", "seq_len", "dim", "batch", "device", "dtype", "threads", "gmacs", "gbytes_moved", "latency_ms_median", "latency_ms_iqr",
     "n_iters", "throughput_ips", "peak_mem_mb", "mem_method", "status", "error", "expected_complexity",
     "reconstruction", "scan_backend", "device_name", "torch_version", "git_commit",
 ]  # fmt: skip
