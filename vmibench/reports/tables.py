@@ -22,9 +22,9 @@ FLOPS_COLUMNS = [
 ]  # fmt: skip
 
 OPS_COLUMNS = [
-    "op", "seq_len", "dim", "batch", "device", "dtype", "threads", "gmacs", "gbytes_moved", "latency_ms_median", "latency_ms_iqr",
-    "n_iters", "throughput_ips", "peak_mem_mb", "mem_method", "status", "error", "expected_complexity",
-    "reconstruction", "scan_backend", "device_name", "torch_version", "git_commit",
+    "op", "seq_len", "dim", "batch", "device", "dtype", "threads", "gmacs", "gbytes_moved", "latency_ms_median",
+    "latency_ms_iqr", "n_iters", "throughput_ips", "peak_mem_mb", "mem_method", "status", "error",
+    "expected_complexity", "reconstruction", "scan_backend", "device_name", "torch_version", "git_commit",
 ]  # fmt: skip
 
 PEAK_COLUMNS = ["device", "dtype", "threads", "matmul_n", "peak_gflops", "latency_ms_median", "n_iters", "status",
