@@ -21,7 +21,7 @@ from vmibench.measure.rows import failure_record, pooled_record
 from vmibench.measure.timing import TimingPolicy
 from vmibench.measure.workloads import Cell, Memory, MixerOp, ModelForward, Settings, WorkerResult, Workload
 from vmibench.records import PeakRecord
-from vmibench.reports import report
+from vmibench.reports import selection, staleness
 from vmibench.reports.report import write_report
 from vmibench.store import ResultStore
 
@@ -251,37 +251,37 @@ def test_stale_models_are_named_in_the_header(small_store, monkeypatch) -> None:
         assert args[:3] == ("diff", "--name-only", "0123456789ab")  # "+dirty" stripped: diff its committed part
         return "baselines/mlla.py\nREADME.md\n"
 
-    monkeypatch.setattr(report, "_git", fake_git)
+    monkeypatch.setattr(staleness, "_git", fake_git)
     data = loaded(small_store("0123456789ab+dirty"))
-    head = " ".join(report.staleness_lines(data.staleness))
+    head = " ".join(staleness.staleness_lines(data.staleness))
     assert "measured at commit `0123456789ab+dirty`; current HEAD `fedcba987654`" in head
     assert "**Stale**" in head and "mlla_t (baselines/mlla.py)" in head and "vminet_t (" not in head
     assert "had uncommitted changes" in head
     diff_args = next(a for a in calls if a[0] == "diff")
     assert "baselines/mlla.py" in diff_args and "vmibench/models/_common.py" in diff_args
-    table = report.latency_224(data).set_index("model")["stale"]
+    table = selection.latency_224(data).set_index("model")["stale"]
     assert table["mlla_t"] == "stale" and table["vminet_t"] == ""
 
-    monkeypatch.setattr(report, "_git", lambda *args: None)  # no git / not a checkout
-    head = " ".join(report.staleness_lines(loaded(small_store("0123456789ab")).staleness))
+    monkeypatch.setattr(staleness, "_git", lambda *args: None)  # no git / not a checkout
+    head = " ".join(staleness.staleness_lines(loaded(small_store("0123456789ab")).staleness))
     assert "current HEAD unknown" in head and "Stale status unknown for: mlla_t, vminet_t" in head
 
 
-def loaded(path: Path) -> report.ReportData:
+def loaded(path: Path) -> selection.ReportData:
     """The report's data with its staleness checked, without drawing the figures."""
     with ResultStore(path) as store:
-        data = report.load(store)
-    data.staleness = report.check_staleness(data)
+        data = selection.load(store)
+    data.staleness = staleness.check_staleness(data)
     return data
 
 
 def test_code_files_of_models_and_ops() -> None:
-    assert {"baselines/mlla.py", "vmibench/models/_common.py"} <= set(report.model_files("mlla_t"))
-    assert "vmibench/ops/selective_scan.py" in report.model_files("vim_t")
-    assert "vmibench/ops/selective_scan.py" not in report.model_files("mlla_t")
-    assert set(report.op_files("mlla_linear")) == {"vmibench/ops/mixers.py", "baselines/mlla.py"}
-    assert "vmibench/ops/selective_scan.py" in report.op_files("selective_scan[torch]")
-    head = report.head_commit()
+    assert {"baselines/mlla.py", "vmibench/models/_common.py"} <= set(staleness.model_files("mlla_t"))
+    assert "vmibench/ops/selective_scan.py" in staleness.model_files("vim_t")
+    assert "vmibench/ops/selective_scan.py" not in staleness.model_files("mlla_t")
+    assert set(staleness.op_files("mlla_linear")) == {"vmibench/ops/mixers.py", "baselines/mlla.py"}
+    assert "vmibench/ops/selective_scan.py" in staleness.op_files("selective_scan[torch]")
+    head = staleness.head_commit()
     assert head is None or re.fullmatch(r"[0-9a-f]{12}", head)
 
 

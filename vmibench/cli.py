@@ -357,6 +357,7 @@ def latency_cmd(
     precision: Annotated[float, typer.Option(help="Stop when the median's rel. std. error is below this.")] = 0.01,
     cell_timeout: TimeoutOpt = 600.0,
     no_flops: Annotated[bool, typer.Option("--no-flops", help="Skip the per-cell FLOPs count.")] = False,
+    mode: Annotated[str, typer.Option(help="infer (one forward) or train (forward + backward + SGD step).")] = "infer",
     rounds: RoundsOpt = None,
     force: ForceOpt = False,
     retry_failed: RetryOpt = False,
@@ -368,7 +369,9 @@ def latency_cmd(
 ) -> None:
     """Latency, throughput and peak memory of every (model, resolution, batch) cell, each in its own process.
 
-    A sweep without a ladder: cells already stored for this environment are printed, not re-measured."""
+    A sweep without a ladder: cells already stored for this environment are printed, not re-measured. With
+    --mode train each call is one training step (train-mode forward, cross-entropy, backward, plain SGD update);
+    its peak_mem_mb then includes activations kept for backward and the gradients."""
     from vmibench.measure.api import measure, run_settings
     from vmibench.output import check_output
     from vmibench.sweep import plan_cells
@@ -378,14 +381,56 @@ def latency_cmd(
     settings = run_settings(device=device, dtype=dtype, threads=threads, channels_last=channels_last,
                             compile_=compile_, scan_backend=scan_backend, min_time=min_time, max_time=max_time,
                             precision=precision, count_flops=not no_flops, cuda_graph=cuda_graph)  # fmt: skip
-    cells = plan_cells(names, parse_resolutions(res), parse_positive_ints(batch, "batch"), settings)
+    cells = plan_cells(names, parse_resolutions(res), parse_positive_ints(batch, "batch"), settings, mode=mode)
     with progress_bar("measuring") as bar:
         summary = measure(cells, db=db, rounds=_given(rounds, 1), cell_timeout_s=_given(cell_timeout, 600.0),
                           force=force, retry_failed=retry_failed, progress=bar, stop_ladders=False)  # fmt: skip
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
 
 
-RESULT_TABLES = ("latency", "ops", "flops", "peak", "accuracy", "samples")
+@app.command("maxbatch", epilog=_verbatim(METRICS_HELP))
+def maxbatch_cmd(
+    models: ModelsOpt = None,
+    res: Annotated[str, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW.")] = "224",
+    mode: Annotated[str, typer.Option(help="infer (forward) or train (forward + backward + SGD step).")] = "infer",
+    mem_limit_gb: Annotated[
+        float | None,
+        typer.Option(help="Memory limit, GiB (CPU: required, RLIMIT_AS of the worker; CUDA: default free memory)."),
+    ] = None,
+    batch_cap: Annotated[int, typer.Option(help="Largest batch tried.")] = 4096,
+    threads: Annotated[int | None, typer.Option(help="CPU threads per worker (default: all usable cores).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    dtype: Annotated[str, typer.Option(help="fp32, or bf16 / fp16 autocast.")] = "fp32",
+    min_time: Annotated[float, typer.Option(help="Seconds to time at least at the batch found.")] = 1.0,
+    max_time: Annotated[float, typer.Option(help="Timing budget at the batch found, seconds.")] = 10.0,
+    cell_timeout: TimeoutOpt = 1200.0,
+    force: ForceOpt = False,
+    retry_failed: RetryOpt = False,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    columns: ColumnsOpt = None,
+    all_columns: AllColumnsOpt = False,
+    db: DbOpt = None,
+) -> None:
+    """Largest batch that runs within a memory limit (powers of two, then bisection to ~6%), and the throughput
+    at it (DeiT's max-batch protocol): max_batch, throughput_ips, the probes tried and their outcome."""
+    from vmibench.measure.api import measure, run_settings
+    from vmibench.output import check_output
+    from vmibench.sweep import plan_maxbatch
+
+    check_output(fmt, out)
+    names = parse_models(models, lambda: ["vminet_t"])
+    settings = run_settings(device=device, dtype=dtype, threads=threads, min_time=min_time, max_time=max_time,
+                            count_flops=False)  # fmt: skip
+    cells = plan_maxbatch(names, parse_resolutions(res), settings, mode=mode, mem_limit_gb=mem_limit_gb,
+                          batch_cap=batch_cap)  # fmt: skip
+    with progress_bar("searching") as bar:
+        summary = measure(cells, db=db, rounds=1, cell_timeout_s=_given(cell_timeout, 1200.0), force=force,
+                          retry_failed=retry_failed, progress=bar, with_peak=False, stop_ladders=False)  # fmt: skip
+    _print_rows(summary, "maxbatch", fmt, out, db, columns, all_columns)
+
+
+RESULT_TABLES = ("latency", "ops", "flops", "peak", "bandwidth", "maxbatch", "accuracy", "samples")
 
 
 @app.command("results")

@@ -119,6 +119,25 @@ class LatencyRecord(TimedRecord):
     res: str  # "224" or "HxW"
     height: int = 0
     width: int = 0
+    mode: str = "infer"  # "infer": one forward; "train": forward + backward + SGD step (peak_mem_mb includes grads)
+
+
+@dataclass(kw_only=True)
+class MaxBatchRecord(TimedRecord):
+    """Largest batch that fits a memory limit, and the throughput at it (``batch`` = ``max_batch``)."""
+
+    TABLE: ClassVar[str] = "maxbatch"
+    LEADING: ClassVar[tuple[str, ...]] = ("model", "res", "mode", "max_batch", *_TIMED_LEADING)
+
+    model: str
+    res: str
+    height: int = 0
+    width: int = 0
+    mode: str = "infer"
+    max_batch: int | None = None
+    mem_limit_gb: float | None = None  # the limit the search ran under (CUDA free memory when not given)
+    mem_limit_method: str = ""  # rlimit_as (CPU: address space above the worker's start) or cuda_memory_fraction
+    probes: str = ""  # JSON {batch: "ok" | "oom"} of every batch tried, in order
 
 
 @dataclass(kw_only=True)
@@ -148,6 +167,24 @@ class PeakRecord(RunRecord):
     threads: int
     matmul_n: int
     peak_gflops: float | None = None  # 2*n^3 / median time of one n x n @ n x n matmul
+    latency_ms_median: float | None = None
+    n_iters: int = 0
+    status: str = STATUS_OK
+    error: str = ""
+
+
+@dataclass(kw_only=True)
+class BandwidthRecord(RunRecord):
+    """STREAM-triad memory bandwidth of a device: the slope of the roofline (see vmibench.analysis.roofline)."""
+
+    TABLE: ClassVar[str] = "bandwidth"
+    LEADING: ClassVar[tuple[str, ...]] = ("device", "dtype", "threads", "triad_n", "bw_peak_gbs")
+
+    device: str
+    dtype: str
+    threads: int
+    triad_n: int  # elements per array (3 arrays: a = b + s*c)
+    bw_peak_gbs: float | None = None  # 3 * n * element bytes / median time of one triad, 1e9 bytes/s
     latency_ms_median: float | None = None
     n_iters: int = 0
     status: str = STATUS_OK

@@ -13,7 +13,16 @@ from dataclasses import dataclass, replace
 from vmibench.errors import UserError
 from vmibench.measure.runner import CapPredictor
 from vmibench.measure.timing import TimingPolicy
-from vmibench.measure.workloads import Cell, MatmulPeak, MixerOp, ModelForward, Settings
+from vmibench.measure.workloads import (
+    MODES,
+    Cell,
+    MatmulPeak,
+    MaxBatch,
+    MixerOp,
+    ModelForward,
+    Settings,
+    StreamTriad,
+)
 
 GPU_LADDER = [(224, 224), (512, 512), (1024, 1024), (1536, 1536), (2048, 2048)]
 # One model per family, the sizes the paper compares at (Tiny / ~1 GMAC class) plus DeiT-T as softmax reference.
@@ -148,8 +157,20 @@ def scan_backend_for(settings: Settings, scans: bool) -> str:
                         "use --scan-backend auto") from None  # fmt: skip
 
 
+def check_mode(mode: str) -> str:
+    """Validate ``--mode``: ``infer`` (one forward) or ``train`` (forward + backward + SGD step)."""
+    if mode not in MODES:
+        raise UserError(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
+    return mode
+
+
 def plan_cells(
-    models: list[str], resolutions: list[tuple[int, int]], batches: list[int], settings: Settings
+    models: list[str],
+    resolutions: list[tuple[int, int]],
+    batches: list[int],
+    settings: Settings,
+    *,
+    mode: str = "infer",
 ) -> list[Cell]:
     """The cross product models x resolutions x batches (duplicates dropped), validated before anything runs.
 
@@ -158,13 +179,15 @@ def plan_cells(
     """
     from vmibench.registry import resolve
 
+    check_mode(mode)
     cells: list[Cell] = []
     for name in dict.fromkeys(models):
         info = resolve(name).info
         for hw in resolutions:
             info.check_resolution(hw)
         st = replace(settings, scan_backend=scan_backend_for(settings, info.uses_scan))
-        cells += [Cell(ModelForward(name, h, w, b), st) for (h, w) in dict.fromkeys(resolutions) for b in batches]
+        cells += [Cell(ModelForward(name, h, w, b, mode), st) for (h, w) in dict.fromkeys(resolutions)
+                  for b in batches]  # fmt: skip
     return list(dict.fromkeys(cells))
 
 
@@ -172,6 +195,33 @@ def _model_order(cell: Cell) -> tuple[str, bool, int, str, float]:
     wl = cell.workload
     assert isinstance(wl, ModelForward)
     return (cell.settings.dtype, cell.settings.cuda_graph, wl.batch, wl.model, wl.size())
+
+
+def plan_maxbatch(
+    models: list[str],
+    resolutions: list[tuple[int, int]],
+    settings: Settings,
+    *,
+    mode: str = "infer",
+    mem_limit_gb: float | None = None,
+    batch_cap: int = 4096,
+) -> list[Cell]:
+    """Max-batch cells (model x resolution), validated like :func:`plan_cells`.
+
+    On CPU a limit is required (the worker enforces it with ``RLIMIT_AS``; the machine's whole memory is no
+    meaningful limit); on CUDA it defaults to the device's free memory.
+    """
+    import math
+
+    if mem_limit_gb is not None and not (math.isfinite(mem_limit_gb) and mem_limit_gb > 0):
+        raise UserError(f"bad --mem-limit-gb {mem_limit_gb}: must be a positive number of GiB")
+    if mem_limit_gb is None and not settings.device.startswith("cuda"):
+        raise UserError("give --mem-limit-gb on CPU (e.g. --mem-limit-gb 2): the search needs a memory limit")
+    if batch_cap < 1:
+        raise UserError(f"bad --batch-cap {batch_cap}: must be a positive integer")
+    forward = plan_cells(models, resolutions, [1], settings, mode=mode)
+    return [Cell(MaxBatch(c.workload.model, c.workload.height, c.workload.width, mode, mem_limit_gb, batch_cap),  # type: ignore[attr-defined]
+                 c.settings) for c in forward]  # fmt: skip
 
 
 def expand_groups(groups: Iterable[Group], base: Settings) -> list[Cell]:
@@ -191,13 +241,48 @@ def expand_groups(groups: Iterable[Group], base: Settings) -> list[Cell]:
     return cells
 
 
+def _device_settings(cells: Iterable[Cell]) -> list[Settings]:
+    """The distinct (device, dtype, threads) settings of ``cells``, stripped of what only models use."""
+    return list(dict.fromkeys(replace(c.settings, scan_backend="", count_flops=False, channels_last=False,
+                                      compile=False, cuda_graph=False) for c in cells))  # fmt: skip
+
+
 def peak_cells(cells: Iterable[Cell]) -> list[Cell]:
     """One dense-matmul peak cell per (device, dtype, threads) of ``cells``: the utilisation denominator."""
-    peaks = []
-    for st in dict.fromkeys(replace(c.settings, scan_backend="", count_flops=False, channels_last=False,
-                                    compile=False, cuda_graph=False) for c in cells):  # fmt: skip
-        peaks.append(Cell(MatmulPeak(n=8192 if st.device.startswith("cuda") else 2048), st))
-    return list(dict.fromkeys(peaks))
+    return [Cell(MatmulPeak(n=8192 if st.device.startswith("cuda") else 2048), st) for st in _device_settings(cells)]
+
+
+_ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+_CUDA_TRIAD_BYTES = 1 << 30  # per array: over 4x the L2 of any current GPU (H100/H200: 50-60 MB)
+_DEFAULT_LLC_BYTES = 32 << 20  # where sysfs does not say
+
+
+def last_level_cache_bytes() -> int:
+    """Size of the CPU's largest cache (sysfs, Linux); 32 MiB where it cannot be read."""
+    from pathlib import Path
+
+    sizes = []
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes, default=_DEFAULT_LLC_BYTES)
+
+
+def triad_elements(device: str, dtype: str) -> int:
+    """Elements per triad array: each array at least 4x the last-level cache, so the triad streams from memory."""
+    per_array = _CUDA_TRIAD_BYTES if device.startswith("cuda") else max(4 * last_level_cache_bytes(), 64 << 20)
+    return per_array // _ELEMENT_BYTES[dtype]
+
+
+def bandwidth_cells(cells: Iterable[Cell]) -> list[Cell]:
+    """One STREAM-triad cell per (device, dtype, threads) of ``cells``: the roofline's memory slope."""
+    return [Cell(StreamTriad(n=triad_elements(st.device, st.dtype)), st) for st in _device_settings(cells)]
 
 
 # -- ops sweep ---------------------------------------------------------------------------------------------

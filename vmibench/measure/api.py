@@ -110,8 +110,9 @@ def measure(
     stop_ladders: bool = True,
     reference_db: str | None = None,
 ) -> RunSummary:
-    """Measure ``cells`` into the store with one :class:`Runner` (resuming), the matmul peak of their
-    environment first where the store lacks it; returns the summary with every requested cell's row.
+    """Measure ``cells`` into the store with one :class:`Runner` (resuming), the matmul peak and the triad
+    bandwidth of their environment first where the store lacks them; returns the summary with every requested
+    cell's row.
 
     ``stop_ladders=False`` runs every cell even after a smaller size of its model failed (``vmibench latency``).
     ``reference_db`` is a store (opened read-only) whose rows count as already measured: a scaled-out job writes
@@ -119,7 +120,7 @@ def measure(
     """
     from vmibench.measure.executor import LocalExecutor
     from vmibench.store import ResultStore
-    from vmibench.sweep import peak_cells
+    from vmibench.sweep import bandwidth_cells, peak_cells
 
     check_rounds(rounds)
     check_timeout(cell_timeout_s)
@@ -128,7 +129,8 @@ def measure(
     try:
         with ResultStore(db) as store:
             if with_peak and cells:
-                peaks = [replace(c, settings=replace(c.settings, policy=_PEAK_POLICY)) for c in peak_cells(cells)]
+                peaks = [replace(c, settings=replace(c.settings, policy=_PEAK_POLICY))
+                         for c in [*peak_cells(cells), *bandwidth_cells(cells)]]  # fmt: skip
                 Runner(store, rounds=1, cell_timeout_s=max(cell_timeout_s, 300.0), executor=executor,
                        reference=reference).run(peaks)  # fmt: skip
             runner = Runner(store, rounds=rounds, cell_timeout_s=cell_timeout_s, force=force,
@@ -142,5 +144,5 @@ def measure(
             reference.close()
 
 
-# the matmul peak is one stable kernel: a short, single-process measurement is enough
+# the matmul peak and the triad are single stable kernels: a short, single-process measurement is enough
 _PEAK_POLICY = TimingPolicy(min_warmup_iters=2, min_warmup_s=0.2, min_iters=5, min_time_s=0.5, max_time_s=3.0)

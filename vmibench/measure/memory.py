@@ -38,6 +38,11 @@ def _status_kb(field: str) -> int:
     return int(match.group(1))
 
 
+def virtual_bytes() -> int:
+    """This process's virtual address-space size (VmSize): what ``RLIMIT_AS`` limits."""
+    return _status_kb("VmSize") * 1024
+
+
 class _RssSampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)

@@ -10,9 +10,20 @@ from typing import Any
 
 from vmibench.env import Environment, utc_now
 from vmibench.measure.timing import TimingPolicy, summarize
-from vmibench.measure.workloads import Cell, MatmulPeak, MixerOp, ModelForward, WorkerResult
-from vmibench.records import STATUS_OK, LatencyRecord, OpsRecord, PeakRecord, RunRecord, TimedRecord
+from vmibench.measure.workloads import Cell, MatmulPeak, MaxBatch, MixerOp, ModelForward, StreamTriad, WorkerResult
+from vmibench.records import (
+    STATUS_OK,
+    BandwidthRecord,
+    LatencyRecord,
+    MaxBatchRecord,
+    OpsRecord,
+    PeakRecord,
+    RunRecord,
+    TimedRecord,
+)
 from vmibench.resolution import label
+
+ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
 def split_policy(policy: TimingPolicy, rounds: int) -> TimingPolicy:
@@ -60,9 +71,17 @@ def _timed(cell: Cell, common: dict[str, Any]) -> TimedRecord:
         return OpsRecord(**common, batch=wl.batch, op=f"{wl.op}[{backend}]" if backend else wl.op, op_name=wl.op,
                          seq_len=wl.seq_len, dim=wl.dim, expected_complexity=info.expected_complexity if info else "",
                          reconstruction=bool(info and info.reconstruction))  # fmt: skip
+    if isinstance(wl, MaxBatch):
+        common = dict(common)
+        found = common.pop("max_batch", None)
+        limit = common.pop("mem_limit_gb", wl.mem_limit_gb)
+        return MaxBatchRecord(**common, batch=found or 0, max_batch=found, model=wl.model, mem_limit_gb=limit,
+                              res=label((wl.height, wl.width)), height=wl.height, width=wl.width,
+                              mode=wl.mode)  # fmt: skip
     assert isinstance(wl, ModelForward)
     hw = (wl.height, wl.width)
-    return LatencyRecord(**common, batch=wl.batch, model=wl.model, res=label(hw), height=hw[0], width=hw[1])
+    return LatencyRecord(**common, batch=wl.batch, model=wl.model, res=label(hw), height=hw[0], width=hw[1],
+                         mode=wl.mode)  # fmt: skip
 
 
 def failure_record(
@@ -83,6 +102,10 @@ def failure_record(
         st = cell.settings
         common.pop("scan_backend")
         return PeakRecord(**common, device=st.device, dtype=st.dtype, threads=st.threads, matmul_n=cell.workload.n)
+    if isinstance(cell.workload, StreamTriad):
+        st = cell.settings
+        common.pop("scan_backend")
+        return BandwidthRecord(**common, device=st.device, dtype=st.dtype, threads=st.threads, triad_n=cell.workload.n)
     return _timed(cell, common)
 
 
@@ -110,6 +133,11 @@ def pooled_record(
         return PeakRecord(**common, device=cell.settings.device, dtype=cell.settings.dtype,
                           threads=cell.settings.threads, matmul_n=n,
                           peak_gflops=2 * n**3 / (stats.median_ms / 1e3) / 1e9)  # fmt: skip
+    if isinstance(cell.workload, StreamTriad):
+        n, st = cell.workload.n, cell.settings
+        moved = 3 * n * ELEMENT_BYTES[st.dtype]  # read b and c, write a (STREAM's count: no write-allocate)
+        return BandwidthRecord(**common, device=st.device, dtype=st.dtype, threads=st.threads, triad_n=n,
+                               bw_peak_gbs=moved / (stats.median_ms / 1e3) / 1e9)  # fmt: skip
     flops = next((r for r in results if r.gmacs is not None or r.gbytes_moved is not None), first)
     extra = {"flops_error": first.flops_error} if first.flops_error else {}
     memory = max((r.memory for r in results if r.memory is not None), key=lambda m: m.peak_mb, default=None)
@@ -123,6 +151,11 @@ def pooled_record(
         process_spread=(max(medians) - min(medians)) / stats.median_ms if len(medians) > 1 else None,
         extra=json.dumps(extra) if extra else "",
     )  # fmt: skip
+    if isinstance(cell.workload, MaxBatch):
+        found = first.extra
+        common.update(max_batch=found.get("max_batch"), mem_limit_gb=found.get("mem_limit_gb"),
+                      mem_limit_method=found.get("mem_limit_method", ""),
+                      probes=json.dumps(found.get("probes", {})))  # fmt: skip
     rec = _timed(cell, common)
     rec.throughput_ips = rec.batch / (stats.median_ms / 1e3)
     if memory is not None:

@@ -40,10 +40,12 @@ from vmibench.errors import classify_failure, one_line
 from vmibench.measure.workloads import (
     Cell,
     MatmulPeak,
+    MaxBatch,
     Memory,
     MixerOp,
     ModelForward,
     Settings,
+    StreamTriad,
     TimerCrosscheck,
     WorkerResult,
 )
@@ -115,6 +117,29 @@ def _graphed(step: Callable[[], object], device: torch.device) -> Callable[[], o
     return replay
 
 
+def _train_step(
+    model: torch.nn.Module, x: torch.Tensor, settings: Settings, device: torch.device
+) -> Callable[[], object]:
+    """One training step: forward in train mode, cross-entropy against class 0 (any class count has one),
+    backward, and a plain SGD update (no optimizer state, so memory is activations + gradients)."""
+    model.train()
+    runner: Callable[[torch.Tensor], object] = torch.compile(model) if settings.compile else model
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    target = torch.zeros(x.shape[0], dtype=torch.long, device=device)
+
+    def step() -> object:
+        with _autocast(device, settings.dtype):
+            out = runner(x)
+            logits = out[0] if isinstance(out, (tuple, list)) else out
+            loss = torch.nn.functional.cross_entropy(logits.float(), target)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    return step
+
+
 def _flops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
     """Per-sample GMACs and bytes moved (fp32, the first sample of ``x``); GMACs are absent where fvcore is not
     installed (bare GPU image), bytes moved need only torch."""
@@ -150,6 +175,8 @@ def measure_cell(cell: Cell) -> WorkerResult:
     device = torch.device(st.device)
     if isinstance(wl, TimerCrosscheck):
         return _crosscheck(wl, st, device)
+    if isinstance(wl, MaxBatch):
+        return _max_batch(wl, st, device)
     info: dict[str, Any] = {"timer": "cuda_event" if device.type == "cuda" else "perf_counter"}
     model = x = None
     try:
@@ -164,6 +191,12 @@ def measure_cell(cell: Cell) -> WorkerResult:
                 def step() -> object:
                     return torch.mm(a, b)
 
+            elif isinstance(wl, StreamTriad):
+                a, b, c = (torch.rand(wl.n, device=device, dtype=DTYPES[st.dtype]) for _ in range(3))
+
+                def step() -> object:
+                    return torch.add(b, c, alpha=3.0, out=a)
+
             else:
                 if isinstance(wl, MixerOp):
                     from vmibench.ops.mixers import build_op
@@ -173,7 +206,8 @@ def measure_cell(cell: Cell) -> WorkerResult:
                 else:
                     assert isinstance(wl, ModelForward)
                     model, x = _build_model(wl, st, device, wl.batch)
-                step = _step(model, x, st, device)
+                train = isinstance(wl, ModelForward) and wl.mode == "train"
+                step = (_train_step if train else _step)(model, x, st, device)
                 info["params_m"] = sum(p.numel() for p in model.parameters()) / 1e6
                 info["scan_backend"] = _scan_backend(cell)
             with contextlib.nullcontext() if isinstance(wl, MixerOp) else mem:
@@ -190,6 +224,125 @@ def measure_cell(cell: Cell) -> WorkerResult:
     return WorkerResult(status="ok", samples_ms=stats.samples_ms, warmup_iters=stats.warmup_iters,
                         warmup_s=stats.warmup_s, converged=stats.converged, memory=Memory(**asdict(mem.result)),
                         **info)  # fmt: skip
+
+
+GIB = 1 << 30
+
+
+def _limit_memory(wl: MaxBatch, device: torch.device) -> tuple[float, str]:
+    """Cap this worker's memory at ``wl.mem_limit_gb`` GiB (or CUDA's free memory); returns (GiB, method).
+
+    CUDA: the caching allocator's per-process fraction of the device.  CPU: ``RLIMIT_AS`` at the worker's
+    current address space plus the limit, so weights, inputs, activations (and, in training, gradients) share
+    it; virtual reservations count too, so the CPU limit is conservative.
+    """
+    if device.type == "cuda":
+        free, total = torch.cuda.mem_get_info(device)
+        limit = wl.mem_limit_gb * GIB if wl.mem_limit_gb else float(free)
+        torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), device)
+        return limit / GIB, "cuda_memory_fraction"
+    import resource
+
+    from vmibench.measure.memory import virtual_bytes
+
+    assert wl.mem_limit_gb is not None  # planning refuses a CPU search without a limit
+    _fixed_malloc_thresholds()
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = virtual_bytes() + int(wl.mem_limit_gb * GIB)
+    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    return wl.mem_limit_gb, "rlimit_as"
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _fixed_malloc_thresholds() -> None:
+    """Large blocks straight from ``mmap`` and back on free (glibc), so memory a failed probe freed leaves the
+    address space that ``RLIMIT_AS`` counts.  glibc otherwise raises its mmap threshold after the first large
+    free and serves later blocks up to 32 MB from a heap it does not give back."""
+    libc = _libc()
+    if libc is None:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
+    with contextlib.suppress(AttributeError, OSError):
+        libc.mallopt(m_mmap_threshold, 1 << 20)
+        libc.mallopt(m_trim_threshold, 1 << 20)
+
+
+def _release_freed_memory() -> None:
+    libc = _libc()
+    if libc is not None:
+        with contextlib.suppress(AttributeError, OSError):
+            libc.malloc_trim(0)
+
+
+def _max_batch(wl: MaxBatch, st: Settings, device: torch.device) -> WorkerResult:
+    """Search the largest batch that runs within the limit (powers of two, then bisection), then time it."""
+    import gc
+
+    from vmibench.measure.memory import PeakMemory
+    from vmibench.measure.timing import measure
+
+    limit_gb, method = _limit_memory(wl, device)
+    forward = ModelForward(wl.model, wl.height, wl.width, 1, wl.mode)
+    model, _ = _build_model(forward, st, device, 1)
+    make = _train_step if wl.mode == "train" else _step
+    probes: dict[int, str] = {}
+
+    def build(batch: int) -> Callable[[], object]:
+        x = torch.randn(batch, 3, wl.height, wl.width, device=device)
+        if st.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return make(model, x, st, device)
+
+    def fits(batch: int) -> bool:
+        step = None
+        try:
+            step = build(batch)
+            for _ in range(2):  # a training step allocates its gradients in the first call
+                step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            probes[batch] = "ok"
+        except Exception as exc:
+            if classify_failure(exc) != "oom":
+                raise
+            probes[batch] = "oom"
+        finally:
+            del step
+            model.zero_grad(set_to_none=True)
+            gc.collect()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            else:
+                _release_freed_memory()
+        return probes[batch] == "ok"
+
+    info: dict[str, Any] = {"timer": "cuda_event" if device.type == "cuda" else "perf_counter",
+                            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}  # fmt: skip
+    extra: dict[str, Any] = {"mem_limit_gb": limit_gb, "mem_limit_method": method, "probes": probes}
+    good, bad = 0, None
+    batch = 1
+    while batch <= wl.batch_cap:
+        if not fits(batch):
+            bad = batch
+            break
+        good, batch = batch, batch * 2
+    if good == 0:
+        return WorkerResult(status="oom", error=f"batch 1 does not fit in {limit_gb:.3g} GiB ({method})",
+                            extra=extra, **info)  # fmt: skip
+    while bad is not None and bad - good > max(1, good // 16):  # bisect to within ~6% of the largest batch
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    extra["max_batch"] = good
+    step = build(good)
+    with PeakMemory(device) as mem:
+        stats = measure(step, device, st.policy)
+    assert mem.result is not None
+    return WorkerResult(status="ok", samples_ms=stats.samples_ms, warmup_iters=stats.warmup_iters,
+                        warmup_s=stats.warmup_s, converged=stats.converged, memory=Memory(**asdict(mem.result)),
+                        extra=extra, **info)  # fmt: skip
 
 
 def _crosscheck(wl: TimerCrosscheck, st: Settings, device: torch.device) -> WorkerResult:

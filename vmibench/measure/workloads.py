@@ -1,10 +1,11 @@
 """Typed workloads, run settings and worker results: what a worker measures, how, and what it hands back.
 
-A :class:`Cell` is one ``(Workload, Settings)`` pair.  Workloads say *what* runs (a model forward, a token-mixer
-op, the dense-matmul peak, the timer cross-check); :class:`Settings` say *how* (device, dtype, threads, compile,
-channels-last, scan backend, timing policy).  Both round-trip through JSON, so a cell crosses a process boundary
-(worker, cluster job) unchanged, and the worker answers with a :class:`WorkerResult` that round-trips the same
-way.  Nothing here imports torch: planning and the CLI stay light.
+A :class:`Cell` is one ``(Workload, Settings)`` pair.  Workloads say *what* runs (a model forward or training
+step, a token-mixer op, the dense-matmul peak, the triad bandwidth, the max-batch search, the timer cross-check);
+:class:`Settings` say *how* (device, dtype, threads, compile, channels-last, scan backend, timing policy).
+Both round-trip through JSON, so a cell crosses a process boundary (worker, cluster job) unchanged, and the
+worker answers with a :class:`WorkerResult` that round-trips the same way.  Nothing here imports torch:
+planning and the CLI stay light.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ class Workload:
         return 0.0
 
 
+MODES = ("infer", "train")
+
+
 @dataclass(frozen=True)
 class ModelForward(Workload):
-    """One forward pass of a registered (or timm) model on a random batch of ``height x width`` images."""
+    """One forward pass of a registered (or timm) model on a random batch of ``height x width`` images, or with
+    ``mode="train"`` one training step: forward, cross-entropy loss, backward and a plain SGD update."""
 
     KIND: ClassVar[str] = "forward"
     TABLE: ClassVar[str] = "latency"
@@ -53,15 +58,43 @@ class ModelForward(Workload):
     height: int
     width: int
     batch: int = 1
+    mode: str = "infer"
+
+    def ident(self) -> dict[str, Any]:
+        # inference cells keep the identity they had before training steps existed (their stored rows resume)
+        ident = super().ident()
+        if self.mode == "infer":
+            ident.pop("mode")
+        return ident
 
     def describe(self) -> str:
-        return f"{self.model} {self.height}x{self.width} b{self.batch}"
+        return f"{self.model} {self.height}x{self.width} b{self.batch}" + (" train" if self.mode == "train" else "")
 
     def ladder(self) -> tuple[Any, ...]:
-        return (self.KIND, self.model, self.batch)
+        return (self.KIND, self.model, self.batch, self.mode)
 
     def size(self) -> float:
         return float(self.height * self.width)
+
+
+@dataclass(frozen=True)
+class MaxBatch(Workload):
+    """The largest batch that runs ``mode`` (a forward or a training step) within ``mem_limit_gb``, then the
+    throughput at that batch (DeiT's protocol).  Powers of two first, then bisection between the last that ran
+    and the first that did not.  ``mem_limit_gb=None`` means the CUDA device's free memory."""
+
+    KIND: ClassVar[str] = "maxbatch"
+    TABLE: ClassVar[str] = "maxbatch"
+
+    model: str
+    height: int
+    width: int
+    mode: str = "infer"
+    mem_limit_gb: float | None = None
+    batch_cap: int = 4096  # the search stops here: more is never needed for a throughput figure
+
+    def describe(self) -> str:
+        return f"{self.model} {self.height}x{self.width} max batch ({self.mode})"
 
 
 @dataclass(frozen=True)
@@ -100,6 +133,20 @@ class MatmulPeak(Workload):
 
 
 @dataclass(frozen=True)
+class StreamTriad(Workload):
+    """STREAM's triad ``a = b + s*c`` on ``n``-element arrays: the memory bandwidth a roofline's slope is drawn
+    with.  ``n`` is chosen so each array is at least 4x the last-level cache (so the triad streams from DRAM)."""
+
+    KIND: ClassVar[str] = "triad"
+    TABLE: ClassVar[str] = "bandwidth"
+
+    n: int
+
+    def describe(self) -> str:
+        return f"triad bandwidth n={self.n}"
+
+
+@dataclass(frozen=True)
 class TimerCrosscheck(Workload):
     """One model timed alternately by vmibench's loop and ``torch.utils.benchmark`` in one process."""
 
@@ -116,7 +163,9 @@ class TimerCrosscheck(Workload):
         return f"{self.model} (timer cross-check)"
 
 
-WORKLOADS: dict[str, type[Workload]] = {w.KIND: w for w in (ModelForward, MixerOp, MatmulPeak, TimerCrosscheck)}
+WORKLOADS: dict[str, type[Workload]] = {
+    w.KIND: w for w in (ModelForward, MaxBatch, MixerOp, MatmulPeak, StreamTriad, TimerCrosscheck)
+}
 
 
 @dataclass(frozen=True)

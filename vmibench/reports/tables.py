@@ -9,7 +9,7 @@ import pandas as pd
 from vmibench.records import Record
 
 LATENCY_COLUMNS = [
-    "model", "res", "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops", "gbytes_moved",
+    "model", "res", "mode", "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops", "gbytes_moved",
     "latency_ms_median", "latency_ms_iqr", "latency_ms_p10", "latency_ms_p90", "n_iters", "throughput_ips",
     "peak_mem_mb", "mem_method", "status", "error", "scan_backend", "channels_last", "compile", "converged",
     "device_name", "torch_version", "timm_version", "git_commit",
@@ -30,13 +30,23 @@ OPS_COLUMNS = [
 PEAK_COLUMNS = ["device", "dtype", "threads", "matmul_n", "peak_gflops", "latency_ms_median", "n_iters", "status",
                 "error", "device_name", "torch_version", "timestamp"]  # fmt: skip
 
+BANDWIDTH_COLUMNS = ["device", "dtype", "threads", "triad_n", "bw_peak_gbs", "latency_ms_median", "n_iters", "status",
+                     "error", "device_name", "torch_version", "timestamp"]  # fmt: skip
+
+MAXBATCH_COLUMNS = ["model", "res", "mode", "max_batch", "throughput_ips", "latency_ms_median", "peak_mem_mb",
+                    "mem_limit_gb", "mem_limit_method", "probes", "device", "dtype", "threads", "status", "error",
+                    "device_name", "torch_version", "git_commit"]  # fmt: skip
+
 
 LATENCY_CI = "latency_ms [95% CI]"  # terminal-only column: median and its bootstrap interval in one cell
 
 # What a terminal table shows by default: what fits 100 columns.  CSV/JSON and --all-columns carry the rest.
 COMPACT_COLUMNS: dict[str, list[str]] = {
-    "latency": ["model", "res", "batch", "dtype", LATENCY_CI, "throughput_ips", "peak_mem_mb", "gmacs", "status",
-                "measured_at"],
+    "latency": ["model", "res", "mode", "batch", "dtype", LATENCY_CI, "throughput_ips", "peak_mem_mb", "gmacs",
+                "status", "measured_at"],
+    "maxbatch": ["model", "res", "mode", "max_batch", "throughput_ips", "peak_mem_mb", "mem_limit_gb", "status",
+                 "measured_at"],
+    "bandwidth": ["device", "dtype", "threads", "triad_n", "bw_peak_gbs", "status", "timestamp"],
     "ops": ["op", "seq_len", "dim", "batch", "dtype", LATENCY_CI, "peak_mem_mb", "gmacs", "status", "measured_at"],
     "flops": ["model", "res", "params_m", "gmacs", "published_params_m", "published_gmacs", "status"],
     "peak": ["device", "dtype", "threads", "matmul_n", "peak_gflops", "status", "timestamp"],
@@ -105,7 +115,8 @@ def default_columns(table: str) -> list[str]:
         from vmibench.accuracy import ACCURACY_COLUMNS
 
         return ACCURACY_COLUMNS
-    return {"latency": LATENCY_COLUMNS, "flops": FLOPS_COLUMNS, "ops": OPS_COLUMNS, "peak": PEAK_COLUMNS}.get(table, [])
+    return {"latency": LATENCY_COLUMNS, "flops": FLOPS_COLUMNS, "ops": OPS_COLUMNS, "peak": PEAK_COLUMNS,
+            "bandwidth": BANDWIDTH_COLUMNS, "maxbatch": MAXBATCH_COLUMNS}.get(table, [])  # fmt: skip
 
 
 def frame_of(records: Sequence[Record], columns: Sequence[str] | None = None) -> pd.DataFrame:

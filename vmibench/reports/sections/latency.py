@@ -1,0 +1,46 @@
+"""*Latency, throughput and memory at 224*: the table and the latency-vs-GMACs figure."""
+
+from __future__ import annotations
+
+from vmibench.reports import plots
+from vmibench.reports.figures import Builder
+from vmibench.reports.selection import latency_224
+from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, caption, md_table, setup_line
+
+
+def section_latency(b: Builder) -> Section:
+    d = b.data
+    s = Section("Latency, throughput and memory at 224")
+    sub = latency_224(d)
+    if sub.empty:
+        s.lines.append("*(no 224 x 224, batch-1 rows: run `vmibench sweep --models all --res 224`)*")
+        return s
+    cols = ["model", LATENCY, "ci95", "rounds", "process_spread", "latency_ms_iqr", "n_iters", "throughput_ips",
+            "peak_mem_mb", "gmacs", "achieved_gflops", "utilisation", "scan_backend", "status", "stale"]  # fmt: skip
+    csv_cols = [c for c in cols if c != "ci95"] + [*CI_COLUMNS, "published_gmacs", "published_top1"]
+    csv = b.table(sub[[c for c in csv_cols if c in sub.columns]], "latency_224")
+    s.lines += md_table(sub, cols)
+    s.lines += ["", caption(sub, f"`{csv}`", "ci95 = hierarchical bootstrap 95% CI of the median (rounds, then "
+                                            "calls); process_spread = (max - min) / median of the per-round medians; "
+                                            "utilisation = achieved GFLOP/s / dense-matmul peak; stale = code changed "
+                                            "since measured")]  # fmt: skip
+    ok = plots.drawable(sub[sub["status"] == "ok"], "gmacs", LATENCY)
+    if ok.empty:
+        s.lines += ["", "*Figure latency_vs_gmacs skipped: no row has both a GMACs count and a latency.*"]
+        return s
+    fig = b.figure(
+        lambda p: plots.scatter_labelled(
+            ok,
+            x="gmacs",
+            y=LATENCY,
+            label="model",
+            path=p,
+            title="Latency vs GMACs at 224, batch 1",
+            xlabel="GMACs per image (ours)",
+            ylabel="median latency (ms)",
+            setup=setup_line(ok),
+        ),
+        "latency_vs_gmacs",
+    )
+    s.lines += ["", f"![latency vs GMACs]({fig})", "", f"*Figure: latency vs GMACs. {setup_line(ok)}.*"]
+    return s

@@ -1,0 +1,168 @@
+"""Which reported models and ops had their code changed since the commit that measured them (git diff)."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from vmibench.errors import UserError
+from vmibench.reports.text import join
+
+MODEL_SHARED_FILES = ("vmibench/models/_common.py",)
+
+
+SCAN_FILES = ("vmibench/ops/selective_scan.py",)
+
+
+OP_FILES = ("vmibench/ops/mixers.py",)
+
+
+OP_EXTRA_FILES = {"selective_scan": SCAN_FILES, "flatten_fla": ("baselines/flatten.py",),
+                  "mlla_linear": ("baselines/mlla.py",)}  # fmt: skip
+
+if TYPE_CHECKING:
+    from vmibench.reports.selection import ReportData
+
+
+@dataclass(frozen=True)
+class Staleness:
+    """Which reported models and ops had their code changed since the commit that measured them.
+
+    ``changed`` maps a name to the files that differ between its measuring commit and the working tree;
+    ``unknown`` lists names that could not be checked (no git, not a checkout, commit not found).
+    """
+
+    head: str | None = None
+    commits: tuple[str, ...] = ()
+    changed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+
+    def mark(self, name: str) -> str:
+        """``stale``, ``?`` (unknown) or empty, for a table column."""
+        if name in self.changed:
+            return "stale"
+        return "?" if name in self.unknown else ""
+
+
+def _repo_root() -> Path:
+    """The checkout vmibench runs from (as :func:`vmibench.env.git_commit` locates it)."""
+    import vmibench
+
+    return Path(vmibench.__file__).resolve().parents[1]
+
+
+def _git(*args: str) -> str | None:
+    """Output of ``git ARGS`` in vmibench's checkout; None when git is missing, this is no checkout, or it fails."""
+    try:
+        return subprocess.run(["git", "-C", str(_repo_root()), *args], capture_output=True, text=True, timeout=20,
+                              check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def head_commit() -> str | None:
+    """The current HEAD, 12 hex digits like the stored ``git_commit``; None when unknown."""
+    out = _git("rev-parse", "--short=12", "HEAD")
+    if out is None:
+        return None
+    return out.strip() or None
+
+
+def _in_repo(path: str | None) -> tuple[str, ...]:
+    """``path`` relative to the checkout, or nothing for a file outside it (timm: versioned in the env key)."""
+    if not path:
+        return ()
+    try:
+        return (Path(path).resolve().relative_to(_repo_root()).as_posix(),)
+    except ValueError:
+        return ()
+
+
+def model_files(name: str) -> tuple[str, ...]:
+    """Files whose change can change a model's timing: its builder's source file (``registry.py`` for a timm
+    reference), the helpers every model shares, and the selective scan for scan models."""
+    from vmibench.registry import resolve
+
+    try:
+        entry = resolve(name)
+        source = inspect.getsourcefile(entry.builder)
+    except (UserError, TypeError, OSError):
+        return MODEL_SHARED_FILES
+    return (*_in_repo(source), *MODEL_SHARED_FILES, *(SCAN_FILES if entry.info.uses_scan else ()))
+
+
+def op_files(op: str) -> tuple[str, ...]:
+    """Files of a token mixer: the mixers module and what its builder imports (``op`` may carry ``[backend]``)."""
+    return (*OP_FILES, *OP_EXTRA_FILES.get(op.split("[", 1)[0], ()))
+
+
+def _measured_at(data: ReportData) -> dict[tuple[str, str], tuple[str, ...]]:
+    """``{(name, measuring commit): files}`` for every reported model and op."""
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for frame, col, files_of in ((data.latency, "model", model_files), (data.ops, "op", op_files)):
+        if frame.empty:
+            continue
+        commits = frame["git_commit"] if "git_commit" in frame.columns else pd.Series("unknown", index=frame.index)
+        cache: dict[str, tuple[str, ...]] = {}
+        for name, commit in zip(frame[col].astype(str), commits.fillna("unknown").astype(str), strict=True):
+            if name not in cache:
+                cache[name] = files_of(name)
+            out[(name, commit)] = cache[name]
+    return out
+
+
+def check_staleness(data: ReportData) -> Staleness:
+    """Diff each measuring commit against the working tree, over the files of the models and ops it measured.
+
+    One ``git diff --name-only`` per commit.  A ``+dirty`` commit is diffed from its committed part (what its
+    uncommitted changes were is not recorded); an ``unknown`` commit, a commit missing from this checkout or a
+    missing HEAD leaves its names' status unknown.
+    """
+    measured = _measured_at(data)
+    head = head_commit()
+    commits = tuple(sorted({c for _, c in measured}))
+    changed: dict[str, set[str]] = {}
+    unknown: set[str] = set()
+    for commit in commits:
+        names = {n: files for (n, c), files in measured.items() if c == commit}
+        base = commit.removesuffix("+dirty")
+        files = sorted({f for fs in names.values() for f in fs})
+        diff = None if head is None or base in ("", "unknown") else _git("diff", "--name-only", base, "--", *files)
+        if diff is None:
+            unknown.update(names)
+            continue
+        touched = set(diff.split())
+        for name, fs in names.items():
+            hit = touched.intersection(fs)
+            if hit:
+                changed.setdefault(name, set()).update(hit)
+    return Staleness(head, commits, {n: tuple(sorted(f)) for n, f in sorted(changed.items())},
+                     tuple(sorted(unknown - set(changed))))  # fmt: skip
+
+
+def staleness_lines(st: Staleness) -> list[str]:
+    """The header paragraph: measuring commit(s), HEAD, and the stale (or unchecked) models and ops."""
+    measured = ", ".join(f"`{c}`" for c in st.commits) or "unknown"
+    head = f"`{st.head}`" if st.head else "unknown (no git, or not a checkout)"
+    lines = [f"**Code version.** Rows measured at commit {measured}; current HEAD {head}."]
+    dirty = [c for c in st.commits if c.endswith("+dirty")]
+    if dirty:
+        lines.append(f"{join(f'`{c}`' for c in dirty)} had uncommitted changes when measuring, which were not "
+                     "recorded: the check below diffs today's working tree against the committed part, so a change "
+                     "already present when measuring also shows as stale, and one undone since does not (stale "
+                     "status of the uncommitted part unknown).")  # fmt: skip
+    if st.changed:
+        stale = "; ".join(f"{n} ({', '.join(f)})" for n, f in st.changed.items())
+        lines.append(f"**Stale** (code changed between the measuring commit and the working tree; re-measure with "
+                     f"`--force`): {stale}.")  # fmt: skip
+    elif st.head and not st.unknown:
+        lines.append("No reported model's or op's code changed since (builder file, shared model helpers, selective "
+                     "scan, mixers).")  # fmt: skip
+    if st.unknown:
+        lines.append(f"Stale status unknown for: {', '.join(st.unknown)}.")
+    return [" ".join(lines)]

@@ -1,0 +1,357 @@
+"""Formatting and wording of findings: numbers, intervals, and sentences whose verdicts come from the data.
+
+A verdict (faster, slower, lower, different from linear) is printed only where intervals resolve it; the
+:class:`Tally` counts each comparison so the closing count is computed, never typed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from vmibench.analysis import Estimate, distinguishable, ratio_differs_from_one
+from vmibench.analysis.estimates import ratio_estimate
+from vmibench.measure.timing import TimingPolicy
+
+LATENCY = "latency_ms_median"
+
+
+NOT_DISTINGUISHABLE = "not distinguishable on this machine"
+
+
+NO_INTERVAL = "no interval: no raw samples stored"
+
+
+CI_COLUMNS = ("latency_ms_ci_low", "latency_ms_ci_high")
+
+
+@dataclass
+class Section:
+    """A titled block of markdown."""
+
+    title: str
+    lines: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        return f"## {self.title}\n\n" + "\n".join(self.lines).rstrip() + "\n"
+
+
+@dataclass
+class Tally:
+    """Outcome of each key comparison the reviewer answers make, so the closing count is computed, not typed."""
+
+    resolved: int = 0
+    unresolved: int = 0
+    no_interval: int = 0
+
+    def add(self, resolved: bool | None) -> None:
+        """Count one comparison: resolved by its intervals, not resolved, or without an interval (None)."""
+        if resolved is None:
+            self.no_interval += 1
+        elif resolved:
+            self.resolved += 1
+        else:
+            self.unresolved += 1
+
+    def sentence(self) -> str:
+        total = self.resolved + self.unresolved + self.no_interval
+        if total == 0:
+            return "No comparison above could be made from these rows."
+        text = (
+            f"Of the {total} {'comparison' if total == 1 else 'comparisons'} above, {self.resolved} "
+            f"{are(self.resolved)} resolved on this machine "
+            f"(intervals exclude equality); {self.unresolved} {are(self.unresolved)} {NOT_DISTINGUISHABLE}"
+        )
+        if self.no_interval:
+            text += f"; {self.no_interval} had no interval (no raw samples stored)"
+        return text + "."
+
+
+def are(n: int) -> str:
+    return "is" if n == 1 else "are"
+
+
+def fmt(value: object, digits: int = 3) -> str:
+    """Number with ``digits`` significant digits; blank for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        v = float(value)
+        if v.is_integer() and abs(v) < 1e7:
+            return str(int(v))
+        if v == 0:
+            return "0"
+        if abs(v) >= 10 ** (digits + 2) or abs(v) < 10 ** (-digits):
+            return f"{v:.{digits - 1}e}"
+        return f"{v:.{max(0, digits - 1 - math.floor(math.log10(abs(v))))}f}"
+    return str(value).replace("|", "/").replace("\n", " ")
+
+
+def md_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
+    """A markdown table of ``frame`` (formatted numbers)."""
+    cols = [c for c in (columns or frame.columns) if c in frame.columns]
+    if frame.empty or not cols:
+        return ["*(no rows)*"]
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in frame[cols].itertuples(index=False):
+        out.append("| " + " | ".join(fmt(v) for v in row) + " |")
+    return out
+
+
+def as_float(value: object) -> float:
+    """A stored number as float; NaN for missing (None, NaN, absent column, text)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def has_interval(e: Estimate | None) -> bool:
+    """Whether an estimate carries a finite interval (rows without raw samples get none)."""
+    return e is not None and math.isfinite(e.low) and math.isfinite(e.high)
+
+
+def fmt_estimate(e: Estimate, digits: int = 2) -> str:
+    """``1.28 [1.19, 1.37]``; the bare value, said to have no interval, where no samples were stored."""
+    return e.format(digits) if has_interval(e) else f"{e.value:.{digits}f} ({NO_INTERVAL})"
+
+
+def _ratio_digits(v: float) -> int:
+    """Decimals for a ratio: two significant digits below 0.1 (0.012), two decimals up to 10, then one (42.4)."""
+    if not math.isfinite(v) or v <= 0:
+        return 2
+    if v >= 10:
+        return 1
+    return 2 if v >= 0.1 else 1 - math.floor(math.log10(v))
+
+
+def fmt_ratio(e: Estimate) -> str:
+    """``0.11x [0.10, 0.12]``."""
+    d = _ratio_digits(e.value)
+    if not has_interval(e):
+        return f"{e.value:.{d}f}x ({NO_INTERVAL})"
+    return f"{e.value:.{d}f}x [{e.low:.{d}f}, {e.high:.{d}f}]"
+
+
+def fmt_latency(row: pd.Series) -> str:
+    """``10.0 ms [9.81, 10.2]`` from a row's median and stored 95% CI."""
+    e = latency_estimate(row)
+    text = f"{fmt(e.value)} ms"
+    return f"{text} [{fmt(e.low)}, {fmt(e.high)}]" if has_interval(e) else text
+
+
+def ci_text(low: object, high: object) -> str:
+    """Compact interval for a table cell: ``9.81-10.2``."""
+    lo, hi = as_float(low), as_float(high)
+    return f"{fmt(lo)}-{fmt(hi)}" if math.isfinite(lo) and math.isfinite(hi) else ""
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def setup_line(frame: pd.DataFrame, *, extra: str = "") -> str:
+    """The setup a table/figure was measured under: device, dtype, batch, threads, scan backend, versions."""
+    if frame.empty:
+        return extra
+
+    def values(col: str) -> str:
+        if col not in frame.columns:
+            return "?"
+        vals = sorted({str(v) for v in frame[col].dropna() if str(v) != ""})
+        return ",".join(vals) if vals else "-"
+
+    parts = [
+        f"device {values('device')} ({values('device_name')})",
+        f"dtype {values('dtype')}",
+        f"batch {values('batch')}",
+        f"threads {values('threads')}",
+        f"scan backend {values('scan_backend')}",
+        f"torch {values('torch_version')}",
+        f"timm {values('timm_version')}",
+        f"vmibench {values('vmibench_version')} @ {values('git_commit')}",
+    ]
+    return "; ".join(parts) + (f"; {extra}" if extra else "")
+
+
+def caption(frame: pd.DataFrame, source: str, extra: str = "") -> str:
+    return f"*{setup_line(frame, extra=extra)}. Data: {source}.*"
+
+
+def _policy(text: str) -> TimingPolicy | None:
+    """A stored policy (JSON), or None where absent or not a policy of this vmibench."""
+    from dataclasses import fields
+
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not data or not set(data) <= {f.name for f in fields(TimingPolicy)}:
+        return None
+    return TimingPolicy(**data)
+
+
+def _policy_text(cell: TimingPolicy | None, per: TimingPolicy | None, rounds: int) -> str:
+    """A cell's stored timing policy (its whole budget), what each round ran under, and the round count."""
+    if rounds > 1:
+        how = f"{rounds} rounds (worker processes), visited round-robin in a fresh random order each round"
+    else:
+        how = "1 round (one worker process)" if rounds == 1 else "round count not stored"
+    if cell is None:
+        return f"each cell: {how}; timing policy not stored"
+    text = (f"each cell: {how}; cell budget {cell.min_time_s:g}-{cell.max_time_s:g} s of timing, precision target "
+            f"{cell.rel_precision * 100:g}% (robust standard error of the median)")  # fmt: skip
+    if per is None:
+        return text + "; per-round policy not stored"
+    return (f"{text}; each round: warm-up >= {per.min_warmup_iters} calls and {per.min_warmup_s:g} s (one call "
+            f"when a call takes over {per.max_warmup_s:g} s), then timing until {per.rel_precision * 100:.3g}% after "
+            f">= {per.min_iters} calls and {per.min_time_s:.3g} s, or {per.max_time_s:.3g} s (at least "
+            f"{per.hard_min_iters} call(s) past it); `converged` says which")  # fmt: skip
+
+
+def few_rounds_caveat(frame: pd.DataFrame) -> str:
+    """What a bootstrap over few rounds can and cannot say, for the smallest round count among the rows.
+
+    Where the rounds differ more than the calls within them (the usual case on a shared machine), a resampled
+    median cannot leave the range of the K round medians; that range holds the median of the rounds'
+    distribution with probability 1 - 2 * 0.5**K (75% for K = 3), so such intervals are narrower than nominal.
+    """
+    rounds = pd.to_numeric(frame["rounds"], errors="coerce").dropna() if "rounds" in frame.columns else pd.Series()
+    rounds = rounds[rounds > 0]
+    if rounds.empty:
+        return ""
+    k = int(rounds.min())
+    if k > 6:
+        return ""
+    if k == 1:
+        return (
+            " Some cells ran in 1 round: their intervals see the spread of calls within one process only, not "
+            "the spread between processes; use `--rounds 3` or more for a claim."
+        )
+    coverage = 1 - 2 * 0.5**k
+    return (
+        f" With {k} round(s) per cell, an interval can be no wider than the spread of the {k} round medians "
+        f"where rounds differ more than calls do, and that spread holds the true median with probability "
+        f"{coverage:.0%} only: read these intervals as optimistic, and use more `--rounds` for a claim."
+    )
+
+
+def protocol_lines(frame: pd.DataFrame) -> list[str]:
+    """The measurement protocol of the reported rows, from their stored ``timing_policy``, ``round_policy`` and
+    ``rounds``: one line per distinct combination, with its row count when there are several."""
+    if frame.empty:
+        return []
+    ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
+    ok = ok if not ok.empty else frame
+
+    def column(name: str, default: object) -> pd.Series:
+        return ok[name] if name in ok.columns else pd.Series(default, index=ok.index)
+
+    rounds = pd.to_numeric(column("rounds", 0), errors="coerce").fillna(0).astype(int)
+    keys = zip(column("timing_policy", "").fillna("").astype(str), column("round_policy", "").fillna("").astype(str),
+               rounds, strict=True)  # fmt: skip
+    counts = Counter(keys)
+    suffix = lambda n: f" ({n} rows)" if len(counts) > 1 else ""  # noqa: E731
+    return [_policy_text(_policy(cell), _policy(per), n_rounds) + suffix(n_rows)
+            for (cell, per, n_rounds), n_rows in sorted(counts.items(), key=lambda kv: -kv[1])]  # fmt: skip
+
+
+def latency_estimate(row: pd.Series) -> Estimate:
+    """A row's median latency with its stored hierarchical-bootstrap 95% CI (NaN bounds when not stored)."""
+    return Estimate(as_float(row.get(LATENCY)), as_float(row.get(CI_COLUMNS[0])), as_float(row.get(CI_COLUMNS[1])))
+
+
+def samples_for(samples: pd.DataFrame, rows: Iterable[pd.Series] | pd.DataFrame) -> pd.DataFrame:
+    """The samples of ``rows`` only: the estimate helpers regroup whatever frame they get, so keep it small."""
+    if samples.empty or (isinstance(rows, pd.DataFrame) and "row_id" not in rows.columns):
+        return samples.iloc[0:0]
+    ids = rows["row_id"] if isinstance(rows, pd.DataFrame) else pd.Series([r.get("row_id") for r in rows])
+    return samples[samples["row_id"].isin(set(pd.to_numeric(ids, errors="coerce").dropna().astype(int)))]
+
+
+def ratio_of(a: pd.Series, b: pd.Series, samples: pd.DataFrame) -> Estimate:
+    """Latency ratio a / b with its paired-by-round bootstrap CI; the bare ratio of medians without samples."""
+    est = None
+    if not pd.isna(a.get("row_id")) and not pd.isna(b.get("row_id")):
+        est = ratio_estimate(a, b, samples_for(samples, [a, b]))
+    return est if est is not None else Estimate(as_float(a[LATENCY]) / as_float(b[LATENCY]), math.nan, math.nan)
+
+
+def ratio_clause(e: Estimate, a: str, b: str, tally: Tally) -> str:
+    """``ratio 0.17x [0.16, 0.18]: a faster`` -- faster or slower only when the interval excludes 1."""
+    if not has_interval(e):
+        tally.add(None)
+        return f"ratio {fmt_ratio(e)}"
+    resolved = ratio_differs_from_one(e)
+    tally.add(resolved)
+    if not resolved:
+        return f"ratio {fmt_ratio(e)}: {NOT_DISTINGUISHABLE} (interval includes 1)"
+    return f"ratio {fmt_ratio(e)}: {a} {'faster' if e.high < 1 else 'slower'} than {b}"
+
+
+def exponent_clause(a: Estimate, b: Estimate, name_b: str, tally: Tally, name_a: str = "") -> str:
+    """``[a 1.00 [..] ]vs b 1.60 [..]: lower (intervals do not overlap)`` -- different only without overlap."""
+    head = (f"{name_a} {fmt_estimate(a)} " if name_a else "") + f"vs {name_b} {fmt_estimate(b)}"
+    if not (has_interval(a) and has_interval(b)):
+        tally.add(None)
+        return f"{head}: no interval to compare"
+    resolved = distinguishable(a, b)
+    tally.add(resolved)
+    if not resolved:
+        return f"{head}: {NOT_DISTINGUISHABLE} (intervals overlap)"
+    return f"{head}: {'lower' if a.high < b.low else 'higher'} (intervals do not overlap)"
+
+
+def with_exponent_text(fits: pd.DataFrame) -> pd.DataFrame:
+    """Fits with an ``exponent`` column for markdown: ``1.00 [0.99, 1.01]``, or the bare slope where no interval."""
+    if fits.empty:
+        return fits
+    text = [fmt_estimate(Estimate(r.slope, r.slope_ci_low, r.slope_ci_high)) if r.metric == LATENCY else
+            f"{r.slope:.2f}" for r in fits.itertuples(index=False)]  # fmt: skip
+    return fits.assign(exponent=text)
+
+
+def status_pivot(
+    frame: pd.DataFrame, index: str, columns: str, order: Callable[[list[object]], list[object]] = sorted
+) -> pd.DataFrame:
+    """Median latency by ``index`` x ``columns``, formatted; a cell that did not run shows its status instead."""
+    latency = frame.pivot_table(index=index, columns=columns, values=LATENCY, aggfunc="first")
+    status = frame.pivot_table(index=index, columns=columns, values="status", aggfunc="first")
+    cols = order(list(status.columns))
+    shown = pd.DataFrame(index=status.index, columns=cols, dtype=object)
+    for row in status.index:
+        for col in cols:
+            st = status.loc[row, col]
+            ok = st == "ok" and col in latency.columns and row in latency.index
+            shown.loc[row, col] = fmt(latency.loc[row, col]) if ok else ("" if pd.isna(st) else st)
+    shown = shown.reset_index()
+    shown.columns = [str(c) for c in shown.columns]
+    return shown
+
+
+def res_label(res: object) -> str:
+    """``896`` -> ``896x896``; ``512x768`` unchanged."""
+    text = str(res)
+    return text if "x" in text else f"{text}x{text}"
+
+
+def pixels_of(res: str) -> int:
+    h, _, w = res.partition("x")
+    return int(h) * int(w or h)
+
+
+def join(items: Iterable[str]) -> str:
+    return ", ".join(items)
+
+
+def fmt_ms_per_gmac(e: Estimate) -> str:
+    return f"{fmt(e.value)} [{fmt(e.low)}, {fmt(e.high)}]" if has_interval(e) else f"{fmt(e.value)} ({NO_INTERVAL})"
