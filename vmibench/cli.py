@@ -412,7 +412,7 @@ def maxbatch_cmd(
     all_columns: AllColumnsOpt = False,
     db: DbOpt = None,
 ) -> None:
-    """Largest batch that runs within a memory limit (powers of two, then bisection to ~6%), and the throughput
+    """Largest batch that runs within a memory limit (powers of two, then bisection to ~12%), and the throughput
     at it (DeiT's max-batch protocol): max_batch, throughput_ips, the probes tried and their outcome."""
     from vmibench.measure.api import measure, run_settings
     from vmibench.output import check_output

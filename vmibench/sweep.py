@@ -219,6 +219,9 @@ def plan_maxbatch(
         raise UserError("give --mem-limit-gb on CPU (e.g. --mem-limit-gb 2): the search needs a memory limit")
     if batch_cap < 1:
         raise UserError(f"bad --batch-cap {batch_cap}: must be a positive integer")
+    # a call at the largest batch takes seconds on a CPU: one warm-up call and a few timed ones are enough
+    settings = replace(settings, policy=replace(settings.policy, min_warmup_iters=1, min_warmup_s=0.0,
+                                                max_warmup_s=1.0, min_iters=3, hard_min_iters=2))  # fmt: skip
     forward = plan_cells(models, resolutions, [1], settings, mode=mode)
     return [Cell(MaxBatch(c.workload.model, c.workload.height, c.workload.width, mode, mem_limit_gb, batch_cap),  # type: ignore[attr-defined]
                  c.settings) for c in forward]  # fmt: skip

@@ -229,45 +229,53 @@ def measure_cell(cell: Cell) -> WorkerResult:
 GIB = 1 << 30
 
 
-def _limit_memory(wl: MaxBatch, device: torch.device) -> tuple[float, str]:
+def _limit_memory(wl: MaxBatch, device: torch.device) -> tuple[float, str, Callable[[], None]]:
     """Cap this worker's memory at ``wl.mem_limit_gb`` GiB (or CUDA's free memory); returns (GiB, method).
 
     CUDA: the caching allocator's per-process fraction of the device.  CPU: ``RLIMIT_AS`` at the worker's
     current address space plus the limit, so weights, inputs, activations (and, in training, gradients) share
-    it; virtual reservations count too, so the CPU limit is conservative.
+    it; virtual reservations count too, so the CPU limit is conservative.  The third value lifts the limit
+    again (CPU), so that the timing at the batch found runs like any latency cell.
     """
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
         limit = wl.mem_limit_gb * GIB if wl.mem_limit_gb else float(free)
         torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), device)
-        return limit / GIB, "cuda_memory_fraction"
+        return limit / GIB, "cuda_memory_fraction", lambda: None
     import resource
 
     from vmibench.measure.memory import virtual_bytes
 
     assert wl.mem_limit_gb is not None  # planning refuses a CPU search without a limit
-    _fixed_malloc_thresholds()
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _set_mmap_threshold(1 << 20)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = virtual_bytes() + int(wl.mem_limit_gb * GIB)
     resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
-    return wl.mem_limit_gb, "rlimit_as"
+
+    def lift() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        _set_mmap_threshold(32 << 20)  # glibc's ceiling for its dynamic threshold, where a long run settles
+
+    return wl.mem_limit_gb, "rlimit_as", lift
 
 
 def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
-def _fixed_malloc_thresholds() -> None:
-    """Large blocks straight from ``mmap`` and back on free (glibc), so memory a failed probe freed leaves the
-    address space that ``RLIMIT_AS`` counts.  glibc otherwise raises its mmap threshold after the first large
-    free and serves later blocks up to 32 MB from a heap it does not give back."""
+def _set_mmap_threshold(size: int) -> None:
+    """Blocks of ``size`` bytes and more straight from ``mmap`` and back to the system on free (glibc).
+
+    During the search a small threshold makes memory a failed probe freed leave the address space that
+    ``RLIMIT_AS`` counts; glibc otherwise raises its threshold after the first large free and serves later
+    blocks up to 32 MB from a heap it does not give back, and the next probe fails early."""
     libc = _libc()
     if libc is None:
         return
     m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameters
     with contextlib.suppress(AttributeError, OSError):
-        libc.mallopt(m_mmap_threshold, 1 << 20)
-        libc.mallopt(m_trim_threshold, 1 << 20)
+        libc.mallopt(m_mmap_threshold, size)
+        libc.mallopt(m_trim_threshold, size)
 
 
 def _release_freed_memory() -> None:
@@ -284,7 +292,7 @@ def _max_batch(wl: MaxBatch, st: Settings, device: torch.device) -> WorkerResult
     from vmibench.measure.memory import PeakMemory
     from vmibench.measure.timing import measure
 
-    limit_gb, method = _limit_memory(wl, device)
+    limit_gb, method, lift = _limit_memory(wl, device)
     forward = ModelForward(wl.model, wl.height, wl.width, 1, wl.mode)
     model, _ = _build_model(forward, st, device, 1)
     make = _train_step if wl.mode == "train" else _step
@@ -300,8 +308,7 @@ def _max_batch(wl: MaxBatch, st: Settings, device: torch.device) -> WorkerResult
         step = None
         try:
             step = build(batch)
-            for _ in range(2):  # a training step allocates its gradients in the first call
-                step()
+            step()  # one call reaches the peak: a training step's gradients are allocated in its backward
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             probes[batch] = "ok"
@@ -332,10 +339,11 @@ def _max_batch(wl: MaxBatch, st: Settings, device: torch.device) -> WorkerResult
     if good == 0:
         return WorkerResult(status="oom", error=f"batch 1 does not fit in {limit_gb:.3g} GiB ({method})",
                             extra=extra, **info)  # fmt: skip
-    while bad is not None and bad - good > max(1, good // 16):  # bisect to within ~6% of the largest batch
+    while bad is not None and bad - good > max(1, good // 8):  # bisect to within ~12% of the largest batch
         mid = (good + bad) // 2
         good, bad = (mid, bad) if fits(mid) else (good, mid)
     extra["max_batch"] = good
+    lift()
     step = build(good)
     with PeakMemory(device) as mem:
         stats = measure(step, device, st.policy)

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -43,7 +44,7 @@ def drawable(frame: pd.DataFrame, x: str, y: str, *, logx: bool = True, logy: bo
 
 
 def _error_bars(ok: pd.DataFrame, y: str, yerr: tuple[str, str] | None) -> np.ndarray | None:
-    """Asymmetric error bars (below, above) from interval columns; rows without an interval get none."""
+    """Asymmetric error bars (below, above) of column ``y`` from interval columns; rows without one get none."""
     if yerr is None or not all(c in ok.columns for c in yerr):
         return None
     value = ok[y].astype(float).to_numpy()
@@ -67,11 +68,13 @@ def lines_vs_size(
     setup: str,
     logy: bool = True,
     yerr: tuple[str, str] | None = None,
+    xticks: dict[float, str] | None = None,
 ) -> Path:
     """One line per ``group`` of ``y`` against ``x`` (log-log); failed/skipped cells drawn as x at the top.
 
-    ``yerr`` names the columns of a confidence interval (low, high) drawn as error bars.  Points that a log axis
-    cannot show (missing, non-positive) are left out; the caller checks :func:`drawable` first.
+    ``yerr`` names the columns of a confidence interval (low, high) drawn as error bars; ``xticks`` labels the
+    x axis at the sizes measured (``{pixels: "224²"}``) instead of decades.  Points that a log axis cannot show
+    (missing, non-positive) are left out; the caller checks :func:`drawable` first.
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     shown = drawable(frame[frame["status"] == "ok"], x, y, logy=logy)
@@ -91,6 +94,9 @@ def lines_vs_size(
     ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
+    if xticks:
+        ax.set_xticks(list(xticks), [xticks[k] for k in xticks], rotation=30, fontsize=7)
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # only the measured sizes are labelled
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -121,8 +127,11 @@ def scatter_labelled(
     logx: bool = True,
     logy: bool = True,
     pareto: bool = False,
+    xerr: tuple[str, str] | None = None,
+    yerr: tuple[str, str] | None = None,
 ) -> Path:
-    """Scatter with a text label per point; ``marker_col`` splits markers (e.g. measured vs published).
+    """Scatter with a text label per point, labels pushed apart (:func:`repel_labels`); ``marker_col`` splits
+    markers (e.g. measured vs published); ``xerr``/``yerr`` name interval columns drawn as error bars.
 
     Rows a log axis cannot show (missing or non-positive values) are left out; check :func:`drawable` first.
     """
@@ -130,11 +139,18 @@ def scatter_labelled(
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     markers = {"measured": "o", "published": "^"}
     groups = frame.groupby(marker_col) if marker_col else [("", frame)]
-    for kind, sub in groups:
-        ax.scatter(sub[x], sub[y], marker=markers.get(str(kind), "o"), s=28, label=str(kind) or None)
-    for row in frame.itertuples(index=False):
-        ax.annotate(str(getattr(row, label)), (getattr(row, x), getattr(row, y)), fontsize=6.5,
-                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    for i, (kind, sub) in enumerate(groups):
+        ax.scatter(sub[x], sub[y], marker=markers.get(str(kind), "o"), s=28, label=str(kind) or None, zorder=3)
+        ex, ey = _error_bars(sub, x, xerr), _error_bars(sub, y, yerr)
+        if ex is not None or ey is not None:
+            ax.errorbar(sub[x], sub[y], xerr=ex, yerr=ey, fmt="none", ecolor=f"C{i}", elinewidth=0.8, capsize=2)
+    texts = [ax.annotate(str(getattr(row, label)), (getattr(row, x), getattr(row, y)), fontsize=6.5,
+                         xytext=(4, 4), textcoords="offset points",
+                         arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
+             for row in frame.itertuples(index=False)]  # fmt: skip
+    if xerr is not None or yerr is not None:
+        ax.annotate("bars = 95% bootstrap CI of the median latency", xy=(0.01, 0.98), xycoords="axes fraction",
+                    fontsize=7, va="top")  # fmt: skip
     if pareto and not frame.empty:
         front = pareto_front(frame, x, y)
         ax.plot(front[x], front[y], lw=1, ls="--", color="0.4", label="Pareto front")
@@ -148,7 +164,52 @@ def scatter_labelled(
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     if marker_col or pareto:
         ax.legend(fontsize=7)
+    _finish_layout(fig)
+    repel_labels(ax, texts)
     return _finish(fig, path, setup)
+
+
+def _finish_layout(fig: plt.Figure) -> None:
+    """The margins :func:`_finish` sets, applied before labels are placed in display coordinates."""
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.93)
+
+
+def repel_labels(ax: plt.Axes, texts: list, iterations: int = 80, pad_px: float = 2.0) -> None:  # type: ignore[type-arg]
+    """Move point labels (annotations in offset points) apart until their boxes no longer overlap each other or
+    the points: a simple repulsion in display space (adjustText's idea, without the dependency)."""
+    if len(texts) < 2:
+        return
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    px_per_pt = fig.dpi / 72.0
+    points = np.array([ax.transData.transform(t.xy) for t in texts])
+    for _ in range(iterations):
+        boxes = [t.get_window_extent(renderer).expanded(1.0, 1.0) for t in texts]
+        moved = False
+        shifts = np.zeros((len(texts), 2))
+        for i, a in enumerate(boxes):
+            for j in range(len(texts)):
+                b = boxes[j]
+                if (
+                    i != j
+                    and a.x0 - pad_px < b.x1
+                    and b.x0 - pad_px < a.x1
+                    and a.y0 - pad_px < b.y1
+                    and b.y0 - pad_px < a.y1
+                ):
+                    d = np.array([(a.x0 + a.x1 - b.x0 - b.x1) / 2, (a.y0 + a.y1 - b.y0 - b.y1) / 2])
+                    shifts[i] += d / (np.linalg.norm(d) + 1e-9) * 2.0 if np.any(d) else (0.0, 2.0 * (i - j))
+                    moved = True
+            for px, py in points:  # keep labels off every marker, not only their own
+                if a.x0 - pad_px < px < a.x1 + pad_px and a.y0 - pad_px < py < a.y1 + pad_px:
+                    d = np.array([(a.x0 + a.x1) / 2 - px, (a.y0 + a.y1) / 2 - py])
+                    shifts[i] += d / (np.linalg.norm(d) + 1e-9) * 2.0
+                    moved = True
+        if not moved:
+            return
+        for t, (dx, dy) in zip(texts, shifts, strict=True):
+            ox, oy = t.xyann
+            t.xyann = (ox + dx / px_per_pt, oy + dy / px_per_pt)
 
 
 def pareto_front(frame: pd.DataFrame, cost: str, gain: str) -> pd.DataFrame:
@@ -161,3 +222,50 @@ def pareto_front(frame: pd.DataFrame, cost: str, gain: str) -> pd.DataFrame:
             keep.append(idx)
             best = value
     return ordered.loc[keep]
+
+
+def roofline(
+    points: pd.DataFrame,
+    *,
+    peak_gflops: float,
+    bw_gbs: float,
+    path: Path,
+    title: str,
+    setup: str,
+) -> Path:
+    """Log-log roofline: attained GFLOP/s against arithmetic intensity (FLOP/byte), both roofs drawn.
+
+    ``points`` has ``label``, ``kind`` (marker group: models, ops), ``arith_intensity``, ``attained_gflops`` and,
+    optionally, ``attained_low``/``attained_high`` (from the latency's interval) for error bars.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    shown = drawable(points, "arith_intensity", "attained_gflops")
+    xs = shown["arith_intensity"].astype(float)
+    lo = min(float(xs.min()) / 2, peak_gflops / bw_gbs / 4) if not shown.empty else 0.1
+    hi = max(float(xs.max()) * 2, peak_gflops / bw_gbs * 4) if not shown.empty else 100.0
+    grid = np.geomspace(lo, hi, 200)
+    ax.plot(grid, np.minimum(peak_gflops, bw_gbs * grid), color="0.2", lw=1.4, label="roofline")
+    ax.axvline(peak_gflops / bw_gbs, color="0.6", lw=0.6, ls=":")
+    ax.annotate(f"matmul peak {peak_gflops:.3g} GFLOP/s", (hi, peak_gflops), fontsize=7, ha="right", va="bottom")
+    ax.annotate(f"triad {bw_gbs:.3g} GB/s", (lo, bw_gbs * lo), fontsize=7, ha="left", va="bottom", rotation=0)
+    texts = []
+    for i, (kind, sub) in enumerate(shown.groupby("kind", sort=True)):
+        ax.scatter(sub["arith_intensity"], sub["attained_gflops"], s=24, marker="os^"[i % 3], color=f"C{i}",
+                   label=str(kind), zorder=3)  # fmt: skip
+        err = _error_bars(sub, "attained_gflops", ("attained_low", "attained_high"))
+        if err is not None:
+            ax.errorbar(sub["arith_intensity"], sub["attained_gflops"], yerr=err, fmt="none", ecolor=f"C{i}",
+                        elinewidth=0.7, capsize=1.5)  # fmt: skip
+        texts += [ax.annotate(str(r.label), (r.arith_intensity, r.attained_gflops), fontsize=6, xytext=(4, 4),
+                              textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
+                  for r in sub.itertuples(index=False)]  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP / byte moved, unfused lower bound of traffic)")
+    ax.set_ylabel("attained GFLOP/s (2 x GMACs / median latency)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7, loc="lower right")
+    _finish_layout(fig)
+    repel_labels(ax, texts)
+    return _finish(fig, path, setup)

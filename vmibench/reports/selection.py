@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from vmibench.analysis import add_utilisation
+from vmibench.analysis import add_roofline
 from vmibench.errors import UserError
 from vmibench.reports.staleness import Staleness
-from vmibench.reports.text import CI_COLUMNS, LATENCY, ci_text, pixels_of
+from vmibench.reports.text import CI_COLUMNS, LATENCY, as_float, ci_text, pixels_of
 from vmibench.store import ResultStore
 
 SUBJECT = "vminet_t"  # VMINet-Ti: the VMINet variant of the resolution ladder
@@ -45,6 +45,9 @@ class ReportData:
     samples_latency: pd.DataFrame = field(default_factory=pd.DataFrame)  # raw samples of the ok latency rows
     samples_ops: pd.DataFrame = field(default_factory=pd.DataFrame)  # raw samples of the ok ops rows
     staleness: Staleness = field(default_factory=Staleness)
+    bandwidth: pd.DataFrame = field(default_factory=pd.DataFrame)  # triad rows (every environment)
+    training: pd.DataFrame = field(default_factory=pd.DataFrame)  # latency rows of mode "train"
+    maxbatch: pd.DataFrame = field(default_factory=pd.DataFrame)  # max-batch rows
 
 
 def _newest_env(frame: pd.DataFrame, device: str) -> pd.DataFrame:
@@ -59,7 +62,7 @@ def _newest_env(frame: pd.DataFrame, device: str) -> pd.DataFrame:
 
 def _latest_per_cell(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep the newest row of each cell (a cell re-measured with --force replaces the older row)."""
-    ident = [c for c in ("model", "res", "op", "seq_len", "dim", "batch", "dtype", "threads", "channels_last",
+    ident = [c for c in ("model", "res", "mode", "op", "seq_len", "dim", "batch", "dtype", "threads", "channels_last",
                          "compile", "scan_backend") if c in frame.columns]  # fmt: skip
     return frame.sort_values("timestamp").drop_duplicates(ident, keep="last")
 
@@ -72,8 +75,20 @@ def _samples_of(store: ResultStore, table: str, frame: pd.DataFrame) -> pd.DataF
     return store.samples(table, ids)
 
 
+def _modes(frame: pd.DataFrame) -> pd.Series:
+    """Each latency row's mode; rows stored before training steps existed are inference rows."""
+    if frame.empty or "mode" not in frame.columns:
+        return pd.Series("infer", index=frame.index, dtype=object)
+    return frame["mode"].fillna("infer").replace("", "infer")
+
+
 def load(store: ResultStore, device: str | None = None) -> ReportData:
-    """Read and select the rows of one device's newest environment, with their raw samples."""
+    """Read and select the rows of one device's newest environment, with their raw samples.
+
+    Inference and training rows of the latency table are selected separately (each its own newest environment),
+    so a training run measured later does not hide the inference rows.  Raises :class:`UserError` when the
+    store has no latency or ops row (of ``device``).
+    """
     from vmibench.reports.tables import models_frame
 
     latency, ops = store.read("latency", keep_row_id=True), store.read("ops", keep_row_id=True)
@@ -82,12 +97,15 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
     if device is None:
         newest = pd.concat([f[["timestamp", "device"]] for f in (latency, ops) if not f.empty])
         device = str(newest.sort_values("timestamp")["device"].iloc[-1])
-    lat, op = _newest_env(latency, device), _newest_env(ops, device)
-    if lat.empty and op.empty:
+    modes = _modes(latency)
+    lat, op = _newest_env(latency[modes == "infer"], device), _newest_env(ops, device)
+    train = _newest_env(latency[modes == "train"], device)
+    if lat.empty and op.empty and train.empty:
         raise UserError(f"no rows for device '{device}' in {store.path}: pick a --device `vmibench results` lists")
     flops = store.read("flops")
     if not flops.empty:
         flops = flops[flops["status"] == "ok"].sort_values("timestamp").drop_duplicates(["model", "res"], keep="last")
+    ok_rows = pd.concat([f for f in (lat, train) if not f.empty]) if not (lat.empty and train.empty) else lat
     return ReportData(
         latency=fill_gmacs(lat, flops),
         ops=op,
@@ -96,22 +114,30 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
         accuracy=store.read("accuracy"),
         models=models_frame(),
         device=device,
-        samples_latency=_samples_of(store, "latency", lat),
+        samples_latency=_samples_of(store, "latency", ok_rows),
         samples_ops=_samples_of(store, "ops", op),
+        bandwidth=store.read("bandwidth"),
+        training=fill_gmacs(train, flops),
+        maxbatch=_newest_env(store.read("maxbatch"), device),
     )
 
 
 def fill_gmacs(frame: pd.DataFrame, flops: pd.DataFrame) -> pd.DataFrame:
-    """Fill missing per-image GMACs from the flops table (rows measured where fvcore was absent, e.g. a GPU
-    image): FLOPs do not depend on the device."""
-    if frame.empty or flops.empty or not frame["gmacs"].isna().any():
+    """Fill missing per-image GMACs and bytes moved from the flops table (rows measured where fvcore was absent,
+    e.g. a GPU image, or before bytes were counted): counts do not depend on the device.  What the flops table
+    lacks stays NaN."""
+    if frame.empty:
         return frame
-    table = {(r.model, str(r.res)): float(r.gmacs) for r in flops.itertuples(index=False)}
     out = frame.copy()
-    missing = out["gmacs"].isna()
-    keys = zip(out.loc[missing, "model"], out.loc[missing, "res"].astype(str), strict=True)
-    out.loc[missing, "gmacs"] = [table.get(key) for key in keys]
-    out["gflops"] = 2 * out["gmacs"].astype(float)
+    for col in ("gmacs", "gbytes_moved"):
+        values = pd.to_numeric(out[col], errors="coerce") if col in out.columns else pd.Series(np.nan, out.index)
+        if not flops.empty and col in flops.columns and values.isna().any():
+            table = {(r.model, str(r.res)): as_float(getattr(r, col)) for r in flops.itertuples(index=False)}
+            missing = values.isna()
+            keys = zip(out.loc[missing, "model"], out.loc[missing, "res"].astype(str), strict=True)
+            values[missing] = [table.get(key, np.nan) for key in keys]
+        out[col] = values.astype(float)
+    out["gflops"] = 2 * out["gmacs"]
     return out
 
 
@@ -126,7 +152,7 @@ def latency_224(data: ReportData) -> pd.DataFrame:
     if lat.empty:
         return lat
     sub = lat[(lat["res"].astype(str) == "224") & (lat["batch"] == 1)]
-    sub = add_utilisation(sub, data.peak)
+    sub = add_roofline(sub, data.peak, data.bandwidth)
     pub = data.models.set_index("model")
     sub = sub.assign(
         published_gmacs=[pub["published_gmacs"].get(m) for m in sub["model"]],
@@ -165,7 +191,21 @@ def scaling_rows(d: ReportData) -> pd.DataFrame:
     counts = lat[lat["batch"] == 1].groupby("model")["res"].nunique()
     multi = counts[counts >= 2].index
     sub = lat[(lat["batch"] == 1) & lat["model"].isin(multi)]
-    return add_utilisation(with_pixels(sub), d.peak)
+    out = add_roofline(with_pixels(sub), d.peak, d.bandwidth)
+    out["aspect"] = [aspect(int(h), int(w)) for h, w in zip(out["height"], out["width"], strict=True)]
+    out["series"] = [m if a == SQUARE else f"{m} {a}" for m, a in zip(out["model"], out["aspect"], strict=True)]
+    return out
+
+
+SQUARE = "1:1"
+
+
+def aspect(height: int, width: int) -> str:
+    """``1:1``, ``5:8`` (800x1280): square and non-square sizes are separate series and separate fits."""
+    import math
+
+    g = math.gcd(height, width) or 1
+    return f"{height // g}:{width // g}"
 
 
 def model_row(d: ReportData, model: str, res: str = "224") -> pd.Series | None:

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from vmibench.analysis import Estimate, distinguishable
-from vmibench.reports.selection import ReportData, latency_224, scaling_rows, with_gmacs
+from vmibench.reports.selection import ReportData, column_or_nan, latency_224, scaling_rows, with_gmacs
 from vmibench.reports.text import (
     LATENCY,
     NOT_DISTINGUISHABLE,
@@ -21,19 +21,27 @@ from vmibench.reports.text import (
     fmt_ms_per_gmac,
     has_interval,
     latency_estimate,
-    ordinal,
     res_label,
 )
 
+LOW_FLOPS_SHARE = 0.5  # "few FLOPs for this set": fewer GMACs than at least half of the other models
+ROOF_FAR, ROOF_NEAR = 0.75, 1.25  # roofline_frac against the others' median: "further" below, "closer" above
 
-def _gmacs_rank_phrase(ok: pd.DataFrame, model: str) -> str:
-    """``the 3rd fewest GMACs of the 6 models measured at 224 here`` -- ranked from the data, ties sharing a rank."""
-    counted = ok[ok["gmacs"].astype(float) > 0]
+
+def gmacs_standing(ok: pd.DataFrame, model: str) -> str:
+    """``fewer GMACs than 4 of the 5 other models with a count at 224 here, few for this set`` -- counted from the
+    data, with the verdict conditional on that count (ties count as not fewer)."""
+    counted = ok[pd.to_numeric(ok["gmacs"], errors="coerce") > 0]
     if model not in set(counted["model"]):
-        return "a GMACs count not stored here"
-    rank = int(counted["gmacs"].astype(float).rank(method="min")[counted["model"] == model].iloc[0])
-    which = "fewest" if rank == 1 else f"{ordinal(rank)} fewest"
-    return f"the {which} GMACs of the {len(counted)} models with a count at 224 here"
+        return "no GMACs count stored here, so its FLOPs cannot be ranked"
+    mine = float(counted.loc[counted["model"] == model, "gmacs"].astype(float).iloc[0])
+    others = counted.loc[counted["model"] != model, "gmacs"].astype(float)
+    if others.empty:
+        return f"{fmt(mine)} GMACs, and no other model has a count to rank it against"
+    more = int((others > mine).sum())
+    verdict = ("few FLOPs for this set" if more >= LOW_FLOPS_SHARE * len(others) else
+               "so it is not a low-FLOPs model in this set and the question's premise does not hold here")  # fmt: skip
+    return f"fewer GMACs than {more} of the {len(others)} other models with a count at 224 here: {verdict}"
 
 
 def _ms_per_gmac(row: pd.Series) -> Estimate:
@@ -77,35 +85,68 @@ def _utilisation_text(row: pd.Series, peers: pd.DataFrame) -> str:
     return f"utilisation {fmt(u)} of the dense-matmul peak{med}"
 
 
+def _roofline_text(ok: pd.DataFrame, name: str) -> str:
+    """Which models are memory- or compute-bound and how far each is from its roof, then where ``name`` stands:
+    every verdict from ``bound`` / ``roofline_frac`` (see :mod:`vmibench.analysis.roofline`)."""
+    have = ok[pd.to_numeric(column_or_nan(ok, "roofline_frac"), errors="coerce").notna()]
+    if have.empty or name not in set(have["model"]):
+        needs = (("a matmul-peak row", "peak_gflops"), ("a triad-bandwidth row", "bw_peak_gbs"),
+                 ("a bytes-moved count", "gbytes_moved"))  # fmt: skip
+        missing = [what for what, col in needs if column_or_nan(ok, col).isna().all()]
+        why = ", ".join(missing) or f"no {name} row with GMACs, bytes moved and both roofs"
+        return f" No roofline here ({why}): rerun `vmibench sweep`, which measures both roofs first."
+    e = have[have["model"] == name].iloc[0]
+    peak, bw = as_float(e["peak_gflops"]), as_float(e["bw_peak_gbs"])
+    text = (f" Roofline (dense-matmul peak {fmt(peak)} GFLOP/s, triad bandwidth {fmt(bw)} GB/s, ridge at "
+            f"{fmt(peak / bw)} FLOP/byte): {name} moves {fmt(e['gbytes_moved'])} GB per image, "
+            f"{fmt(e['arith_intensity'])} FLOP/byte, so it is {e['bound']}-bound, and its roofline time "
+            f"{fmt(e['roofline_ms'])} ms is {fmt(e['roofline_frac'])} of its measured latency "
+            "(roofline_frac).")  # fmt: skip
+    others = have[have["model"] != name]
+    memory = sorted(have.loc[have["bound"] == "memory", "model"])
+    text += (f" Among the {len(have)} models with a roofline, {len(memory)} {are(len(memory))} memory-bound"
+             + (f" ({', '.join(memory)})" if memory else "") + "; roofline_frac per model: "
+             + ", ".join(f"{r.model} {fmt(r.roofline_frac)}" for r in have.sort_values("roofline_frac").itertuples())
+             + ".")  # fmt: skip
+    if others.empty:
+        return text
+    median = float(others["roofline_frac"].astype(float).median())
+    frac = as_float(e["roofline_frac"])
+    if frac < ROOF_FAR * median:
+        verdict = (f"{name} is further from its roof than the others (median {fmt(median)}): it loses time that "
+                   "neither its FLOPs nor its minimum traffic explain (per-operator overheads, re-reads)")  # fmt: skip
+    elif frac > ROOF_NEAR * median:
+        verdict = (f"{name} is closer to its roof than the others (median {fmt(median)}): what it moves and computes "
+                   "explains its latency better than theirs")  # fmt: skip
+    else:
+        verdict = (f"{name} is about as far from its roof as the others (median {fmt(median)}, within "
+                   f"{ROOF_FAR:g}-{ROOF_NEAR:g}x)")  # fmt: skip
+    return f"{text} {verdict}."
+
+
 def question_effvmamba(d: ReportData, tally: Tally) -> list[str]:
     name = "effvmamba_t"
+    head = "**(3) Is EfficientVMamba slow for its FLOPs, and does that change on longer sequences?** "
     sub = latency_224(d)
     ok = sub[sub["status"] == "ok"] if not sub.empty else sub
     if ok.empty or name not in set(ok["model"]):
-        return ["**(3) Is EfficientVMamba slow for its FLOPs, and does that change on longer sequences?** Not measured "
-                "here: sweep effvmamba_t with other models at 224."]  # fmt: skip
-    head = (f"**(3) EfficientVMamba has {_gmacs_rank_phrase(ok, name)}: is it slow for its GMACs, and does that "
-            "change on longer sequences?** ")  # fmt: skip
+        return [head + "Not measured here: sweep effvmamba_t with other models at 224."]
     e = ok[ok["model"] == name].iloc[0]
     lat_rank = list(ok.sort_values(LATENCY)["model"]).index(name) + 1
-    text = (
-        f"At 224 {name} has {fmt(e['gmacs'])} GMACs and a latency of {fmt_latency(e)} (rank {lat_rank} of "
-        f"{len(ok)} by latency)"
-    )
+    text = (f"At 224 {name} has {gmacs_standing(ok, name)}. Its latency is {fmt_latency(e)} (rank {lat_rank} of "
+            f"{len(ok)} by latency)")  # fmt: skip
     peers = with_gmacs(ok[ok["model"] != name])
     if as_float(e.get("gmacs")) > 0 and not peers.empty:
         text += f": {_ms_per_gmac_vs_peers(e, peers, tally)}; {_utilisation_text(e, peers)}."
     else:
         text += "; ms per GMAC cannot be compared (no GMACs count for it or for the others)."
+    text += _roofline_text(ok, name)
     text += _effvmamba_at_largest(d, name, tally)
     backend = ", ".join(sorted({str(v) for v in sub.loc[sub["model"] == name, "scan_backend"] if v}))
     if backend:
         text += f" Its selective scan ran on the `{backend}` backend here."
-    text += (" What GMACs leave out -- element-wise work (the scan's recurrence beyond its 9*B*L*D*N credit, "
-             "activations, gating) and data movement (the 4-way atrous sub-grid gathers and scatters) -- can make a "
-             "model slower than its GMACs suggest; the comparisons above say whether that shows here, they do not "
-             "profile it. (Tables: `tables/latency_224.csv`, `tables/resolution_sweep.csv`; figure "
-             "`utilisation_vs_resolution.png`.)")  # fmt: skip
+    text += (" (Tables: `tables/latency_224.csv` with the roofline columns, `tables/resolution_sweep.csv`; figures "
+             "`roofline.png`, `utilisation_vs_resolution.png`.)")  # fmt: skip
     return [head + text]
 
 

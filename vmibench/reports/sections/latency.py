@@ -16,7 +16,8 @@ def section_latency(b: Builder) -> Section:
         s.lines.append("*(no 224 x 224, batch-1 rows: run `vmibench sweep --models all --res 224`)*")
         return s
     cols = ["model", LATENCY, "ci95", "rounds", "process_spread", "latency_ms_iqr", "n_iters", "throughput_ips",
-            "peak_mem_mb", "gmacs", "achieved_gflops", "utilisation", "scan_backend", "status", "stale"]  # fmt: skip
+            "peak_mem_mb", "gmacs", "gbytes_moved", "achieved_gflops", "utilisation", "roofline_frac", "bound",
+            "scan_backend", "status", "stale"]  # fmt: skip
     csv_cols = [c for c in cols if c != "ci95"] + [*CI_COLUMNS, "published_gmacs", "published_top1"]
     csv = b.table(sub[[c for c in csv_cols if c in sub.columns]], "latency_224")
     s.lines += md_table(sub, cols)
@@ -39,6 +40,7 @@ def section_latency(b: Builder) -> Section:
             xlabel="GMACs per image (ours)",
             ylabel="median latency (ms)",
             setup=setup_line(ok),
+            yerr=CI_COLUMNS,
         ),
         "latency_vs_gmacs",
     )

@@ -36,6 +36,7 @@ def section_pareto(b: Builder) -> Section:
             xlabel="median latency (ms), batch 1",
             ylabel="top-1 (%)",
             setup=setup_line(frame),
+            xerr=CI_COLUMNS,
         ),
         "accuracy_vs_latency",
     )

@@ -43,4 +43,12 @@ def section_setup(b: Builder) -> Section:
         peaks = ", ".join(f"{r.dtype}/{int(r.threads)} threads: {fmt(r.peak_gflops)} GFLOP/s (n={int(r.matmul_n)})"
                           for r in peak.itertuples(index=False))  # fmt: skip
         s.lines.append(f"- Dense-matmul peak measured in the same environment: {peaks}.")
+    bw = d.bandwidth
+    if not bw.empty:
+        bw = bw[(bw["status"] == "ok") & bw["env_key"].isin(both["env_key"])]
+    if not bw.empty:
+        rates = ", ".join(f"{r.dtype}/{int(r.threads)} threads: {fmt(r.bw_peak_gbs)} GB/s (3 arrays of "
+                          f"{fmt(r.triad_n)} elements)" for r in bw.itertuples(index=False))  # fmt: skip
+        s.lines.append(f"- Memory bandwidth (STREAM triad a = b + s*c, each array >= 4x the last-level cache) in the "
+                       f"same environment: {rates}.")  # fmt: skip
     return s

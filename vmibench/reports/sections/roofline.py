@@ -1,0 +1,102 @@
+"""*Roofline*: every model at 224 and every token mixer at each L against the measured matmul peak and triad
+bandwidth -- arithmetic intensity, roofline time, fraction of the roof reached and the bound."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from vmibench.analysis import add_roofline
+from vmibench.reports import plots
+from vmibench.reports.figures import Builder
+from vmibench.reports.selection import column_or_nan, latency_224
+from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, are, caption, fmt, md_table, setup_line
+
+COLUMNS = ["model", LATENCY, "gmacs", "gbytes_moved", "arith_intensity", "peak_gflops", "bw_peak_gbs", "roofline_ms",
+           "roofline_frac", "bound"]  # fmt: skip
+
+
+def _attained(frame: pd.DataFrame) -> pd.DataFrame:
+    """GFLOP/s attained per row, with the bounds its latency interval gives (a longer latency, fewer GFLOP/s)."""
+    work = 2 * pd.to_numeric(frame["gmacs"], errors="coerce") * pd.to_numeric(frame["batch"], errors="coerce")
+    per_s = lambda col: work / (pd.to_numeric(column_or_nan(frame, col), errors="coerce") / 1e3)  # noqa: E731
+    return frame.assign(attained_gflops=per_s(LATENCY), attained_low=per_s(CI_COLUMNS[1]),
+                        attained_high=per_s(CI_COLUMNS[0]))  # fmt: skip
+
+
+def roofline_points(models: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
+    """One point per model (at 224) and per op and L, with what the figure draws."""
+    parts = []
+    sources = ((models, "models at 224", lambda f: f["model"]),
+               (ops, "token mixers", lambda f: f["op"] + " L=" + f["seq_len"].astype(str)))  # fmt: skip
+    for frame, kind, label in sources:
+        ok = frame[(frame["status"] == "ok") & frame["roofline_frac"].notna()] if not frame.empty else frame
+        if ok.empty:
+            continue
+        parts.append(_attained(ok).assign(kind=kind, label=label(ok)))
+    cols = ["label", "kind", "arith_intensity", "attained_gflops", "attained_low", "attained_high"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def _above_roof(frame: pd.DataFrame) -> str:
+    """A sentence for cells faster than their roof (roofline_frac > 1), where there are any: their operands came
+    from cache, faster than the triad's memory bandwidth, so for them the memory roof is not a bound."""
+    above = frame[frame["roofline_frac"].astype(float) > 1]
+    if above.empty:
+        return ""
+    names = ", ".join(str(m) for m in above["model"])
+    return (
+        f" Faster than their roof (roofline_frac > 1): {names} -- their traffic was served partly from cache, "
+        "faster than the triad's memory bandwidth, or the operators they dispatch move less than the unfused "
+        "count assumes; for them the roofline is no bound."
+    )
+
+
+def section_roofline(b: Builder) -> Section:
+    d = b.data
+    s = Section("Roofline: bytes moved against measured bandwidth")
+    models = latency_224(d)
+    ops = add_roofline(d.ops, d.peak, d.bandwidth) if not d.ops.empty else d.ops
+    have = models[models["roofline_frac"].notna()] if not models.empty else models
+    if have.empty and (ops.empty or ops["roofline_frac"].isna().all()):
+        s.lines.append("*(no roofline: it needs rows with GMACs and bytes moved, and the matmul-peak and triad rows "
+                       "of their environment -- `vmibench sweep` measures both roofs first)*")  # fmt: skip
+        return s
+    s.lines += [
+        "Each cell's roofline time is the larger of its compute time at the dense-matmul peak and its memory time at "
+        "the STREAM-triad bandwidth: `roofline_ms = max(2*gmacs/peak_gflops, gbytes_moved/bw_peak_gbs)` x batch; "
+        "`roofline_frac = roofline_ms / latency` (1 = on the roof); `bound` = memory where the memory time is the "
+        "larger. `gbytes_moved` is the unfused lower bound (every aten operator reads its inputs and writes its "
+        "outputs once; the selective scan its operands and output), so a model can approach its roof only if its "
+        "kernels stream their operands once.",
+        "",
+    ]
+    if not have.empty:
+        csv = b.table(have[[c for c in COLUMNS if c in have.columns]], "roofline_224")
+        s.lines += md_table(have.sort_values("roofline_frac"), COLUMNS)
+        memory = sorted(have.loc[have["bound"] == "memory", "model"])
+        fracs = have["roofline_frac"].astype(float)
+        s.lines += ["", f"{len(memory)} of the {len(have)} models {are(len(memory))} memory-bound at 224"
+                        + (f" ({', '.join(memory)})" if memory else "") + f"; roofline_frac ranges from "
+                        f"{fmt(float(fracs.min()))} ({have.loc[fracs.idxmin(), 'model']}) to {fmt(float(fracs.max()))} "
+                        f"({have.loc[fracs.idxmax(), 'model']})." + _above_roof(have), "",
+                    caption(have, f"`{csv}`")]  # fmt: skip
+    ops_ok = ops[ops["roofline_frac"].notna()] if not ops.empty else ops
+    if not ops_ok.empty:
+        csv = b.table(ops_ok[[c for c in ["op", "seq_len", "dim", *COLUMNS[1:]] if c in ops_ok.columns]],
+                      "roofline_ops")  # fmt: skip
+        s.lines += ["", f"Token mixers: {int((ops_ok['bound'] == 'memory').sum())} of {len(ops_ok)} (op, L) cells are "
+                        f"memory-bound. Table: `{csv}`."]  # fmt: skip
+    points = roofline_points(have, ops_ok)
+    first = (have if not have.empty else ops_ok).iloc[0]
+    peak, bw = float(first["peak_gflops"]), float(first["bw_peak_gbs"])
+    if points.empty or not (math.isfinite(peak) and math.isfinite(bw)):
+        return s
+    setup = setup_line(pd.concat([f for f in (have, ops_ok) if not f.empty]))
+    rel = b.figure(lambda p: plots.roofline(points, peak_gflops=peak, bw_gbs=bw, path=p, setup=setup,
+                                            title="Roofline: models at 224 (batch 1) and token mixers"),
+                   "roofline")  # fmt: skip
+    s.lines += ["", f"![roofline]({rel})", "", f"*Figure: roofline; bars from the 95% CI of the median latency. "
+                                                f"{setup}.*"]  # fmt: skip
+    return s
