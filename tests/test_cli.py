@@ -34,6 +34,8 @@ def test_flops_csv_for_vminet(vmi) -> None:
     frame = pd.read_csv(io.StringIO(proc.stdout))
     assert list(frame["params"]) == [2_036_938, 7_440_370]
     assert list(frame["published_gmacs"]) == [0.3, 1.4]
+    # bytes moved beside GMACs: more than the fp32 weights read once, and more for the bigger model
+    assert (frame["gbytes_moved"] > frame["params"] * 4 / 1e9).all() and frame["gbytes_moved"].is_monotonic_increasing
     assert "disagree" in frame["note"].iloc[1]
 
 

@@ -285,6 +285,27 @@ def _release_freed_memory() -> None:
             libc.malloc_trim(0)
 
 
+def search_max_batch(fits: Callable[[int], bool], cap: int, tolerance: int = 8) -> int:
+    """Largest batch ``fits`` accepts, up to ``cap``: powers of two until one fails, then bisection between the
+    last that ran and the first that did not, to within ``1/tolerance`` of the answer.  0 when batch 1 fails."""
+    good, bad, batch = 0, None, 1
+    while batch <= cap:
+        if not fits(batch):
+            bad = batch
+            break
+        good, batch = batch, batch * 2
+    if good == 0:
+        return 0
+    if bad is None and good < cap:  # every power of two up to the cap fitted: try the cap itself
+        if fits(cap):
+            return cap
+        bad = cap
+    while bad is not None and bad - good > max(1, good // tolerance):
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if fits(mid) else (good, mid)
+    return good
+
+
 def _max_batch(wl: MaxBatch, st: Settings, device: torch.device) -> WorkerResult:
     """Search the largest batch that runs within the limit (powers of two, then bisection), then time it."""
     import gc
@@ -329,19 +350,10 @@ def _max_batch(wl: MaxBatch, st: Settings, device: torch.device) -> WorkerResult
     info: dict[str, Any] = {"timer": "cuda_event" if device.type == "cuda" else "perf_counter",
                             "params_m": sum(p.numel() for p in model.parameters()) / 1e6}  # fmt: skip
     extra: dict[str, Any] = {"mem_limit_gb": limit_gb, "mem_limit_method": method, "probes": probes}
-    good, bad = 0, None
-    batch = 1
-    while batch <= wl.batch_cap:
-        if not fits(batch):
-            bad = batch
-            break
-        good, batch = batch, batch * 2
+    good = search_max_batch(fits, wl.batch_cap)
     if good == 0:
         return WorkerResult(status="oom", error=f"batch 1 does not fit in {limit_gb:.3g} GiB ({method})",
                             extra=extra, **info)  # fmt: skip
-    while bad is not None and bad - good > max(1, good // 8):  # bisect to within ~12% of the largest batch
-        mid = (good + bad) // 2
-        good, bad = (mid, bad) if fits(mid) else (good, mid)
     extra["max_batch"] = good
     lift()
     step = build(good)
