@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import matplotlib.text
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
@@ -183,28 +184,35 @@ def repel_labels(ax: plt.Axes, texts: list, iterations: int = 80, pad_px: float 
     renderer = fig.canvas.get_renderer()
     px_per_pt = fig.dpi / 72.0
     points = np.array([ax.transData.transform(t.xy) for t in texts])
+    frame = ax.get_window_extent(renderer)
     for _ in range(iterations):
-        boxes = [t.get_window_extent(renderer).expanded(1.0, 1.0) for t in texts]
+        # the text's own box: an Annotation's extent includes its leader line, which always touches its point
+        for t in texts:
+            t.update_positions(renderer)  # an annotation places its text at draw time; place it now
+        boxes = [matplotlib.text.Text.get_window_extent(t, renderer) for t in texts]
         moved = False
         shifts = np.zeros((len(texts), 2))
+        for i, a in enumerate(boxes):  # back inside the axes
+            dx = max(0.0, frame.x0 - a.x0) - max(0.0, a.x1 - frame.x1)
+            dy = max(0.0, frame.y0 - a.y0) - max(0.0, a.y1 - frame.y1)
+            if dx or dy:
+                shifts[i] += (dx, dy)
+                moved = True
         for i, a in enumerate(boxes):
-            for j in range(len(texts)):
-                b = boxes[j]
-                if (
-                    i != j
-                    and a.x0 - pad_px < b.x1
-                    and b.x0 - pad_px < a.x1
-                    and a.y0 - pad_px < b.y1
-                    and b.y0 - pad_px < a.y1
-                ):
-                    d = np.array([(a.x0 + a.x1 - b.x0 - b.x1) / 2, (a.y0 + a.y1 - b.y0 - b.y1) / 2])
-                    shifts[i] += d / (np.linalg.norm(d) + 1e-9) * 2.0 if np.any(d) else (0.0, 2.0 * (i - j))
-                    moved = True
-            for px, py in points:  # keep labels off every marker, not only their own
-                if a.x0 - pad_px < px < a.x1 + pad_px and a.y0 - pad_px < py < a.y1 + pad_px:
-                    d = np.array([(a.x0 + a.x1) / 2 - px, (a.y0 + a.y1) / 2 - py])
-                    shifts[i] += d / (np.linalg.norm(d) + 1e-9) * 2.0
-                    moved = True
+            others = [(b.x0, b.y0, b.x1, b.y1) for j, b in enumerate(boxes) if j != i]
+            others += [(px - 5, py - 5, px + 5, py + 5) for px, py in points]  # every marker, not only its own
+            for x0, y0, x1, y1 in others:
+                ox = min(a.x1, x1) - max(a.x0, x0) + pad_px
+                oy = min(a.y1, y1) - max(a.y0, y0) + pad_px
+                if ox <= 0 or oy <= 0:
+                    continue
+                # out along the axis of least overlap, half the way (the other label moves the other half)
+                cx, cy = (a.x0 + a.x1 - x0 - x1) / 2, (a.y0 + a.y1 - y0 - y1) / 2
+                if ox < oy:
+                    shifts[i, 0] += (ox / 2 + 0.5) * (1 if cx >= 0 else -1)
+                else:
+                    shifts[i, 1] += (oy / 2 + 0.5) * (1 if cy >= 0 else -1)
+                moved = True
         if not moved:
             return
         for t, (dx, dy) in zip(texts, shifts, strict=True):
