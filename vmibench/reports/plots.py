@@ -270,7 +270,9 @@ def roofline(
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP / byte moved, unfused lower bound of traffic)")
-    ax.set_ylabel("attained GFLOP/s (2 x GMACs / median latency)")
+    ax.set_ylabel("attained GFLOP/s (2 GMACs / latency)")
+    for axis in (ax.xaxis, ax.yaxis):  # minor-tick labels of a short log axis collide
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, loc="lower right")
