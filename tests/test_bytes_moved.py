@@ -64,7 +64,8 @@ def test_selective_scan_is_credited_with_its_operands_and_output_only() -> None:
     u, delta = torch.randn(b, d, length), torch.rand(b, d, length)
     a, bb, cc = -torch.rand(d, n), torch.randn(b, n, length), torch.randn(b, n, length)
     counter = counted(lambda: selective_scan(u, delta, a, bb, cc, backend="torch"))
-    expected = (2 * b * d * length + d * n + 2 * b * n * length + b * d * length) * F32
+    # reads u, delta (B, D, L), A (D, N), B and C (B, N, L); writes y (B, D, L) and the last state (B, D, N)
+    expected = (2 * b * d * length + d * n + 2 * b * n * length + b * d * length + b * d * n) * F32
     assert dict(counter.by_operator()) == {"vmibench::selective_scan": expected}
 
 

@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
+from conftest import assert_user_error
 from test_report import ENV, add_cell, add_failure, rounds_of
 
 from vmibench.env import utc_now
@@ -82,3 +83,37 @@ def test_report_on_a_random_subset_exits_0_or_2(vmi, tmp_path: Path, seed: int) 
         assert rep.stderr.startswith("vmibench: error:") and len(rep.stderr.strip().splitlines()) == 1
     else:
         assert (tmp_path / "out" / "REPORT.md").is_file()
+
+
+@pytest.mark.parametrize(("kinds", "code"), [(("train",), 0), (("op",), 0), (("peak", "maxbatch"), 2)])
+def test_report_on_one_kind_of_row(vmi, tmp_path: Path, kinds: tuple[str, ...], code: int) -> None:
+    """Only training rows, only ops rows, or no latency/ops row at all (exit 2, saying so)."""
+    items = {
+        "train": [_train("vminet_t", 10.0, 0.35)],
+        "op": [_op("vmisa", 256, 1, 0), _op("vmisa", 1024, 1, 1)],
+        "maxbatch": [_maxbatch("vminet_t", 10.0)],
+        "peak": [
+            lambda st: st.add(
+                PeakRecord(
+                    timestamp=utc_now(),
+                    env=ENV,
+                    env_key=KEY,
+                    device="cpu",
+                    dtype="fp32",
+                    threads=2,
+                    matmul_n=2048,
+                    peak_gflops=1.0,
+                )
+            )
+        ],
+    }
+    path = tmp_path / "one.sqlite"
+    with ResultStore(path) as store:
+        for kind in kinds:
+            for item in items[kind]:
+                item(store)
+    rep = vmi("report", "--db", str(path), "--out", str(tmp_path / "out"))
+    if code == 2:
+        assert_user_error(rep, "no latency or ops rows")
+    else:
+        assert rep.returncode == 0, rep.stderr
