@@ -178,6 +178,7 @@ def test_ratios_are_called_only_when_their_interval_excludes_one(built: tuple[Pa
     assert re.search(r"vs flatten_swin_t [^:]+: ratio [^:]+: not distinguishable on this machine", answers)
     assert re.search(r"at 896x896, vminet_t [^:]+ vs flatten_swin_t [^:]+: ratio [^:]+: vminet_t faster", answers)
     assert "published" in answers  # top-1 comes from the model records here, and says so
+    assert "vminet_b has GMACs within 20% of mlla_t, flatten_swin_t." in answers  # 4.78 vs 4.15 and 4.50
 
 
 def test_closing_count_matches_the_verdicts(built: tuple[Path, str]) -> None:

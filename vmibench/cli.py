@@ -784,8 +784,9 @@ def report_cmd(
     device: Annotated[str | None, typer.Option(help="Device whose rows to report (default: newest).")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Write REPORT.md with CSV tables and PNG figures from the store: scaling, fits, utilisation, ops, Pareto,
-    and the reviewer questions answered from the data (regenerate rather than edit)."""
+    """Write REPORT.md with CSV tables and PNG figures from the store: scaling, fits, utilisation, roofline, ops,
+    training, max batch, Pareto, and the reviewer questions answered from the data (regenerate rather than edit).
+    Any subset of a store can be reported; a store without latency or ops rows is refused in one line."""
     from pathlib import Path
 
     from vmibench.output import check_writable

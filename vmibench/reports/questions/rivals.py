@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from vmibench.reports.selection import (
     SUBJECT,
     ReportData,
@@ -38,6 +40,23 @@ def question_rivals(d: ReportData, tally: Tally) -> list[str]:
                         f"{ratio}")  # fmt: skip
     if not bits:
         return [head + "Not measured here: sweep vminet_t, vminet_b, mlla_t and flatten_swin_t at 224."]
-    return [head + "Median latency [95% CI] and latency ratio [paired bootstrap 95% CI]: " + "; ".join(bits) + ". "
-            "VMINet-B is the variant of similar GMACs to MLLA-T/FLatten-Swin-T; VMINet-Ti is the one in the "
-            "resolution ladder. (Tables: `tables/latency_224.csv`, `tables/resolution_sweep.csv`.)"]  # fmt: skip
+    return [head + "Median latency [95% CI] and latency ratio [paired bootstrap 95% CI]: " + "; ".join(bits) + "."
+            + _similar_gmacs(d) + " (Tables: `tables/latency_224.csv`, `tables/resolution_sweep.csv`.)"]  # fmt: skip
+
+
+SIMILAR_GMACS = 0.2  # GMACs within 20% of each other: "similar", the like-for-like pairing of the comparison
+
+
+def _similar_gmacs(d: ReportData) -> str:
+    """Which VMINet variant matches the rivals' GMACs, as measured here (within ``SIMILAR_GMACS``)."""
+    counted = {m: g for m in (SUBJECT, "vminet_b", "mlla_t", "flatten_swin_t")
+               if (g := model_gmacs(d, m)) is not None and math.isfinite(g) and g > 0}  # fmt: skip
+    rivals = [(m, counted[m]) for m in ("mlla_t", "flatten_swin_t") if m in counted]
+    variants = [(m, counted[m]) for m in (SUBJECT, "vminet_b") if m in counted]
+    if not rivals or not variants:
+        return ""
+    close = [m for m, g in variants if all(abs(g / r - 1) <= SIMILAR_GMACS for _, r in rivals)]
+    names = ", ".join(m for m, _ in rivals)
+    if not close:
+        return f" No VMINet variant here has GMACs within {SIMILAR_GMACS:.0%} of {names}."
+    return f" {', '.join(close)} {'has' if len(close) == 1 else 'have'} GMACs within {SIMILAR_GMACS:.0%} of {names}."
