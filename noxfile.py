@@ -31,13 +31,17 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The main job: default CPU benchmark (`--preset cpu-default`) into the store, then results/REPORT.md."""
+    """The main job: default CPU benchmark (`--preset cpu-default` sweep and ops, plus training steps of three
+    models) into the store, then results/REPORT.md."""
     _install(session)
     db = os.environ.get("VMIBENCH_DB", "results/vmibench.sqlite")
     session.run(
         "vmibench", "sweep", "--preset", "cpu-default", "--device", "cpu", "--db", db, *session.posargs, env=_QUIET
     )
     session.run("vmibench", "ops", "--preset", "cpu-default", "--device", "cpu", "--db", db, env=_QUIET)
+    # training steps of one model per kind (the report's Training section); inference comes from the sweep
+    session.run("vmibench", "latency", "--models", "vminet_t,vmamba_t,deit_t", "--res", "224", "--mode", "train",
+                "--rounds", "3", "--threads", "1", "--max-time", "3", "--device", "cpu", "--db", db, env=_QUIET)
     session.run("vmibench", "report", "--db", db, "--out", "results", env=_QUIET)
 
 
