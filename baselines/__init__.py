@@ -1,14 +1,11 @@
-"""Our reimplementations of VMINet's rivals, one file per family, registered in vmibench's registry.
+"""``vmibench.baselines``: our reimplementations of VMINet's rivals, one file per family.
 
-Each follows its official model file's module names and shapes so official checkpoints load strictly (their keys,
-shapes and counts are in ``tests/reference/state_dicts``), and adapts to any input resolution at construction time.
+This folder sits at the top of the repository but is installed as ``vmibench.baselines`` (pyproject
+``package-dir``); from a source checkout ``import vmibench`` maps the same name onto it.  There is no top-level
+``baselines`` import name, so a user's ``baselines.py`` can neither shadow nor be shadowed by it.
+
+Each file follows its official model file's module names and shapes so official checkpoints load strictly (their
+keys, shapes and counts are in ``tests/reference/state_dicts``), and adapts to any input resolution at
+construction time.  Their records (published numbers, eval settings) are plain data in :mod:`vmibench.catalog`;
+:mod:`vmibench.models` imports these files, which registers them with timm.
 """
-
-# Import order is the registry's listing order.
-from baselines import vim  # noqa: I001
-from baselines import vmamba
-from baselines import effvmamba
-from baselines import mlla
-from baselines import flatten
-
-__all__ = ["effvmamba", "flatten", "mlla", "vim", "vmamba"]

@@ -29,28 +29,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath
+from timm.models import register_model
 
-from vmibench.models._common import entry_kwargs, init_linear_layernorm, to_hw
+from vmibench.modeling import StageBackbone, build, cfgs_from_records, init_linear_layernorm, stage_feature_info, to_hw
 from vmibench.ops import dt_bias_init, s4d_real_log_a, selective_scan
-from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
-
-_OFFICIAL = "github.com/TerryPei/EfficientVMamba classification/models/vmamba_efficient.py @0bc5ee2"
-_SOURCE = "github.com/TerryPei/EfficientVMamba README"
-_FLOPS_RULE = (
-    "fvcore with each selective scan counted 9*B*L*D*N + B*D*L (VMamba's rule); the repo's FLOPs script "
-    "(analyze/get_flops.py) deletes the classifier (final LayerNorm + head) before counting, while the "
-    "training log's figure counts the whole model (Small: log 1.343 G, we measure 1.3426 with the classifier, "
-    "1.3419 without); the difference is below the README's one-decimal precision"
-)
-_ADAPTATION = (
-    "nothing in the weights depends on resolution (no position embeddings), so a 224 checkpoint loads "
-    "unchanged at any size; the atrous scan runs over (H/2)(W/2) tokens per sub-grid at whatever grid it "
-    "gets. Inputs must be multiples of 32 so the stage-1/2 grids (H/4, H/8) are even and every patch merge "
-    "sees an even grid; for odd grids the official code zero-pads bottom/right before splitting into "
-    "sub-grids and crops after merging, which this implementation reproduces (it is only reached when the "
-    "model is called directly with other sizes)"
-)
-_CHECKPOINT_NOTE = "checkpoint filter renames the legacy keys VSSM._load_from_state_dict renames"
 
 # The four sub-grids in the official scan order: (row parity, column parity, read column-major).
 _SUBGRIDS = ((0, 0, False), (1, 0, True), (0, 1, False), (1, 1, True))
@@ -251,8 +233,17 @@ class InvertedResidual(nn.Module):
         return x + self.drop_path(self.conv_pw2(self.se(self.conv_dw(self.conv_pw(x)))))
 
 
-class EfficientVSSM(nn.Module):
-    """EfficientVMamba classifier; ``img_size`` is recorded only (no weight depends on it)."""
+class EfficientVSSM(StageBackbone):
+    """EfficientVMamba classifier; ``img_size`` is recorded only (no weight depends on it).
+
+    Features are channels-last between stages, and each of ``layers`` ends in the next stage's patch merging,
+    so a stage's feature map is the output before it.
+    """
+
+    stages_path = "layers"
+    norm_path = "classifier.norm"
+    head_path = "classifier.head"
+    channels_last = True
 
     def __init__(
         self,
@@ -270,6 +261,7 @@ class EfficientVSSM(nn.Module):
         widths = [dims * 2**i for i in range(len(depths))] if isinstance(dims, int) else list(dims)
         self.num_classes = num_classes
         self.num_features = widths[-1]
+        self.feature_info = stage_feature_info(widths, 4, "layers.{i}")
         self.patch_embed = nn.Sequential(
             nn.Conv2d(in_chans, widths[0], 4, stride=4), ToChannelsLast(), nn.LayerNorm(widths[0])
         )
@@ -297,18 +289,18 @@ class EfficientVSSM(nn.Module):
         # As the official code: Linear and LayerNorm only; convs and BatchNorms keep torch's init.
         self.apply(init_linear_layernorm)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Stage-4 features, channels-last (B, H/32, W/32, C), before the final norm."""
-        x = self.patch_embed(x)
-        for layer in self.layers:
-            x = layer(x)
-        return x
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(x)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(x)
+    def _stage(self, i: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        *body, down = self.layers[i].children()  # (blocks, downsample) or (to-NCHW, convs..., to-NHWC, merge)
+        for module in body:
+            x = module(x)
+        return x, down(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.classifier
+        return c.flatten(c.avgpool(c.permute(x)))
 
 
 # Older VMamba-era names that VSSM._load_from_state_dict maps before loading (prefix -> new prefix).
@@ -340,86 +332,23 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return {_rename_legacy(k): v for k, v in state_dict.items()}
 
 
-def _info(name: str, paper: str, params: float, gmacs: float, top1: float, note: str, reconstruction: str) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="effvmamba",
-        paper_name=paper,
-        published=Published(
-            params_m=params,
-            gmacs=gmacs,
-            top1=top1,
-            eval_res=224,
-            source=_SOURCE,
-            note=note,
-            flops_rule=_FLOPS_RULE,
-        ),
-        # Official eval (classification/lib/dataset/transform.py build_val_transforms with the logged
-        # interpolation='bicubic'; classification/utils/config.py agrees): resize 256, center crop 224.
-        eval=EvalConfig(input_size=(3, 224, 224), crop_pct=0.875, interpolation="bicubic"),
-        official=_OFFICIAL,
-        res_multiple=32,
-        min_res=32,
-        adaptation=f"{_ADAPTATION}; {_CHECKPOINT_NOTE}",
-        reconstruction=reconstruction,
-        uses_scan=True,
-        checkpoint_filter=checkpoint_filter_fn,
-    )
-
-
-def _create(dims: int, pretrained: bool, **kwargs: Any) -> EfficientVSSM:
-    kwargs = entry_kwargs(pretrained, kwargs)
+def _create(variant: str, dims: int, pretrained: bool, **kwargs: Any) -> EfficientVSSM:
     kwargs.setdefault("drop_path_rate", 0.2)  # the official yaml's DROP_PATH_RATE (training only)
-    return EfficientVSSM(dims=dims, depths=(2, 2, 4, 2), **kwargs)
+    arch = dict(dims=dims, depths=(2, 2, 4, 2))
+    return build(EfficientVSSM, variant, pretrained, filter_fn=checkpoint_filter_fn, **{**arch, **kwargs})
 
 
-default_cfgs = {
-    name: EvalConfig(crop_pct=0.875, interpolation="bicubic").pretrained_cfg(
-        url="", first_conv="patch_embed.0", classifier="classifier.head"
-    )
-    for name in ("effvmamba_t", "effvmamba_s")
-}
-
-_SMALL_RECONSTRUCTION = (
-    "no manifest exists for Small, so it is not checked against an official state dict. The repo's "
-    "configs/vssm/vssm_efficient_small.yaml (EMBED_DIM 96, depths 2-2-4-2) builds 24.76M params / 2.8 GMACs, "
-    "not the published 11M / 1.3G. The module tree printed in classification/logs/log_efficient_vmamba_small.txt "
-    "(the run behind the README row) has widths 64-128-256-512 and depths 2-2-4-2: the same code with dims=64. "
-    "That configuration gives exactly the log's 11.274M params (11,273,688) and 1.3426 fvcore GMACs at 224 "
-    "(log: 1.343 G; the training script's hook fallback would print 0.708, so the log's figure is fvcore with "
-    "the scan rule). d_state 16 and dt_rank ceil(C/16) follow from the code (the log does not print them)"
-)
+# Generated from the records in vmibench.catalog.effvmamba (eval settings live there only).
+default_cfgs = cfgs_from_records(__name__)
 
 
-@register_model(
-    _info(
-        "effvmamba_t",
-        "EfficientVMamba-T",
-        6.0,
-        0.8,
-        76.5,
-        "training log reports 6.494M params; its FLOPs script drops the classifier head "
-        "(configs/vssm/vssm_efficient_tiny.yaml: dims 48, depths 2-2-4-2)",
-        "",
-    )
-)
+@register_model
 def effvmamba_t(pretrained: bool = False, **kwargs: Any) -> EfficientVSSM:
     """EfficientVMamba-T: widths 48-96-192-384, depths 2-2-4-2."""
-    return _create(48, pretrained, **kwargs)
+    return _create("effvmamba_t", 48, pretrained, **kwargs)
 
 
-@register_model(
-    _info(
-        "effvmamba_s",
-        "EfficientVMamba-S",
-        11.0,
-        1.3,
-        78.7,
-        "training log reports 11.274M params and 1.343 GMACs; built from the log's printed architecture "
-        "(dims 64), not vssm_efficient_small.yaml (dims 96: 24.8M params / 2.8 GMACs)",
-        _SMALL_RECONSTRUCTION,
-    )
-)
+@register_model
 def effvmamba_s(pretrained: bool = False, **kwargs: Any) -> EfficientVSSM:
-    """EfficientVMamba-S as trained (see record): widths 64-128-256-512, depths 2-2-4-2."""
-    return _create(64, pretrained, **kwargs)
+    """EfficientVMamba-S as trained (see its record's reconstruction note): widths 64-128-256-512, depths 2-2-4-2."""
+    return _create("effvmamba_s", 64, pretrained, **kwargs)

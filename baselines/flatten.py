@@ -42,29 +42,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, PatchEmbed, trunc_normal_
+from timm.models import register_model
 
-from vmibench.models._common import entry_kwargs, init_linear_layernorm, saved_grid, to_hw
-from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
-
-_OFFICIAL = "github.com/LeapLabTHU/FLatten-Transformer models/flatten_swin.py @abdb115"
-_SOURCE_T = (
-    "github.com/LeapLabTHU/FLatten-Transformer README (top-1); params/GMACs from the paper and its "
-    "figures/result1.png (unconfirmed as printed text)"
-)
-_SOURCE_S = "github.com/LeapLabTHU/FLatten-Transformer README"
-_ADAPTATION = (
-    "our generalisation, fixed at construction for any resolution divisible by 32: stages 1-2 (focused linear "
-    "attention) attend over their whole stage map, as the official config does at 224 (window 56) and the "
-    "official FLatten-Swin-B 384 config (cfgs/flatten_swin_b_384.yaml) does with window 96; their "
-    "positional_encoding (1, H*W, C) is built for that grid and a saved one is resized bicubically on its 2-D "
-    "grid (align_corners=False, as official utils.load_pretrained). Stages 3-4 keep Swin window 7 (that 384 "
-    "config would switch them to window 12 and resize the bias tables; we keep the trained window so 224 weights "
-    "need no table resize). A map whose shorter side is <= 7 gets one window of that side and no shift (official "
-    "rule; its bias table is then resized bicubically, as official load_pretrained does); a longer map not "
-    "divisible by 7 is zero-padded bottom/right after norm1, before the cyclic shift, and the shift mask is built "
-    "on the padded grid (as Swin's detection backbone and torchvision's Swin do; the official classification "
-    "code fails there). relative_position_index and attn_mask are rebuilt for the model's geometry and the "
-    "checkpoint filter replaces saved ones by the model's own (drops or adds attn_mask where the shift changes)."
+from vmibench.modeling import (
+    StageBackbone,
+    build,
+    cfgs_from_records,
+    init_linear_layernorm,
+    saved_grid,
+    stage_feature_info,
+    to_hw,
 )
 
 Grid = tuple[int, int]
@@ -323,17 +310,27 @@ class BasicLayer(nn.Module):
         )
         self.downsample = PatchMerging(dim) if downsample else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_with_feature(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(the blocks' output: this stage's feature map, the merged map the next stage takes)``."""
         for blk in self.blocks:
             x = blk(x)
-        return x if self.downsample is None else self.downsample(x)
+        return x, (x if self.downsample is None else self.downsample(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_feature(x)[1]
 
 
-class FLattenSwinTransformer(nn.Module):
+class FLattenSwinTransformer(StageBackbone):
     """FLatten-Swin backbone + classifier, built for the input size ``img_size`` (multiples of 32).
 
-    ``window_size`` is the Swin stages' window; the linear stages always see their whole map.
+    ``window_size`` is the Swin stages' window; the linear stages always see their whole map.  Maps are
+    channels-last; each of ``layers`` ends in the next stage's patch merging, so a stage's feature map is its
+    blocks' output (as Swin's detection backbone takes it).
     """
+
+    stages_path = "layers"
+    channels_last = True
+    size_tied = "its positional encodings, windows and shift masks are built for one grid"
 
     def __init__(
         self,
@@ -363,6 +360,8 @@ class FLattenSwinTransformer(nn.Module):
         self.img_size = (h, w)
         self.num_classes = num_classes
         self.num_features = embed_dim * 2 ** (num_layers - 1)
+        widths = [embed_dim * 2**i for i in range(num_layers)]
+        self.feature_info = stage_feature_info(widths, patch_size, "layers.{i}.blocks")
         self.patch_embed = PatchEmbed(
             (h, w), patch_size, in_chans, embed_dim, norm_layer=nn.LayerNorm, flatten=False, output_fmt="NHWC"
         )
@@ -395,17 +394,14 @@ class FLattenSwinTransformer(nn.Module):
         # As the official code: Linear and LayerNorm only (convs keep torch's init, scale/encoding stay zero).
         self.apply(init_linear_layernorm)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pos_drop(self.patch_embed(x))
-        for layer in self.layers:
-            x = layer(x)
-        return self.norm(x)  # (B, H/32, W/32, C)
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pos_drop(self.patch_embed(x))
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x.mean(dim=(1, 2)))
+    def _stage(self, i: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.layers[i].forward_with_feature(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2))
 
 
 # -- checkpoint adaptation ------------------------------------------------------------------------------------
@@ -449,31 +445,12 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return out
 
 
-# -- registry -------------------------------------------------------------------------------------------------
-
-# Official eval (config.py + data/build.py): DATA.IMG_SIZE 224, INTERPOLATION bicubic, TEST.CROP True -> resize
-# to (256, 256) then center-crop 224 (crop_pct 0.875), ImageNet mean/std.  Note the official resize is to a
-# square 256x256, not shorter-side 256; on ImageNet's non-square images this differs slightly from timm's.
-_EVAL = EvalConfig(input_size=(3, 224, 224), crop_pct=0.875, interpolation="bicubic")
+# -- entry points ---------------------------------------------------------------------------------------------
 
 
-def _info(name: str, paper: str, published: Published) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="flatten",
-        paper_name=paper,
-        published=published,
-        eval=_EVAL,
-        official=_OFFICIAL,
-        res_multiple=32,
-        min_res=32,
-        adaptation=_ADAPTATION,
-        reconstruction="",
-        checkpoint_filter=checkpoint_filter_fn,
-    )
-
-
-def _create(depths: tuple[int, ...], drop_path_rate: float, pretrained: bool, **kwargs: Any) -> FLattenSwinTransformer:
+def _create(
+    variant: str, depths: tuple[int, ...], drop_path_rate: float, pretrained: bool, **kwargs: Any
+) -> FLattenSwinTransformer:
     # Official entry kwargs (cfgs/flatten_swin_{t,s}.yaml via models/build.py), overridable by the caller.
     cfg: dict[str, Any] = dict(
         embed_dim=96,
@@ -487,29 +464,20 @@ def _create(depths: tuple[int, ...], drop_path_rate: float, pretrained: bool, **
         kernel_size=5,
         attn_type="LLSS",
     )
-    cfg.update(entry_kwargs(pretrained, kwargs))
-    return FLattenSwinTransformer(**cfg)
+    return build(FLattenSwinTransformer, variant, pretrained, filter_fn=checkpoint_filter_fn, **{**cfg, **kwargs})
 
 
-default_cfgs = {
-    name: _EVAL.pretrained_cfg(url="", first_conv="patch_embed.proj", classifier="head")
-    for name in ("flatten_swin_t", "flatten_swin_s")
-}
+# Generated from the records in vmibench.catalog.flatten (eval settings live there only).
+default_cfgs = cfgs_from_records(__name__)
 
 
-@register_model(
-    _info(
-        "flatten_swin_t",
-        "FLatten-Swin-T",
-        Published(params_m=29.0, gmacs=4.5, top1=82.1, eval_res=224, source=_SOURCE_T),
-    )
-)
+@register_model
 def flatten_swin_t(pretrained: bool = False, **kwargs: Any) -> FLattenSwinTransformer:
     """FLatten-Swin-T: depths 2-2-6-2, width 96, stochastic depth 0.2."""
-    return _create((2, 2, 6, 2), 0.2, pretrained, **kwargs)
+    return _create("flatten_swin_t", (2, 2, 6, 2), 0.2, pretrained, **kwargs)
 
 
-@register_model(_info("flatten_swin_s", "FLatten-Swin-S", Published(top1=83.5, eval_res=224, source=_SOURCE_S)))
+@register_model
 def flatten_swin_s(pretrained: bool = False, **kwargs: Any) -> FLattenSwinTransformer:
     """FLatten-Swin-S: depths 2-2-18-2, width 96, stochastic depth 0.3."""
-    return _create((2, 2, 18, 2), 0.3, pretrained, **kwargs)
+    return _create("flatten_swin_s", (2, 2, 18, 2), 0.3, pretrained, **kwargs)

@@ -30,25 +30,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp
+from timm.models import register_model
 
-from vmibench.models._common import entry_kwargs, init_linear_layernorm, to_hw
-from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
+from vmibench.modeling import StageBackbone, build, cfgs_from_records, init_linear_layernorm, stage_feature_info, to_hw
 
-_SOURCE = "github.com/LeapLabTHU/MLLA README"
-_OFFICIAL = "github.com/LeapLabTHU/MLLA models/mlla.py @66b6d29"
-_ADAPTATION = (
-    "RoPE rotation tables (persistent buffers attn.rope.rotations, one per block) are built for the "
-    "requested grid at construction time; the checkpoint filter replaces loaded tables by the model's own "
-    "rebuilt ones (deterministic, same float32 formula as the official RoPE), so a 224 checkpoint behaves as "
-    "the official model built at the new size; no learned tensor depends on resolution. The official stem "
-    "assert becomes a build-size check; the attention uses the built grid instead of int(sqrt(N)), identical "
-    "on square inputs and also valid for H != W (the official code is square-only)"
-)
-_RECONSTRUCTION = (
-    "none in float32 (outputs bit-identical to the official model at 224 and 384 in our check); RoPE uses "
-    "real arithmetic on channel pairs instead of complex views and returns the input dtype where the "
-    "official returns float32, which only matters for half-precision runs without autocast (unverified)"
-)
 _ROPE_SUFFIX = "attn.rope.rotations"
 
 
@@ -247,14 +232,26 @@ class MLLAStage(nn.Module):
         )
         self.downsample = PatchMerging(dim) if downsample else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_with_feature(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(the blocks' output: this stage's feature map, the merged map the next stage takes)``."""
         for blk in self.blocks:
             x = blk(x)
-        return x if self.downsample is None else self.downsample(x)
+        return x, (x if self.downsample is None else self.downsample(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_feature(x)[1]
 
 
-class MLLA(nn.Module):
-    """MLLA backbone + classifier; ``img_size`` fixes the grids of the RoPE tables."""
+class MLLA(StageBackbone):
+    """MLLA backbone + classifier; ``img_size`` fixes the grids of the RoPE tables.
+
+    Tokens are channels-last; each of ``layers`` ends in the next stage's patch merging, so a stage's feature
+    map is its blocks' output.
+    """
+
+    stages_path = "layers"
+    channels_last = True
+    size_tied = "its RoPE tables are per grid"
 
     def __init__(
         self,
@@ -277,6 +274,7 @@ class MLLA(nn.Module):
         self.img_size = (h, w)
         self.num_classes = num_classes
         self.num_features = embed_dim * 2 ** (n_stages - 1)
+        self.feature_info = stage_feature_info([embed_dim * 2**i for i in range(n_stages)], 4, "layers.{i}.blocks")
         self.patch_embed = Stem(in_chans, embed_dim)
         self.pos_drop = nn.Dropout(drop_rate)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -301,23 +299,14 @@ class MLLA(nn.Module):
         # As the official code: Linear and LayerNorm only; convs and BatchNorms keep torch's init.
         self.apply(init_linear_layernorm)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised last-stage tokens ``(B, H/32, W/32, C)``."""
-        if tuple(x.shape[-2:]) != self.img_size:
-            raise ValueError(
-                f"MLLA built for {self.img_size[0]}x{self.img_size[1]} got {x.shape[-2]}x{x.shape[-1]}: "
-                "build the model for this size (its RoPE tables are per grid)"
-            )
-        x = self.pos_drop(self.patch_embed(x))
-        for layer in self.layers:
-            x = layer(x)
-        return self.norm(x)
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pos_drop(self.patch_embed(x))
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x.mean(dim=(1, 2)))
+    def _stage(self, i: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.layers[i].forward_with_feature(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2))
 
 
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Any]:
@@ -332,45 +321,23 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return state_dict
 
 
-def _info(name: str, paper: str, params: float, gmacs: float, top1: float) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="mlla",
-        paper_name=paper,
-        published=Published(params_m=params, gmacs=gmacs, top1=top1, eval_res=224, source=_SOURCE),
-        # Official config.py: DATA.INTERPOLATION='bicubic', TEST.CROP=True -> Resize(int(256/224*size)) +
-        # CenterCrop(size), i.e. crop_pct 0.875; data/build.py normalises with ImageNet mean/std.
-        eval=EvalConfig(input_size=(3, 224, 224), crop_pct=0.875, interpolation="bicubic"),
-        official=_OFFICIAL,
-        res_multiple=32,
-        min_res=32,
-        adaptation=_ADAPTATION,
-        reconstruction=_RECONSTRUCTION,
-        checkpoint_filter=checkpoint_filter_fn,
-    )
-
-
-def _create(depths: tuple[int, ...], drop_path_rate: float, pretrained: bool, **kwargs: Any) -> MLLA:
+def _create(variant: str, depths: tuple[int, ...], drop_path_rate: float, pretrained: bool, **kwargs: Any) -> MLLA:
     # Official cfgs/mlla_*.yaml over config.py defaults: width 64, heads (2, 4, 8, 16), mlp_ratio 4, qkv_bias.
-    cfg: dict[str, Any] = dict(embed_dim=64, depths=depths, num_heads=(2, 4, 8, 16))
-    cfg["drop_path_rate"] = drop_path_rate
-    cfg.update(entry_kwargs(pretrained, kwargs))
-    return MLLA(**cfg)
+    arch: dict[str, Any] = dict(embed_dim=64, depths=depths, num_heads=(2, 4, 8, 16), drop_path_rate=drop_path_rate)
+    return build(MLLA, variant, pretrained, filter_fn=checkpoint_filter_fn, **{**arch, **kwargs})
 
 
-default_cfgs = {
-    name: EvalConfig().pretrained_cfg(url="", first_conv="patch_embed.conv1.conv", classifier="head")
-    for name in ("mlla_t", "mlla_s")
-}
+# Generated from the records in vmibench.catalog.mlla (eval settings live there only).
+default_cfgs = cfgs_from_records(__name__)
 
 
-@register_model(_info("mlla_t", "MLLA-T", 25.0, 4.2, 83.5))
+@register_model
 def mlla_t(pretrained: bool = False, **kwargs: Any) -> MLLA:
     """MLLA-T: depths (2, 4, 8, 4), width 64, drop-path 0.2 (cfgs/mlla_t.yaml)."""
-    return _create((2, 4, 8, 4), 0.2, pretrained, **kwargs)
+    return _create("mlla_t", (2, 4, 8, 4), 0.2, pretrained, **kwargs)
 
 
-@register_model(_info("mlla_s", "MLLA-S", 43.0, 7.3, 84.4))
+@register_model
 def mlla_s(pretrained: bool = False, **kwargs: Any) -> MLLA:
     """MLLA-S: depths (3, 6, 21, 6), width 64, drop-path 0.3 (cfgs/mlla_s.yaml)."""
-    return _create((3, 6, 21, 6), 0.3, pretrained, **kwargs)
+    return _create("mlla_s", (3, 6, 21, 6), 0.3, pretrained, **kwargs)

@@ -31,33 +31,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, lecun_normal_, trunc_normal_
+from timm.models import register_model
+from torch.utils.checkpoint import checkpoint
 
 from vmibench.errors import CheckpointError
-from vmibench.models._common import entry_kwargs, saved_grid, to_hw
+from vmibench.modeling import build, cfgs_from_records, saved_grid, take_indices, to_hw
 from vmibench.ops import dt_bias_init, s4d_real_log_a, selective_scan
-from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
-_OFFICIAL = "github.com/hustvl/Vim vim/models_mamba.py + mamba-1p1p1/mamba_ssm/modules/mamba_simple.py @dd0358a"
-_ADAPTATION = (
-    "built for the requested grid (H/16 x W/16 patches, any size divisible by 16): the official PatchEmbed "
-    "asserts its build size, so the stem and the absolute pos-embed are sized at construction; the cls token "
-    "sits in the middle of the patch sequence, at position M//2 for M patches (as the official forward does "
-    "for any M).  checkpoint_filter_fn takes the saved pos-embed (14x14 patches + cls at 224, the cls "
-    "entry at index 98 = its own M//2), keeps the cls embedding unchanged, resizes the patch entries on "
-    "their 2-D grid (bicubic, align_corners=False, as vim/main.py does when fine-tuning at another size) and "
-    "re-inserts the cls entry at the new M//2.  vim/main.py itself splits off index 0 as the 'extra token', "
-    "which for the middle-cls models would take patch (0, 0) for the cls entry; we keep the entry the model "
-    "adds to the cls token"
-)
-_RECONSTRUCTION = (
-    "none in the architecture; the fused CUDA/Triton kernels (rms_norm_fn with residual, causal_conv1d, "
-    "selective_scan) are replaced by plain-torch code following their reference functions, not run against "
-    "the kernels here"
-)
-_CSV_SOURCE = {
-    "vim_t": "github.com/hustvl/Vim README (params top-1); GMACs from github.com/TerryPei/EfficientVMamba README",
-    "vim_s": "github.com/hustvl/Vim README; GMACs from MLLA figures/fig4_cls.png (listed there with 80.3)",
-}
+# Layers the official segmentation backbone (Vim seg configs, out_indices) hands to its decoder.
+SEG_OUT_INDICES = (5, 11, 17, 23)
 
 
 class RMSNorm(nn.Module):
@@ -242,8 +224,13 @@ class VisionMamba(nn.Module):
             raise ValueError(f"Vim needs sizes divisible by {patch_size}, got {h}x{w}")
         self.img_size = (h, w)
         self.num_classes = num_classes
-        self.num_features = self.embed_dim = embed_dim
+        self.num_features = self.head_hidden_size = self.embed_dim = embed_dim
         self.residual_in_fp32 = residual_in_fp32
+        self.global_pool = "token"  # the middle cls token
+        self.grad_checkpointing = False
+        self.feature_info = [
+            {"num_chs": embed_dim, "reduction": patch_size, "module": f"layers.{i}"} for i in range(depth)
+        ]
 
         self.patch_embed = PatchEmbed((h, w), patch_size, in_chans, embed_dim)
         num_patches = self.patch_embed.num_patches
@@ -292,23 +279,92 @@ class VisionMamba(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised token sequence (B, M+1, C), cls token at index ``cls_index``."""
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """New classifier (0: none); ``global_pool`` is ``"token"`` (the middle cls token) or ``""`` (all tokens)."""
+        if global_pool is not None:
+            if global_pool not in ("token", ""):
+                raise ValueError(f"global_pool must be 'token' or '', got {global_pool!r}")
+            self.global_pool = global_pool
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
         i = self.cls_index
         x = torch.cat((x[:, :i], self.cls_token.expand(x.shape[0], -1, -1), x[:, i:]), dim=1)
-        x = self.pos_drop(x + self.pos_embed)
-        hidden, residual = x, None
+        return self.pos_drop(x + self.pos_embed)
+
+    def _layer(
+        self, layer: nn.Module, hidden: torch.Tensor, residual: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            return checkpoint(layer, hidden, residual, use_reentrant=False)  # type: ignore[return-value]
+        return layer(hidden, residual)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised token sequence (B, M+1, C), cls token at index ``cls_index``."""
+        hidden, residual = self._embed(x), None
         for layer in self.layers:
-            hidden, residual = layer(hidden, residual)
+            hidden, residual = self._layer(layer, hidden, residual)
         return self.norm_f.add_norm(self.drop_path(hidden), residual, self.residual_in_fp32)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x[:, self.cls_index]
+        if self.global_pool == "token":
+            x = x[:, self.cls_index]
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def _patch_map(self, tokens: torch.Tensor, output_fmt: str) -> torch.Tensor:
+        """(B, M+1, C) with the cls token -> the patch grid, (B, C, H/16, W/16) or (B, H/16, W/16, C)."""
+        i = self.cls_index
+        patches = torch.cat((tokens[:, :i], tokens[:, i + 1 :]), dim=1)
+        grid = patches.reshape(tokens.shape[0], *self.patch_embed.grid_size, -1)
+        return grid if output_fmt == "NHWC" else grid.permute(0, 3, 1, 2)
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | list[int] | tuple[int, ...] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Patch-grid maps of the residual stream after the chosen layers (timm's ViT convention: ``indices`` =
+        last n (int), these (sequence) or all (None); ``norm`` applies the final RMSNorm to each; the cls token
+        is dropped).  Returns the list, or ``(final token sequence, list)``."""
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
+        take, max_index = take_indices(len(self.layers), indices)
+        layers = self.layers[: max_index + 1] if stop_early else self.layers
+        hidden, residual = self._embed(x), None
+        out: list[torch.Tensor] = []
+        for i, layer in enumerate(layers):
+            hidden, residual = self._layer(layer, hidden, residual)
+            if i in take:
+                stream = (hidden.float() + residual.float()).to(hidden.dtype)
+                out.append(self._patch_map(self.norm_f(stream) if norm else stream, output_fmt))
+        if intermediates_only:
+            return out
+        return self.norm_f.add_norm(self.drop_path(hidden), residual, self.residual_in_fp32)[0], out
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] | tuple[int, ...] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the layers after the last one ``indices`` needs (and the head if asked).  The final RMSNorm is
+        kept whatever ``prune_norm`` says: it is part of the official add-norm and holds only C weights."""
+        del prune_norm
+        take, max_index = take_indices(len(self.layers), indices)
+        self.layers = self.layers[: max_index + 1]
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, dst: tuple[int, int]) -> torch.Tensor:
@@ -340,82 +396,31 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return state_dict
 
 
-def _info(name: str, paper: str, params: float, gmacs: float, top1: float, top5: float, note: str) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="vim",
-        paper_name=paper,
-        published=Published(
-            params_m=params,
-            gmacs=gmacs,
-            top1=top1,
-            top5=top5,
-            eval_res=224,
-            source=_CSV_SOURCE[name],
-            note=note,
-            flops_rule=(
-                "not stated: the Vim repo has no FLOPs code and the figure is quoted by a third party; it is "
-                "lower than fvcore on the official model with each of its 48 scans counted 9*B*L*D*N + B*D*L "
-                "(+ B*D*L for the z gate)"
-            ),
-        ),
-        # vim/main.py evaluation: --eval-crop-ratio 0.875, datasets.build_transform resizes bicubic (3).
-        eval=EvalConfig(input_size=(3, 224, 224), crop_pct=0.875, interpolation="bicubic"),
-        official=_OFFICIAL,
-        res_multiple=16,
-        min_res=16,
-        adaptation=_ADAPTATION,
-        reconstruction=_RECONSTRUCTION,
-        uses_scan=True,
-        checkpoint_filter=checkpoint_filter_fn,
+def _create(variant: str, embed_dim: int, pretrained: bool, **kwargs: Any) -> VisionMamba:
+    feature_cfg = {"out_indices": SEG_OUT_INDICES, "feature_cls": "getter"}
+    arch = dict(patch_size=16, embed_dim=embed_dim, depth=24)
+    return build(
+        VisionMamba, variant, pretrained, filter_fn=checkpoint_filter_fn, feature_cfg=feature_cfg, **{**arch, **kwargs}
     )
 
 
-def _create(embed_dim: int, pretrained: bool, **kwargs: Any) -> VisionMamba:
-    return VisionMamba(patch_size=16, embed_dim=embed_dim, depth=24, **entry_kwargs(pretrained, kwargs))
+# Generated from the records in vmibench.catalog.vim (eval settings live there only).
+default_cfgs = cfgs_from_records(__name__)
 
 
-default_cfgs = {
-    name: EvalConfig().pretrained_cfg(url="", first_conv="patch_embed.proj", classifier="head")
-    for name in ("vim_t", "vim_s")
-}
-
-
-@register_model(
-    _info(
-        "vim_t",
-        "Vim-Ti",
-        7,
-        1.5,
-        76.1,
-        93.0,
-        "Vim repo has no FLOPs code; the official model has 7,148,008 params and counts 1.82 GMACs under the "
-        "9*B*L*D*N scan rule (0.53 G of it in the scans)",
-    )
-)
+@register_model
 def vim_t(pretrained: bool = False, **kwargs: Any) -> VisionMamba:
     """Vim-Ti, width 192.
 
     Official name: vim_tiny_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2.
     """
-    return _create(192, pretrained, **kwargs)
+    return _create("vim_t", 192, pretrained, **kwargs)
 
 
-@register_model(
-    _info(
-        "vim_s",
-        "Vim-S",
-        26,
-        5.1,
-        80.5,
-        95.1,
-        "the official model has 25,796,584 params and counts 5.91 GMACs under the 9*B*L*D*N scan rule "
-        "(1.06 G of it in the scans)",
-    )
-)
+@register_model
 def vim_s(pretrained: bool = False, **kwargs: Any) -> VisionMamba:
     """Vim-S, width 384.
 
     Official name: vim_small_patch16_224_bimambav2_final_pool_mean_abs_pos_embed_with_midclstok_div2.
     """
-    return _create(384, pretrained, **kwargs)
+    return _create("vim_s", 384, pretrained, **kwargs)

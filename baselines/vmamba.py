@@ -30,26 +30,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
+from timm.models import register_model
 
-from vmibench.models._common import entry_kwargs, init_linear_layernorm, to_hw
+from vmibench.modeling import StageBackbone, build, cfgs_from_records, init_linear_layernorm, stage_feature_info, to_hw
 from vmibench.ops import dt_bias_init, s4d_real_log_a, selective_scan
-from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
 
-_OFFICIAL = "github.com/MzeroMiko/VMamba classification/models/vmamba.py @2ed52ea"
-_SOURCE = "github.com/MzeroMiko/VMamba README"
-_FLOPS_RULE = (
-    "fvcore with each selective scan counted 9*B*L*D*N + B*D*L (VMamba csms6s.flops_selective_scan_fn, "
-    "state-spaces/mamba#110)"
-)
-_THROUGHPUT_SETUP = "A100 + EPYC 7542; batch 128; fp32"
-_ADAPTATION = (
-    "none needed: apart from the selective scan (whose length follows the input) VMamba is convolutional "
-    "(stride-2 3x3 stem and down-sampler convs, depthwise 3x3 conv, 1x1 projections, global average pool), "
-    "so a model built for any size takes the same weights; sizes are restricted to multiples of 32 so every "
-    "stage grid is exact. The released configs set posembed=False (no position tensor); if posembed=True is "
-    "asked for, the embedding is built for (H/4, W/4) and a saved one is resized bicubically in the "
-    "checkpoint filter, as the released loader does."
-)
 _K = 4  # scan directions
 
 
@@ -211,8 +196,16 @@ def _downsample(dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Identity(), nn.Conv2d(dim, out_dim, 3, 2, 1), nn.Identity(), LayerNorm2d(out_dim))
 
 
-class VSSM(nn.Module):
-    """VMamba classifier (channel-first ``ln2d`` / ``v05_noz`` / ``downsample v3`` / ``patchembed v2``)."""
+class VSSM(StageBackbone):
+    """VMamba classifier (channel-first ``ln2d`` / ``v05_noz`` / ``downsample v3`` / ``patchembed v2``).
+
+    Each of ``layers`` ends in the next stage's down-sampler, so a stage's feature map is its blocks' output
+    (as the official detection backbone takes it).
+    """
+
+    stages_path = "layers"
+    norm_path = "classifier.norm"
+    head_path = "classifier.head"
 
     def __init__(
         self,
@@ -236,6 +229,9 @@ class VSSM(nn.Module):
         self.num_classes = num_classes
         widths = [dims * 2**i for i in range(len(depths))]
         self.num_features = widths[-1]
+        self.feature_info = stage_feature_info(widths, 4, "layers.{i}.blocks")
+        if posembed:
+            self.size_tied = "its position embedding is built for one grid"
         # Released layout: (1, C, H/4, W/4), first in the state dict when present.
         self.pos_embed = nn.Parameter(torch.zeros(1, widths[0], h // 4, w // 4)) if posembed else None
         self.patch_embed = _patch_embed(in_chans, widths[0])
@@ -267,19 +263,17 @@ class VSSM(nn.Module):
         # As released: Linear(2d) and LayerNorm(2d) only; convs keep torch's init, SSM tensors SS2D's Mamba init.
         self.apply(init_linear_layernorm)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
-        if self.pos_embed is not None:
-            x = x + self.pos_embed
-        for layer in self.layers:
-            x = layer(x)
-        return self.classifier.norm(x)
+        return x if self.pos_embed is None else x + self.pos_embed
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier.head(self.classifier.flatten(self.classifier.avgpool(x)))
+    def _stage(self, i: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        layer = self.layers[i]
+        feature = layer.blocks(x)
+        return feature, layer.downsample(feature)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.flatten(self.classifier.avgpool(x))
 
 
 def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[str, Any]:
@@ -301,59 +295,19 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return state_dict
 
 
-def _info(name: str, paper: str, params: float, gmacs: float, top1: float, ips: float, note: str) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="vmamba",
-        paper_name=paper,
-        published=Published(
-            params_m=params,
-            gmacs=gmacs,
-            top1=top1,
-            eval_res=224,
-            throughput_ips=ips,
-            throughput_setup=_THROUGHPUT_SETUP,
-            source=_SOURCE,
-            note=note,
-            flops_rule=_FLOPS_RULE,
-        ),
-        # classification/config.py: DATA.INTERPOLATION="bicubic", TEST.CROP=True; data/build.py then resizes
-        # to int(256/224*224)=256 and centre-crops 224, i.e. crop_pct 0.875, with timm's ImageNet mean/std.
-        eval=EvalConfig(input_size=(3, 224, 224), crop_pct=0.875, interpolation="bicubic"),
-        official=_OFFICIAL,
-        res_multiple=32,
-        min_res=32,
-        adaptation=_ADAPTATION,
-        uses_scan=True,
-        checkpoint_filter=checkpoint_filter_fn,
-    )
+# Generated from the records in vmibench.catalog.vmamba (eval settings live there only).
+default_cfgs = cfgs_from_records(__name__)
 
 
-default_cfgs = {
-    name: EvalConfig().pretrained_cfg(url="", first_conv="patch_embed.0", classifier="classifier.head")
-    for name in ("vmamba_t", "vmamba_s")
-}
-
-
-@register_model(
-    _info(
-        "vmamba_t",
-        "VMamba-T [s1l8]",
-        30,
-        4.9,
-        82.6,
-        1686,
-        "config vmambav2v_tiny (vssm1_tiny_0230s); scan FLOPs 9*B*L*D*N + B*D*L",
-    )
-)
+@register_model
 def vmamba_t(pretrained: bool = False, **kwargs: Any) -> VSSM:
     """VMamba-T [s1l8] (configs/vssm/vmambav2v_tiny_224.yaml): depths 2-2-8-2, d_state 1, ssm_ratio 1."""
     cfg: dict[str, Any] = dict(depths=(2, 2, 8, 2), dims=96, ssm_d_state=1, ssm_ratio=1.0, drop_path_rate=0.2)
-    return VSSM(**{**cfg, **entry_kwargs(pretrained, kwargs)})
+    return build(VSSM, "vmamba_t", pretrained, filter_fn=checkpoint_filter_fn, **{**cfg, **kwargs})
 
 
-@register_model(_info("vmamba_s", "VMamba-S [s2l15]", 50, 8.7, 83.6, 877, ""))
+@register_model
 def vmamba_s(pretrained: bool = False, **kwargs: Any) -> VSSM:
     """VMamba-S [s2l15] (configs/vssm/vmambav2_small_224.yaml): depths 2-2-15-2, d_state 1, ssm_ratio 2."""
     cfg: dict[str, Any] = dict(depths=(2, 2, 15, 2), dims=96, ssm_d_state=1, ssm_ratio=2.0, drop_path_rate=0.3)
-    return VSSM(**{**cfg, **entry_kwargs(pretrained, kwargs)})
+    return build(VSSM, "vmamba_s", pretrained, filter_fn=checkpoint_filter_fn, **{**cfg, **kwargs})

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import torch
+import vmibench.baselines.effvmamba as effv
 from conftest import manifest as load_manifest
 from conftest import random_state_dict
 
-import baselines.effvmamba as effv
 import vmibench
 from vmibench.checkpoint import load_state_dict_strict
 from vmibench.errors import UserError

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import vmibench.baselines.flatten as fl
 from conftest import manifest as load_manifest
 from conftest import random_state_dict
 
-import baselines.flatten as fl
 import vmibench
 from vmibench.checkpoint import load_state_dict_strict
 from vmibench.flops import count_flops
@@ -151,7 +151,7 @@ def test_records() -> None:
     for name in OFFICIAL:
         info = get_entry(name).info
         assert info.official.startswith("github.com/LeapLabTHU/FLatten-Transformer")
-        assert info.checkpoint_filter is fl.checkpoint_filter_fn
+        assert get_entry(name).checkpoint_filter is fl.checkpoint_filter_fn
         assert info.res_multiple == 32 and info.eval.crop_pct == 0.875
     assert get_entry("flatten_swin_t").info.published.top1 == 82.1
     assert get_entry("flatten_swin_s").info.published.params_m is None

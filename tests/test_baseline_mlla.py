@@ -6,10 +6,10 @@ import copy
 
 import pytest
 import torch
+import vmibench.baselines.mlla as mlla
 from conftest import manifest as load_manifest
 from conftest import random_state_dict
 
-import baselines.mlla as mlla
 import vmibench
 from vmibench.checkpoint import load_state_dict_strict
 from vmibench.flops import count_flops
@@ -60,7 +60,7 @@ def test_state_dict_matches_manifest_and_loads_strictly(built: dict[str, torch.n
 
     official = random_state_dict(manifest["state_dict"], seed=2)
     before = {k: v.clone() for k, v in model.state_dict().items() if k.endswith(ROPE)}
-    load_state_dict_strict(model, official, filter_fn=get_entry(name).info.checkpoint_filter)
+    load_state_dict_strict(model, official, filter_fn=get_entry(name).checkpoint_filter)
     after = model.state_dict()
     assert torch.equal(after["head.weight"], official["head.weight"])
     # Loaded tables are junk here; the model must have kept its own.
@@ -136,7 +136,7 @@ def test_forward_224_and_other_resolutions(built: dict[str, torch.nn.Module]) ->
 def test_224_checkpoint_loads_at_384_with_rebuilt_rope(built: dict[str, torch.nn.Module]) -> None:
     sd224 = _randomised(built["mlla_t"].state_dict())
     model = vmibench.create_model("mlla_t", res=384).eval()
-    load_state_dict_strict(model, sd224, filter_fn=get_entry("mlla_t").info.checkpoint_filter)
+    load_state_dict_strict(model, sd224, filter_fn=get_entry("mlla_t").checkpoint_filter)
 
     direct = mlla.mlla_t(img_size=384).eval()
     learned = {k: v for k, v in sd224.items() if not k.endswith(ROPE)}

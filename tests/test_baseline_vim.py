@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+import vmibench.baselines.vim as vim
 from conftest import manifest as load_manifest
 from conftest import random_state_dict
 
-import baselines.vim as vim
 import vmibench
 from vmibench.checkpoint import load_state_dict_strict
 from vmibench.errors import UserError
@@ -41,7 +41,7 @@ def test_manifest_state_dict_loads_strictly(name: str) -> None:
     assert {k: list(v.shape) for k, v in own.items()} == manifest["state_dict"]
     assert sum(p.numel() for p in model.parameters()) == manifest["params"]
     sd = random_state_dict(manifest["state_dict"])
-    load_state_dict_strict(model, sd, filter_fn=get_entry(name).info.checkpoint_filter)
+    load_state_dict_strict(model, sd, filter_fn=get_entry(name).checkpoint_filter)
     assert torch.equal(model.layers[23].mixer.A_b_log, sd["layers.23.mixer.A_b_log"])
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+import vmibench.baselines.vmamba as vm
 from conftest import manifest as load_manifest
 from conftest import random_state_dict
 
-import baselines.vmamba as vm
 import vmibench
 from vmibench.checkpoint import load_state_dict_strict
 from vmibench.errors import UserError
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _filter(name: str) -> Any:
-    return get_entry(name).info.checkpoint_filter
+    return get_entry(name).checkpoint_filter
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -155,7 +155,7 @@ def test_ss2d_core_matches_per_direction_scans() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_record(name: str) -> None:
     info = get_entry(name).info
-    assert info.uses_scan and info.checkpoint_filter is vm.checkpoint_filter_fn
+    assert info.uses_scan and get_entry(name).checkpoint_filter is vm.checkpoint_filter_fn
     assert info.official == "github.com/MzeroMiko/VMamba classification/models/vmamba.py @2ed52ea"
     assert (info.eval.crop_pct, info.eval.interpolation) == (0.875, "bicubic")
     assert info.published.top1 == {"vmamba_t": 82.6, "vmamba_s": 83.6}[name]

@@ -322,7 +322,7 @@ def test_stale_models_are_named_in_the_header(small_store, monkeypatch) -> None:
     assert "**Stale**" in head and "mlla_t (baselines/mlla.py)" in head and "vminet_t (" not in head
     assert "had uncommitted changes" in head
     diff_args = next(a for a in calls if a[0] == "diff")
-    assert "baselines/mlla.py" in diff_args and "vmibench/models/_common.py" in diff_args
+    assert "baselines/mlla.py" in diff_args and "vmibench/modeling.py" in diff_args
     table = selection.latency_224(data).set_index("model")["stale"]
     assert table["mlla_t"] == "stale" and table["vminet_t"] == ""
 
@@ -340,7 +340,7 @@ def loaded(path: Path) -> selection.ReportData:
 
 
 def test_code_files_of_models_and_ops() -> None:
-    assert {"baselines/mlla.py", "vmibench/models/_common.py"} <= set(staleness.model_files("mlla_t"))
+    assert {"baselines/mlla.py", "vmibench/modeling.py"} <= set(staleness.model_files("mlla_t"))
     assert "vmibench/ops/selective_scan.py" in staleness.model_files("vim_t")
     assert "vmibench/ops/selective_scan.py" not in staleness.model_files("mlla_t")
     assert set(staleness.op_files("mlla_linear")) == {"vmibench/ops/mixers.py", "baselines/mlla.py"}

@@ -33,12 +33,12 @@ def test_bad_presets_ops_and_backends_are_user_errors() -> None:
 
 
 def test_cpu_default_preset_covers_every_model_a_1024_ladder_and_three_rounds() -> None:
-    from vmibench.registry import list_models
+    from vmibench.registry import list_infos
 
     preset = sweep.get_preset("cpu-default")
     cells = sweep.expand_groups(preset.groups, replace(BASE, policy=preset.policy))
     at_224 = {c.workload.model for c in cells if c.workload.height == 224}  # type: ignore[attr-defined]
-    assert at_224 == {m.name for m in list_models()}
+    assert at_224 == {m.name for m in list_infos()}
     assert len(cells) == len(set(cells))  # 224 is in both groups for the ladder models: planned once
     at_1024 = {c.workload.model for c in cells if c.workload.height == 1024}  # type: ignore[attr-defined]
     assert at_1024 >= {"vminet_t", "mlla_t", "flatten_swin_t", "effvmamba_t"}

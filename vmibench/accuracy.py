@@ -469,9 +469,9 @@ def build_model(entry: Entry, hw: Resolution, num_classes: int, weights: Weights
     assert weights.state_dict is not None
     model = create_model(name, res=hw, num_classes=num_classes)
     state_dict = dict(weights.state_dict)
-    if entry.info.checkpoint_filter is not None:
+    if entry.checkpoint_filter is not None:
         # Resolution-dependent tensors first, so that only a real head difference is left to detect.
-        state_dict = entry.info.checkpoint_filter(state_dict, model)
+        state_dict = entry.checkpoint_filter(state_dict, model)
     found = checkpoint_classes(model, state_dict, num_classes)
     if found is not None:
         raise head_mismatch(name, found, num_classes, why)

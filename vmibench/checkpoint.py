@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,9 @@ import torch
 import torch.nn as nn
 
 from vmibench.errors import CheckpointError, first_line
-from vmibench.registry import CheckpointFilter
+
+# A model file's ``checkpoint_filter_fn(state_dict, model)``: fits saved tensors to the model's geometry.
+CheckpointFilter = Callable[[dict[str, Any], nn.Module], dict[str, Any]]
 
 # Preference order when a file holds several wrapped forms.
 _WRAPPER_KEYS = ("state_dict", "model", "module", "net", "params")

@@ -160,22 +160,22 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
 
 def parse_models(text: str | None, default: Callable[[], list[str]]) -> list[str]:
     """Model names (validated: unknown names fail with close-name suggestions)."""
-    from vmibench.registry import list_models, resolve
+    from vmibench.registry import list_infos, resolve_info
 
     if text is None:
         return default()
     names = split_list(text, "model")
     if names == ["all"]:
-        return [m.name for m in list_models()]
+        return [m.name for m in list_infos()]
     for name in names:
-        resolve(name)
+        resolve_info(name)
     return names
 
 
 def all_registered() -> list[str]:
-    from vmibench.registry import list_models
+    from vmibench.registry import list_infos
 
-    return [m.name for m in list_models()]
+    return [m.name for m in list_infos()]
 
 
 @contextmanager
@@ -272,7 +272,7 @@ def flops_cmd(
     """
     from vmibench.flops import measure_flops
     from vmibench.output import check_output, emit
-    from vmibench.registry import resolve
+    from vmibench.registry import resolve_info
     from vmibench.reports.tables import frame_of, select_columns
     from vmibench.store import ResultStore
 
@@ -281,7 +281,7 @@ def flops_cmd(
     resolutions = parse_resolutions(res) if res else None
     cells = []
     for name in names:
-        info = resolve(name).info
+        info = resolve_info(name)
         sizes = resolutions or [(info.eval.input_size[1], info.eval.input_size[2])]
         for hw in sizes:
             info.check_resolution(hw)

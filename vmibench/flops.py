@@ -205,10 +205,10 @@ def measure_flops(name: str, res: tuple[int, int], batch: int = 1) -> FlopsRecor
     import vmibench
     from vmibench.env import capture, utc_now
     from vmibench.errors import classify_failure, one_line
-    from vmibench.registry import resolve
+    from vmibench.registry import resolve_info
     from vmibench.resolution import label
 
-    info = resolve(name).info
+    info = resolve_info(name)
     info.check_resolution(res)
     env = capture("cpu")
     pub = info.published

@@ -122,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one small scan shape (a CPU dry run)")
     parser.add_argument("--out", help="also write the checks here as JSON")
     args = parser.parse_args(argv)
-    from vmibench.registry import list_models
+    from vmibench.registry import list_infos
 
-    known = [m.name for m in list_models()]
+    known = [m.name for m in list_infos()]
     models = known if args.models == "all" else [m.strip() for m in args.models.split(",") if m.strip()]
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     bad = [m for m in models if m not in known] + [d for d in dtypes if d not in DTYPES]

@@ -177,12 +177,12 @@ def plan_cells(
     Raises :class:`vmibench.errors.UserError` for an unknown model or a resolution a model does not accept, so a
     bad argument fails at once instead of after an hour of measurements.
     """
-    from vmibench.registry import resolve
+    from vmibench.registry import resolve_info
 
     check_mode(mode)
     cells: list[Cell] = []
     for name in dict.fromkeys(models):
-        info = resolve(name).info
+        info = resolve_info(name)
         for hw in resolutions:
             info.check_resolution(hw)
         st = replace(settings, scan_backend=scan_backend_for(settings, info.uses_scan))
@@ -229,9 +229,9 @@ def plan_maxbatch(
 
 def expand_groups(groups: Iterable[Group], base: Settings) -> list[Cell]:
     """All cells of ``groups`` (validated, duplicates dropped), each model's resolutions ascending."""
-    from vmibench.registry import list_models
+    from vmibench.registry import list_infos
 
-    everyone = tuple(m.name for m in list_models())
+    everyone = tuple(m.name for m in list_infos())
     cells: list[Cell] = []
     for group in groups:
         if group.cuda_graph and not base.device.startswith("cuda"):

@@ -31,12 +31,12 @@ def timer_crosscheck(
     the median over all its rounds.  Returns one row per model with both medians, their ratio, and each
     timer's latency ratio to the first model.
     """
-    from vmibench.registry import resolve
+    from vmibench.registry import resolve_info
 
     threads = threads or usable_cores()
     settings = run_settings(device="cpu", threads=threads, count_flops=False)
     for name in models:
-        resolve(name).info.check_resolution((res, res))
+        resolve_info(name).check_resolution((res, res))
     cells = [Cell(TimerCrosscheck(name, res, res), settings) for name in dict.fromkeys(models)]
     summary = Runner(None, rounds=repeats, cell_timeout_s=900, progress=progress, executor=executor).run(cells)
     ours: dict[str, list[float]] = {}

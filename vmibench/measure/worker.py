@@ -156,10 +156,10 @@ def _flops(model: torch.nn.Module, x: torch.Tensor) -> dict[str, Any]:
 
 def _scan_backend(cell: Cell) -> str:
     from vmibench.ops import resolve_backend
-    from vmibench.registry import resolve
+    from vmibench.registry import resolve_info
 
     wl = cell.workload
-    scans = wl.op == "selective_scan" if isinstance(wl, MixerOp) else resolve(wl.model).info.uses_scan  # type: ignore[union-attr]
+    scans = wl.op == "selective_scan" if isinstance(wl, MixerOp) else resolve_info(wl.model).uses_scan  # type: ignore[union-attr]
     return resolve_backend(cell.settings.scan_backend, cell.settings.device) if scans else ""
 
 

@@ -22,17 +22,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath
+from timm.models import register_model
 
-from vmibench.models._common import entry_kwargs, init_linear_layernorm, saved_grid, to_hw
-from vmibench.registry import EvalConfig, ModelInfo, Published, register_model
-
-_SOURCE = "arXiv 2501.02040 (table as transcribed by github.com/igm503/heedless-backbones family_data/VMINet.yml)"
-_ADAPTATION = (
-    "our generalisation: the per-position context weight `sum` (Linear over H*W, 224x224 only in the released "
-    "code) is built for the requested grid; 224 weights are resized bilinearly on the HxW grid and scaled by "
-    "old/new area so the summed context keeps its scale"
+from vmibench.modeling import (
+    StageBackbone,
+    build,
+    cfgs_from_records,
+    init_linear_layernorm,
+    saved_grid,
+    stage_feature_info,
+    to_hw,
 )
-_OFFICIAL = "github.com/yws-wxs/VMINet vminet.py @127f8bd"
 
 
 class ConvBN(nn.Sequential):
@@ -72,8 +72,10 @@ class VMIBlock(nn.Module):
         return x + self.drop_path(self.g(self.act(y)))
 
 
-class VMINet(nn.Module):
+class VMINet(StageBackbone):
     """VMINet backbone + classifier; ``img_size`` fixes the grids of the context weights."""
+
+    size_tied = "its context weights are one per position of the built grid"
 
     def __init__(
         self,
@@ -94,6 +96,8 @@ class VMINet(nn.Module):
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.stages = nn.ModuleList()
         cin, k = stem_dim, 0
+        widths = [base_dim * 2**i for i in range(len(depths))]
+        self.feature_info = stage_feature_info(widths, 4, "stages.{i}")
         for i, depth in enumerate(depths):
             dim = base_dim * 2**i
             stride = 2 ** (i + 2)  # stem halves, then every stage's down-sampler halves again
@@ -108,17 +112,11 @@ class VMINet(nn.Module):
         # Released init: nn.Linear only (`isinstance(m, nn.Linear or nn.Conv2d)`); no LayerNorm here, BN untouched.
         self.apply(init_linear_layernorm)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return self.norm(x)
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(x)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.avgpool(x), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.avgpool(x), 1)
 
 
 def resize_context_weight(weight: torch.Tensor, src: tuple[int, int], dst: tuple[int, int]) -> torch.Tensor:
@@ -143,65 +141,34 @@ def checkpoint_filter_fn(state_dict: dict[str, Any], model: nn.Module) -> dict[s
     return state_dict
 
 
-def _info(name: str, paper: str, params: float, gmacs: float, top1: float, note: str) -> ModelInfo:
-    return ModelInfo(
-        name=name,
-        family="vminet",
-        paper_name=paper,
-        published=Published(params_m=params, gmacs=gmacs, top1=top1, eval_res=224, source=_SOURCE, note=note),
-        # timm train-script defaults (the released model sets no pretrained_cfg)
-        eval=EvalConfig(input_size=(3, 224, 224), crop_pct=0.875, interpolation="bicubic"),
-        official=_OFFICIAL,
-        res_multiple=32,
-        min_res=64,
-        adaptation=_ADAPTATION,
-        checkpoint_filter=checkpoint_filter_fn,
-    )
+def _create(variant: str, base_dim: int, mlp_ratio: int, pretrained: bool, **kwargs: Any) -> VMINet:
+    arch = dict(base_dim=base_dim, depths=(2, 2, 18, 2), mlp_ratio=mlp_ratio)
+    return build(VMINet, variant, pretrained, filter_fn=checkpoint_filter_fn, **{**arch, **kwargs})
 
 
-def _create(base_dim: int, mlp_ratio: int, pretrained: bool, **kwargs: Any) -> VMINet:
-    return VMINet(base_dim, (2, 2, 18, 2), mlp_ratio, **entry_kwargs(pretrained, kwargs))
+# Generated from the records in vmibench.catalog.vminet (eval settings live there only).
+default_cfgs = cfgs_from_records(__name__)
 
 
-default_cfgs = {
-    name: EvalConfig().pretrained_cfg(url="", first_conv="stem.0.conv", classifier="head")
-    for name in ("vminet_t", "vminet_xs", "vminet_s", "vminet_b")
-}
-
-
-@register_model(_info("vminet_t", "VMINet-Ti", 2.0, 0.3, 70.7, "released code counts 2.04M params"))
+@register_model
 def vminet_t(pretrained: bool = False, **kwargs: Any) -> VMINet:
     """VMINet-Ti: base width 24, expansion 2."""
-    return _create(24, 2, pretrained, **kwargs)
+    return _create("vminet_t", 24, 2, pretrained, **kwargs)
 
 
-@register_model(
-    _info(
-        "vminet_xs",
-        "VMINet-XS",
-        7.0,
-        1.4,
-        78.6,
-        "paper and released code disagree: the paper prints 7.0M / 1.4G, the released code builds 7.44M params "
-        "/ 1.26 GMACs (fvcore); released checkpoint top-1 76.5 (yws-wxs/VMINet README)",
-    )
-)
+@register_model
 def vminet_xs(pretrained: bool = False, **kwargs: Any) -> VMINet:
     """VMINet-XS as released: base width 48, expansion 2."""
-    return _create(48, 2, pretrained, **kwargs)
+    return _create("vminet_xs", 48, 2, pretrained, **kwargs)
 
 
-@register_model(
-    _info("vminet_s", "VMINet-S", 13.0, 2.3, 80.5, "released checkpoint top-1 79.0 (yws-wxs/VMINet README)")
-)
+@register_model
 def vminet_s(pretrained: bool = False, **kwargs: Any) -> VMINet:
     """VMINet-S: base width 48, expansion 4."""
-    return _create(48, 4, pretrained, **kwargs)
+    return _create("vminet_s", 48, 4, pretrained, **kwargs)
 
 
-@register_model(
-    _info("vminet_b", "VMINet-B", 28.0, 4.8, 82.4, "released checkpoint top-1 80.9 (yws-wxs/VMINet README)")
-)
+@register_model
 def vminet_b(pretrained: bool = False, **kwargs: Any) -> VMINet:
     """VMINet-B: base width 96, expansion 2."""
-    return _create(96, 2, pretrained, **kwargs)
+    return _create("vminet_b", 96, 2, pretrained, **kwargs)

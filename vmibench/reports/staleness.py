@@ -13,7 +13,7 @@ import pandas as pd
 from vmibench.errors import UserError
 from vmibench.reports.text import join
 
-MODEL_SHARED_FILES = ("vmibench/models/_common.py",)
+MODEL_SHARED_FILES = ("vmibench/modeling.py",)
 
 
 SCAN_FILES = ("vmibench/ops/selective_scan.py",)

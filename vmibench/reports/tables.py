@@ -129,10 +129,10 @@ def frame_of(records: Sequence[Record], columns: Sequence[str] | None = None) ->
 
 def models_frame() -> pd.DataFrame:
     """One row per registered model: published numbers, eval settings, official source and adaptations."""
-    from vmibench.registry import list_models
+    from vmibench.registry import list_infos
 
     rows = []
-    for info in list_models():
+    for info in list_infos():
         pub = info.published
         rows.append(
             {

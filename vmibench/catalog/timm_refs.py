@@ -1,17 +1,14 @@
-"""timm reference models under short names, with the published numbers vmibench compares against."""
+"""timm reference models under short names, with the published numbers vmibench compares against.
+
+They are built by timm (``ModelInfo.timm_name``); nothing here imports it."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from vmibench.registry import EvalConfig, ModelInfo, Published, _timm_builder, register_model
+from vmibench.registry import EvalConfig, ModelInfo, Published, add_info
 
 _TIMM_CARD = "params/GMACs from the timm model card"
-
-
-def _register(info: ModelInfo) -> None:
-    assert info.timm_name is not None
-    register_model(info)(_timm_builder(info.timm_name))
 
 
 _VIT_EVAL = EvalConfig(input_size=(3, 224, 224), crop_pct=0.9, interpolation="bicubic")
@@ -100,4 +97,4 @@ for _info in (
         timm_name="mobilevitv2_100",
     ),
 ):
-    _register(_info)
+    add_info(_info)
