@@ -40,8 +40,27 @@ def bench(session: nox.Session) -> None:
     )
     session.run("vmibench", "ops", "--preset", "cpu-default", "--device", "cpu", "--db", db, env=_QUIET)
     # training steps of one model per kind (the report's Training section); inference comes from the sweep
-    session.run("vmibench", "latency", "--models", "vminet_t,vmamba_t,deit_t", "--res", "224", "--mode", "train",
-                "--rounds", "3", "--threads", "1", "--max-time", "3", "--device", "cpu", "--db", db, env=_QUIET)
+    session.run(
+        "vmibench",
+        "latency",
+        "--models",
+        "vminet_t,vmamba_t,deit_t",
+        "--res",
+        "224",
+        "--mode",
+        "train",
+        "--rounds",
+        "3",
+        "--threads",
+        "1",
+        "--max-time",
+        "3",
+        "--device",
+        "cpu",
+        "--db",
+        db,
+        env=_QUIET,
+    )
     session.run("vmibench", "report", "--db", db, "--out", "results", env=_QUIET)
 
 

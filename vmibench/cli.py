@@ -112,6 +112,15 @@ ModelsOpt = Annotated[
     str | None, typer.Option("--models", "-m", help="Comma list of registered or timm names; 'all' = every registered.")
 ]
 ResOpt = Annotated[str | None, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW (800x1280).")]
+ImportOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--import",
+        help="Import this module or .py file first (repeatable), so the models it registers -- timm @register_model "
+        "or vmibench.registry.register_model -- can be named in --models. Rows carry the file's SHA-256, and an "
+        "edited file is measured again.",
+    ),
+]
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Comma list of batch sizes.")]
 ColumnsOpt = Annotated[
     str | None,
@@ -170,6 +179,14 @@ def parse_models(text: str | None, default: Callable[[], list[str]]) -> list[str
     for name in names:
         resolve_info(name)
     return names
+
+
+def load_imports(specs: list[str] | None) -> None:
+    """Import the user's model modules/files (``--import``) before any name is resolved."""
+    if specs:
+        from vmibench.user_models import import_models
+
+        import_models(specs)
 
 
 def all_registered() -> list[str]:
@@ -265,6 +282,7 @@ def flops_cmd(
     out: OutOpt = None,
     db: DbOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not write rows to the database.")] = False,
+    imports: ImportOpt = None,
 ) -> None:
     """Count parameters and FLOPs (fvcore + vmibench handles; FlopCounterMode cross-check) beside published values.
 
@@ -277,6 +295,7 @@ def flops_cmd(
     from vmibench.store import ResultStore
 
     check_output(fmt, out)
+    load_imports(imports)
     names = parse_models(models, all_registered)
     resolutions = parse_resolutions(res) if res else None
     cells = []
@@ -366,6 +385,7 @@ def latency_cmd(
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
+    imports: ImportOpt = None,
 ) -> None:
     """Latency, throughput and peak memory of every (model, resolution, batch) cell, each in its own process.
 
@@ -377,6 +397,7 @@ def latency_cmd(
     from vmibench.sweep import plan_cells
 
     check_output(fmt, out)
+    load_imports(imports)
     names = parse_models(models, lambda: ["vminet_t", "deit_t"])
     settings = run_settings(device=device, dtype=dtype, threads=threads, channels_last=channels_last,
                             compile_=compile_, scan_backend=scan_backend, min_time=min_time, max_time=max_time,
@@ -565,6 +586,16 @@ def sweep_cmd(
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
+    imports: ImportOpt = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="classify (the classifier) or backbone: the multi-scale feature maps a detector or segmenter "
+            "consumes (timm features_only / forward_intermediates, no head); without --res, backbone runs at the "
+            "detection (800x1280, 1024x1024) and segmentation (512x512, 512x2048, 1024x2048) sizes. With "
+            "--preset only, it picks that task's part of the preset."
+        ),
+    ] = None,
 ) -> None:
     """Sweep models x resolutions (224 or HxW, e.g. 800x1280) x batches x dtypes into the store; resumable.
 
@@ -573,35 +604,44 @@ def sweep_cmd(
     measured first (for utilisation)."""
     from vmibench.measure.api import check_dtype, check_rounds, check_timeout, measure
     from vmibench.measure.cluster import ScaleOut
+    from vmibench.measure.workloads import TASK_BACKBONE, TASKS
     from vmibench.output import check_output
     from vmibench.store import default_db_path
-    from vmibench.sweep import Group, expand_groups, get_preset
+    from vmibench.sweep import DENSE_SIZES, Group, expand_groups, get_preset
 
     check_output(fmt, out)
+    if task is not None and task not in TASKS:
+        raise UserError(f"unknown task '{task}': use {' or '.join(TASKS)}")
+    load_imports(imports)
     scale = None
     if executor is not None:
         scale = ScaleOut(executor=executor, jobs=jobs, array_parallelism=array_parallelism,
                          slurm_partition=slurm_partition, gpus_per_job=gpus_per_job, slurm_time_min=slurm_time,
                          cpus_per_job=cpus_per_job).check()  # fmt: skip
     chosen = get_preset(preset) if preset else None
-    if chosen is None and (models is None or res is None):
+    if chosen is None and (models is None or (res is None and task != TASK_BACKBONE)):
         raise UserError("give --preset, or both --models and --res (see vmibench sweep --help)")
     base = _sweep_settings(chosen, device=device, threads=threads, channels_last=channels_last, compile_=compile_,
                            scan_backend=scan_backend, max_time=max_time, count_flops=not no_flops,
                            cuda_graph=cuda_graph)  # fmt: skip
     if models is not None or res is not None or batch is not None or dtypes is not None:
         template = chosen.groups[0] if chosen else Group(models=None, resolutions=((224, 224),))
+        if task == TASK_BACKBONE:
+            template = dataclasses.replace(template, resolutions=DENSE_SIZES, batches=(1,), task=task)
         groups: tuple[Group, ...] = (
             Group(
                 models=tuple(parse_models(models, all_registered)) if models else template.models,
                 resolutions=tuple(parse_resolutions(res)) if res else template.resolutions,
                 batches=tuple(parse_positive_ints(batch, "batch")) if batch else template.batches,
                 dtypes=tuple(split_list(dtypes, "dtype")) if dtypes else template.dtypes,
+                task=task or template.task,
             ),
         )
     else:
         assert chosen is not None
-        groups = chosen.groups
+        groups = tuple(g for g in chosen.groups if task is None or g.task == task)
+        if not groups:
+            raise UserError(f"preset {chosen.name} has no {task} part: give --models (and --res) for it")
     for group in groups:
         for dt in group.dtypes:
             check_dtype(dt)
@@ -783,6 +823,7 @@ def report_cmd(
     out: Annotated[str, typer.Option("--out", "-o", help="Output dir: REPORT.md, tables/, figures/.")] = "results",
     device: Annotated[str | None, typer.Option(help="Device whose rows to report (default: newest).")] = None,
     db: DbOpt = None,
+    imports: ImportOpt = None,
 ) -> None:
     """Write REPORT.md with CSV tables and PNG figures from the store: scaling, fits, utilisation, roofline, ops,
     training, max batch, Pareto, and the reviewer questions answered from the data (regenerate rather than edit).
@@ -793,6 +834,7 @@ def report_cmd(
     from vmibench.reports.report import write_report
     from vmibench.store import default_db_path
 
+    load_imports(imports)  # their records (published numbers) join the report's tables
     path = Path(db) if db else default_db_path()
     if not path.exists():
         raise UserError(f"no results database at {path}: run `vmibench sweep` first or pass --db")

@@ -207,6 +207,7 @@ def measure_flops(name: str, res: tuple[int, int], batch: int = 1) -> FlopsRecor
     from vmibench.errors import classify_failure, one_line
     from vmibench.registry import resolve_info
     from vmibench.resolution import label
+    from vmibench.user_models import source_digest
 
     info = resolve_info(name)
     info.check_resolution(res)
@@ -227,6 +228,7 @@ def measure_flops(name: str, res: tuple[int, int], batch: int = 1) -> FlopsRecor
         published_flops_rule=pub.flops_rule,
         published_source=pub.source,
         note=pub.note,
+        model_source=source_digest(name),
     )
     try:
         from vmibench.bytes_moved import count_bytes

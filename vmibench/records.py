@@ -120,6 +120,8 @@ class LatencyRecord(TimedRecord):
     height: int = 0
     width: int = 0
     mode: str = "infer"  # "infer": one forward; "train": forward + backward + SGD step (peak_mem_mb includes grads)
+    task: str = "classify"  # or "backbone": multi-scale features without the head (timm features_only)
+    model_source: str = ""  # SHA-256 (16 hex) of the --import file defining the model; "" for vmibench's and timm's
 
 
 @dataclass(kw_only=True)
@@ -219,3 +221,4 @@ class FlopsRecord(Record):
     error: str = ""
     height: int = 0
     width: int = 0
+    model_source: str = ""  # SHA-256 (16 hex) of the --import file defining the model; "" for vmibench's and timm's

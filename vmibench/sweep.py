@@ -15,6 +15,9 @@ from vmibench.measure.runner import CapPredictor
 from vmibench.measure.timing import TimingPolicy
 from vmibench.measure.workloads import (
     MODES,
+    TASK_BACKBONE,
+    TASK_CLASSIFY,
+    TASKS,
     Cell,
     MatmulPeak,
     MaxBatch,
@@ -28,6 +31,12 @@ GPU_LADDER = [(224, 224), (512, 512), (1024, 1024), (1536, 1536), (2048, 2048)]
 # One model per family, the sizes the paper compares at (Tiny / ~1 GMAC class) plus DeiT-T as softmax reference.
 REPRESENTATIVE = ["vminet_t", "vim_t", "vmamba_t", "effvmamba_t", "mlla_t", "flatten_swin_t", "deit_t", "swin_t"]
 OPS_SEQ = [256, 1024, 4096, 16384, 65536]
+# Where backbones are used through their multi-scale features: detection (COCO-style 800x1280 / 1024x1024 inputs)
+# and semantic segmentation (ADE20K 512x512 crops, Cityscapes 512x2048 crops and 1024x2048 full frames).
+DETECTION_SIZES = ((800, 1280), (1024, 1024))
+SEGMENTATION_SIZES = ((512, 512), (512, 2048), (1024, 2048))
+DENSE_SIZES = (*SEGMENTATION_SIZES[:1], *DETECTION_SIZES[:1], *SEGMENTATION_SIZES[1:2], *DETECTION_SIZES[1:],
+               *SEGMENTATION_SIZES[2:])  # fmt: skip  # ascending pixel count
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class Group:
     batches: tuple[int, ...] = (1,)
     dtypes: tuple[str, ...] = ("fp32",)
     cuda_graph: bool = False  # also measured as a replayed CUDA graph; left out on other devices
+    task: str = TASK_CLASSIFY  # or "backbone": feature maps for a detector / segmenter, no head
 
 
 @dataclass(frozen=True)
@@ -91,12 +101,15 @@ PRESETS: dict[str, Preset] = {
         name="gpu-default",
         description="every registered model at 224 ... 2048, batch 1 and a throughput batch (64, at 224 and "
         "512), fp32 and bf16; one model per family and the softmax references also as a replayed CUDA graph at "
-        "224, batch 1 (small models are launch-bound there; CUDA only); token mixers up to L = 2^18 in fp32 and "
-        "bf16; 2 rounds per cell (a GPU is quieter than a shared CPU, and the window on a borrowed one is short)",
+        "224, batch 1 (small models are launch-bound there; CUDA only); the same models as dense-prediction "
+        "backbones (features, no head) at the detection and segmentation sizes, batch 1 and 2, fp32; token mixers "
+        "up to L = 2^18 in fp32 and bf16; 2 rounds per cell (a GPU is quieter than a shared CPU, and the window on "
+        "a borrowed one is short)",
         groups=(
             Group(models=None, resolutions=tuple(GPU_LADDER), batches=(1,), dtypes=("fp32", "bf16")),
             Group(models=None, resolutions=((224, 224), (512, 512)), batches=(64,), dtypes=("fp32", "bf16")),
             Group(models=tuple(REPRESENTATIVE), resolutions=((224, 224),), dtypes=("fp32", "bf16"), cuda_graph=True),
+            Group(models=tuple(REPRESENTATIVE), resolutions=DENSE_SIZES, batches=(1, 2), task=TASK_BACKBONE),
         ),
         policy=TimingPolicy(
             min_warmup_iters=3,
@@ -171,30 +184,40 @@ def plan_cells(
     settings: Settings,
     *,
     mode: str = "infer",
+    task: str = TASK_CLASSIFY,
 ) -> list[Cell]:
     """The cross product models x resolutions x batches (duplicates dropped), validated before anything runs.
 
-    Raises :class:`vmibench.errors.UserError` for an unknown model or a resolution a model does not accept, so a
-    bad argument fails at once instead of after an hour of measurements.
+    Raises :class:`vmibench.errors.UserError` for an unknown model, a resolution a model does not accept or an
+    unknown task, so a bad argument fails at once instead of after an hour of measurements.  A model from an
+    ``--import`` file gets the file's digest in its cells and the file in their settings (workers import it).
     """
     from vmibench.registry import resolve_info
+    from vmibench.user_models import source_of
 
     check_mode(mode)
+    if task not in TASKS:
+        raise UserError(f"unknown task '{task}': use {' or '.join(TASKS)}")
+    if task == TASK_BACKBONE and mode != "infer":
+        raise UserError("--task backbone times the feature extractor's forward only: drop --mode train")
     cells: list[Cell] = []
     for name in dict.fromkeys(models):
         info = resolve_info(name)
         for hw in resolutions:
             info.check_resolution(hw)
-        st = replace(settings, scan_backend=scan_backend_for(settings, info.uses_scan))
-        cells += [Cell(ModelForward(name, h, w, b, mode), st) for (h, w) in dict.fromkeys(resolutions)
-                  for b in batches]  # fmt: skip
+        source = source_of(name)
+        st = replace(settings, scan_backend=scan_backend_for(settings, info.uses_scan),
+                     imports=(source.spec,) if source else ())  # fmt: skip
+        digest = source.digest if source else ""
+        cells += [Cell(ModelForward(name, h, w, b, mode, task=task, source=digest), st)
+                  for (h, w) in dict.fromkeys(resolutions) for b in batches]  # fmt: skip
     return list(dict.fromkeys(cells))
 
 
-def _model_order(cell: Cell) -> tuple[str, bool, int, str, float]:
+def _model_order(cell: Cell) -> tuple[bool, str, bool, int, str, float]:
     wl = cell.workload
     assert isinstance(wl, ModelForward)
-    return (cell.settings.dtype, cell.settings.cuda_graph, wl.batch, wl.model, wl.size())
+    return (wl.task != TASK_CLASSIFY, cell.settings.dtype, cell.settings.cuda_graph, wl.batch, wl.model, wl.size())
 
 
 def plan_maxbatch(
@@ -238,7 +261,8 @@ def expand_groups(groups: Iterable[Group], base: Settings) -> list[Cell]:
             continue
         for dtype in group.dtypes:
             cells += plan_cells(list(group.models or everyone), list(group.resolutions), list(group.batches),
-                                replace(base, dtype=dtype, cuda_graph=base.cuda_graph or group.cuda_graph))  # fmt: skip
+                                replace(base, dtype=dtype, cuda_graph=base.cuda_graph or group.cuda_graph),
+                                task=group.task)  # fmt: skip
     cells = list(dict.fromkeys(cells))
     cells.sort(key=_model_order)
     return cells

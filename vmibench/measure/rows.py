@@ -81,7 +81,7 @@ def _timed(cell: Cell, common: dict[str, Any]) -> TimedRecord:
     assert isinstance(wl, ModelForward)
     hw = (wl.height, wl.width)
     return LatencyRecord(**common, batch=wl.batch, model=wl.model, res=label(hw), height=hw[0], width=hw[1],
-                         mode=wl.mode)  # fmt: skip
+                         mode=wl.mode, task=wl.task, model_source=wl.source)  # fmt: skip
 
 
 def failure_record(

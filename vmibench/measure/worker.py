@@ -38,6 +38,8 @@ import torch
 
 from vmibench.errors import classify_failure, one_line
 from vmibench.measure.workloads import (
+    TASK_BACKBONE,
+    TASK_CLASSIFY,
     Cell,
     MatmulPeak,
     MaxBatch,
@@ -74,7 +76,10 @@ def _autocast(device: torch.device, dtype: str, cache: bool = True) -> Iterator[
 def _build_model(workload: ModelForward | TimerCrosscheck, settings: Settings, device: torch.device, batch: int):
     import vmibench
 
-    model = vmibench.create_model(workload.model, res=(workload.height, workload.width)).eval().to(device)
+    # A backbone is the model as timm's features_only builds it: stage maps from forward_intermediates, no head.
+    features = {"features_only": True} if getattr(workload, "task", TASK_CLASSIFY) == TASK_BACKBONE else {}
+    res = (workload.height, workload.width)
+    model = vmibench.create_model(workload.model, res=res, **features).eval().to(device)
     x = torch.randn(batch, 3, workload.height, workload.width, device=device)
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -170,6 +175,10 @@ def measure_cell(cell: Cell) -> WorkerResult:
     from vmibench.ops import set_default_backend
 
     wl, st = cell.workload, cell.settings
+    if st.imports:
+        from vmibench.user_models import import_models
+
+        import_models(st.imports)  # the user's model file, as the planning process imported it
     torch.set_num_threads(st.threads)
     set_default_backend(st.scan_backend if st.scan_backend else "auto")
     device = torch.device(st.device)

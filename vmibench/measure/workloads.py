@@ -44,12 +44,20 @@ class Workload:
 
 
 MODES = ("infer", "train")
+TASK_CLASSIFY = "classify"  # image -> logits: the whole classifier
+TASK_BACKBONE = "backbone"  # image -> multi-scale feature maps (timm features_only): what a detector consumes
+TASKS = (TASK_CLASSIFY, TASK_BACKBONE)
 
 
 @dataclass(frozen=True)
 class ModelForward(Workload):
     """One forward pass of a registered (or timm) model on a random batch of ``height x width`` images, or with
-    ``mode="train"`` one training step: forward, cross-entropy loss, backward and a plain SGD update."""
+    ``mode="train"`` one training step: forward, cross-entropy loss, backward and a plain SGD update.
+
+    ``task`` is ``classify`` (the classifier) or ``backbone`` (``features_only``: the stage feature maps from
+    ``forward_intermediates``, no head); ``source`` is the digest of the ``--import`` file that defines the model
+    (empty for vmibench's and timm's own), so an edited file makes a new cell.
+    """
 
     KIND: ClassVar[str] = "forward"
     TABLE: ClassVar[str] = "latency"
@@ -59,19 +67,28 @@ class ModelForward(Workload):
     width: int
     batch: int = 1
     mode: str = "infer"
+    task: str = TASK_CLASSIFY
+    source: str = ""
 
     def ident(self) -> dict[str, Any]:
-        # inference cells keep the identity they had before training steps existed (their stored rows resume)
+        # mode, task and source are named only when set: cells stored before they existed keep their keys
         ident = super().ident()
         if self.mode == "infer":
             ident.pop("mode")
+        if self.task == TASK_CLASSIFY:
+            ident.pop("task")
+        if not self.source:
+            ident.pop("source")
         return ident
 
     def describe(self) -> str:
-        return f"{self.model} {self.height}x{self.width} b{self.batch}" + (" train" if self.mode == "train" else "")
+        task = "" if self.task == TASK_CLASSIFY else f" {self.task}"
+        return f"{self.model}{task} {self.height}x{self.width} b{self.batch}" + (
+            " train" if self.mode == "train" else ""
+        )
 
     def ladder(self) -> tuple[Any, ...]:
-        return (self.KIND, self.model, self.batch, self.mode)
+        return (self.KIND, self.model, self.batch, self.mode, self.task, self.source)
 
     def size(self) -> float:
         return float(self.height * self.width)
@@ -186,6 +203,7 @@ class Settings:
     policy: TimingPolicy = field(default_factory=TimingPolicy)
     count_flops: bool = True
     cuda_graph: bool = False
+    imports: tuple[str, ...] = ()  # --import files/modules the worker imports first (identity: the workload's source)
 
     def ident(self) -> dict[str, Any]:
         """Settings that make two measurements comparable (the policy and FLOPs counting do not).
@@ -235,6 +253,7 @@ class Cell:
         kind = wl.pop("kind")
         settings = dict(data["settings"])
         settings["policy"] = TimingPolicy(**settings["policy"])
+        settings["imports"] = tuple(settings.get("imports", ()))
         return cls(WORKLOADS[kind](**wl), Settings(**settings))
 
     @classmethod

@@ -47,6 +47,7 @@ class ReportData:
     staleness: Staleness = field(default_factory=Staleness)
     bandwidth: pd.DataFrame = field(default_factory=pd.DataFrame)  # triad rows (every environment)
     training: pd.DataFrame = field(default_factory=pd.DataFrame)  # latency rows of mode "train"
+    backbone: pd.DataFrame = field(default_factory=pd.DataFrame)  # inference rows of task "backbone" (features)
     maxbatch: pd.DataFrame = field(default_factory=pd.DataFrame)  # max-batch rows
 
 
@@ -62,8 +63,8 @@ def _newest_env(frame: pd.DataFrame, device: str) -> pd.DataFrame:
 
 def _latest_per_cell(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep the newest row of each cell (a cell re-measured with --force replaces the older row)."""
-    ident = [c for c in ("model", "res", "mode", "op", "seq_len", "dim", "batch", "dtype", "threads", "channels_last",
-                         "compile", "scan_backend") if c in frame.columns]  # fmt: skip
+    ident = [c for c in ("model", "res", "mode", "task", "op", "seq_len", "dim", "batch", "dtype", "threads",
+                         "channels_last", "compile", "scan_backend") if c in frame.columns]  # fmt: skip
     return frame.sort_values("timestamp").drop_duplicates(ident, keep="last")
 
 
@@ -82,6 +83,13 @@ def _modes(frame: pd.DataFrame) -> pd.Series:
     return frame["mode"].fillna("infer").replace("", "infer")
 
 
+def _tasks(frame: pd.DataFrame) -> pd.Series:
+    """Each latency row's task; rows stored before backbone sweeps existed are classifier rows."""
+    if frame.empty or "task" not in frame.columns:
+        return pd.Series("classify", index=frame.index, dtype=object)
+    return frame["task"].fillna("classify").replace("", "classify")
+
+
 def load(store: ResultStore, device: str | None = None) -> ReportData:
     """Read and select the rows of one device's newest environment, with their raw samples.
 
@@ -97,15 +105,19 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
     if device is None:
         newest = pd.concat([f[["timestamp", "device"]] for f in (latency, ops) if not f.empty])
         device = str(newest.sort_values("timestamp")["device"].iloc[-1])
-    modes = _modes(latency)
-    lat, op = _newest_env(latency[modes == "infer"], device), _newest_env(ops, device)
+    modes, tasks = _modes(latency), _tasks(latency)
+    infer = modes == "infer"
+    lat, op = _newest_env(latency[infer & (tasks == "classify")], device), _newest_env(ops, device)
     train = _newest_env(latency[modes == "train"], device)
-    if lat.empty and op.empty and train.empty:
+    # feature extractors without their head: their own section, never mixed with the classifiers
+    backbone = _newest_env(latency[infer & (tasks == "backbone")], device)
+    if lat.empty and op.empty and train.empty and backbone.empty:
         raise UserError(f"no rows for device '{device}' in {store.path}: pick a --device `vmibench results` lists")
     flops = store.read("flops")
     if not flops.empty:
         flops = flops[flops["status"] == "ok"].sort_values("timestamp").drop_duplicates(["model", "res"], keep="last")
-    ok_rows = pd.concat([f for f in (lat, train) if not f.empty]) if not (lat.empty and train.empty) else lat
+    timed = [f for f in (lat, train, backbone) if not f.empty]
+    ok_rows = pd.concat(timed) if timed else lat
     return ReportData(
         latency=fill_gmacs(lat, flops),
         ops=op,
@@ -118,6 +130,7 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
         samples_ops=_samples_of(store, "ops", op),
         bandwidth=store.read("bandwidth"),
         training=fill_gmacs(train, flops),
+        backbone=backbone,
         maxbatch=_newest_env(store.read("maxbatch"), device),
     )
 

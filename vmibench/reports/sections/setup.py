@@ -10,8 +10,8 @@ from vmibench.reports.text import Section, few_rounds_caveat, fmt, protocol_line
 
 def section_setup(b: Builder) -> Section:
     d = b.data
-    # every selected row (selection guarantees one): inference, ops and training rows
-    both = pd.concat([f for f in (d.latency, d.ops, d.training) if not f.empty])
+    # every selected row (selection guarantees one): inference, ops, training and backbone rows
+    both = pd.concat([f for f in (d.latency, d.ops, d.training, d.backbone) if not f.empty])
     first = both.iloc[0]
     peak = d.peak[(d.peak["status"] == "ok") & d.peak["env_key"].isin(both["env_key"])] if not d.peak.empty else d.peak
     s = Section("Setup")
