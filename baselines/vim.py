@@ -35,7 +35,7 @@ from timm.models import register_model
 from torch.utils.checkpoint import checkpoint
 
 from vmibench.errors import CheckpointError
-from vmibench.modeling import build, cfgs_from_records, saved_grid, take_indices, to_hw
+from vmibench.modeling import build, cfgs_from_records, check_input_size, saved_grid, take_indices, to_hw
 from vmibench.ops import dt_bias_init, s4d_real_log_a, selective_scan
 
 # Layers the official segmentation backbone (Vim seg configs, out_indices) hands to its decoder.
@@ -82,12 +82,6 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.img_size:
-            # The pos-embed length is tied to the grid, so a different input size needs a rebuilt model.
-            raise ValueError(
-                f"Vim built for {self.img_size[0]}x{self.img_size[1]} got {x.shape[-2]}x{x.shape[-1]}: "
-                "build the model for this size"
-            )
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
@@ -293,6 +287,8 @@ class VisionMamba(nn.Module):
         self.grad_checkpointing = enable
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        # The pos-embed length is tied to the grid, so a different input size needs a rebuilt model.
+        check_input_size(self, x, "its position embedding has one entry per patch of the built grid")
         x = self.patch_embed(x)
         i = self.cls_index
         x = torch.cat((x[:, :i], self.cls_token.expand(x.shape[0], -1, -1), x[:, i:]), dim=1)
