@@ -42,7 +42,7 @@ LATENCY_CI = "latency_ms [95% CI]"  # terminal-only column: median and its boots
 
 # What a terminal table shows by default: what fits 100 columns.  CSV/JSON and --all-columns carry the rest.
 COMPACT_COLUMNS: dict[str, list[str]] = {
-    "latency": ["model", "res", "mode", "batch", "dtype", LATENCY_CI, "throughput_ips", "peak_mem_mb", "gmacs",
+    "latency": ["model", "res", "mode", "task", "batch", "dtype", LATENCY_CI, "throughput_ips", "peak_mem_mb", "gmacs",
                 "status", "measured_at"],
     "maxbatch": ["model", "res", "mode", "max_batch", "throughput_ips", "peak_mem_mb", "mem_limit_gb", "status",
                  "measured_at"],
@@ -73,7 +73,7 @@ def with_latency_ci(frame: pd.DataFrame) -> pd.DataFrame:
 
 # Compact tables state these once, in the caption, when every row has the same value (as torch.utils.benchmark's
 # Compare does), so that what varies fits the screen.
-SHARED_IN_CAPTION = ("device", "dtype", "batch", "dim", "threads")
+SHARED_IN_CAPTION = ("device", "dtype", "batch", "dim", "threads", "task")
 
 
 def select_columns(
