@@ -9,9 +9,9 @@ import pandas as pd
 from vmibench.records import Record
 
 LATENCY_COLUMNS = [
-    "model", "res", "batch", "task", "device", "dtype", "threads", "params_m", "gmacs", "gflops",
+    "model", "res", "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops",
     "latency_ms_median", "latency_ms_iqr", "latency_ms_p10", "latency_ms_p90", "n_iters", "throughput_ips",
-    "peak_mem_mb", "mem_method", "status", "error", "mode", "gbytes_moved", "scan_backend", "channels_last",
+    "peak_mem_mb", "mem_method", "status", "error", "mode", "task", "gbytes_moved", "scan_backend", "channels_last",
     "compile", "converged", "device_name", "torch_version", "timm_version", "git_commit",
 ]  # fmt: skip
 
