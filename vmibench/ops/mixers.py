@@ -16,8 +16,8 @@ Ops (metadata in :data:`OPS`, construction with :func:`build_op`):
 * ``vmisa_recurrent`` / ``vmisa_matrix`` -- **RECONSTRUCTION** (not in the released code) of the causal-mask
   VMI-SA the paper describes, in its recurrent (cumulative sum, O(L)) and matrix (lower-triangular L x L mask,
   O(L^2)) forms; same module class and parameters as ``vmisa``.  See :class:`VMISA`.
-* ``flatten_fla`` -- FLatten focused linear attention over the whole grid (``baselines.flatten``).  O(L).
-* ``mlla_linear`` -- MLLA linear attention with RoPE and LePE on the grid (``baselines.mlla``).  O(L).
+* ``flatten_fla`` -- FLatten focused linear attention over the whole grid (``vmibench.baselines.flatten``).  O(L).
+* ``mlla_linear`` -- MLLA linear attention with RoPE and LePE on the grid (``vmibench.baselines.mlla``).  O(L).
 * ``selective_scan`` -- one Mamba S6 layer over the L tokens through :func:`vmibench.ops.selective_scan`; the
   backend is fixed at build time and carried by :func:`op_label`.  O(L).
 
@@ -291,14 +291,14 @@ def _vmisa_builder(form: str) -> Callable[[_Spec], nn.Module]:
 
 
 def _build_flatten(spec: _Spec) -> nn.Module:
-    from baselines.flatten import FocusedLinearAttention
+    from vmibench.baselines.flatten import FocusedLinearAttention
 
     heads = _heads("flatten_fla", spec.dim, _LINEAR_ATTN_HEAD_DIM)
     return FocusedLinearAttention(spec.dim, spec.grid, heads, focusing_factor=3, kernel_size=5)
 
 
 def _build_mlla(spec: _Spec) -> nn.Module:
-    from baselines.mlla import LinearAttention
+    from vmibench.baselines.mlla import LinearAttention
 
     if spec.dim % 4:
         raise UserError(f"op mlla_linear needs dim divisible by 4 (2-D RoPE), got dim={spec.dim}")
@@ -382,7 +382,7 @@ _REGISTRY: dict[str, tuple[OpInfo, Callable[[_Spec], nn.Module]]] = {
                 "O(L)",
                 False,
                 "Han et al. ICCV 2023 (arXiv 2308.00442); github.com/LeapLabTHU/FLatten-Transformer "
-                "models/flatten_swin.py FocusedLinearAttention, via baselines.flatten",
+                "models/flatten_swin.py FocusedLinearAttention, via vmibench.baselines.flatten",
             ),
             _build_flatten,
         ),
@@ -394,7 +394,7 @@ _REGISTRY: dict[str, tuple[OpInfo, Callable[[_Spec], nn.Module]]] = {
                 "O(L)",
                 False,
                 "Han et al. NeurIPS 2024 (arXiv 2405.16605); github.com/LeapLabTHU/MLLA models/mlla.py "
-                "LinearAttention, via baselines.mlla",
+                "LinearAttention, via vmibench.baselines.mlla",
             ),
             _build_mlla,
         ),
