@@ -129,10 +129,10 @@ def test_size_tied_models_name_their_build_size(name: str) -> None:
         model(torch.randn(1, 3, 96, 96))
 
 
-@pytest.mark.parametrize("name", ["vminet_t", "vim_t"])
+@pytest.mark.parametrize("name", ["vim_t"])
 def test_torch_compile_captures_the_model(name: str) -> None:
-    # Dynamo's graph capture with the aot_eager backend: what breaks torch.compile on these models, without
-    # inductor's C++ code generation (measured on CPU: 0.3-6 min per model, too slow for the suite).
+    # Dynamo's graph capture with the aot_eager backend, on the model whose selective scan is the likeliest to
+    # break it; inductor's C++ code generation is left out (on CPU 0.3-6 min per model, too slow for the suite).
     torch._dynamo.reset()
     hw = smallest(resolve_info(name))
     model = vmibench.create_model(name, res=hw).eval()
