@@ -86,3 +86,27 @@ def test_bad_task_and_missing_import_are_user_errors(vmi, tmp_path: Path) -> Non
     broken = tmp_path / "broken.py"
     broken.write_text("raise RuntimeError('half-written')\n")
     assert_user_error(vmi("flops", "--import", str(broken), "--models", "vminet_t"), "half-written")
+
+
+def test_a_file_registering_a_vmibench_record(tmp_path: Path) -> None:
+    import vmibench
+    from vmibench.registry import resolve_info
+    from vmibench.user_models import import_models, source_digest
+
+    path = tmp_path / "recorded.py"
+    path.write_text(
+        "import torch.nn as nn\n"
+        "from vmibench.registry import ModelInfo, Published, register_model\n\n"
+        "@register_model(ModelInfo(name='recorded_t', family='recorded', paper_name='Recorded-T',\n"
+        "                          published=Published(top1=70.0, source='our paper'), res_multiple=16))\n"
+        "def recorded_t(pretrained=False, num_classes=1000, **kwargs):\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 16, 16), nn.Flatten(2), nn.AdaptiveAvgPool1d(1), nn.Flatten(),\n"
+        "                         nn.Linear(8, num_classes))\n"
+    )
+    (imported,) = import_models([str(path)])
+    info = resolve_info("recorded_t")
+    assert (info.published.top1, info.module, info.res_multiple) == (70.0, imported.module, 16)
+    assert source_digest("recorded_t") == file_digest(path) == imported.digest
+    model = vmibench.create_model("recorded_t", res=(32, 48), num_classes=5)
+    assert model.pretrained_cfg["input_size"] == (3, 32, 48)
+    assert source_digest("vminet_t") == ""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from vmibench.errors import UserError
@@ -158,18 +158,12 @@ def register_model(info: ModelInfo) -> Callable[[Builder], Builder]:
 
         if fn.__name__ != info.name:
             raise ValueError(f"entry point {fn.__name__} must be named like its record {info.name}")
-        add_info(info if info.module else _with_module(info, fn.__module__))
+        add_info(info if info.module else replace(info, module=fn.__module__))
         _BUILDERS[info.name] = fn
         timm.models.register_model(fn)  # as timm's own decorator: a re-imported (edited) file replaces the entry
         return fn
 
     return decorator
-
-
-def _with_module(info: ModelInfo, module: str) -> ModelInfo:
-    from dataclasses import replace
-
-    return replace(info, module=module)
 
 
 def list_infos() -> list[ModelInfo]:
