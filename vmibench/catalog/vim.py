@@ -14,7 +14,10 @@ _ADAPTATION = (
     "their 2-D grid (bicubic, align_corners=False, as vim/main.py does when fine-tuning at another size) and "
     "re-inserts the cls entry at the new M//2.  vim/main.py itself splits off index 0 as the 'extra token', "
     "which for the middle-cls models would take patch (0, 0) for the cls entry; we keep the entry the model "
-    "adds to the cls token"
+    "adds to the cls token. As a backbone (features_only, --task backbone) it hands out the residual stream after "
+    "layers 5, 11, 17 and 23 (the out_indices of the official segmentation configs) as H/16 x W/16 maps, its "
+    "middle cls token dropped from them; the official segmentation backbone is a separate class that we did not "
+    "check, so this feature interface is a reconstruction"
 )
 _RECONSTRUCTION = (
     "none in the architecture; the fused CUDA/Triton kernels (rms_norm_fn with residual, causal_conv1d, "
