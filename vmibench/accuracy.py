@@ -98,6 +98,7 @@ class AccuracyRecord(Record):
     data_dir: str = ""
     batch: int = 0
     limit: int | None = None
+    model_source: str = ""  # SHA-256 (16 hex) of the --import file defining the model; "" for vmibench's and timm's
     height: int = 0
     width: int = 0
     wall_s: float | None = None
@@ -719,6 +720,7 @@ def _record(
     ctx: DistContext,
 ) -> AccuracyRecord:
     from vmibench.env import capture, utc_now
+    from vmibench.user_models import source_digest
 
     env = capture(plan.device)
     ok = status == STATUS_OK
@@ -729,6 +731,7 @@ def _record(
         env=env,
         env_key=env.key(plan.device),
         model=name,
+        model_source=source_digest(name),
         res=label(hw),
         top1=100.0 * float(tally[_CORRECT1]) / count if ok and count else None,
         top5=100.0 * float(tally[_CORRECTK]) / count if ok and count else None,

@@ -17,6 +17,7 @@ import typer
 
 from vmibench.errors import UserError
 from vmibench.measure.interrupt import Interrupted
+from vmibench.user_models import IMPORT_HELP
 
 if TYPE_CHECKING:
     from vmibench.measure.runner import RunSummary
@@ -112,15 +113,7 @@ ModelsOpt = Annotated[
     str | None, typer.Option("--models", "-m", help="Comma list of registered or timm names; 'all' = every registered.")
 ]
 ResOpt = Annotated[str | None, typer.Option("--res", "-r", help="Comma list of sizes: 224 or HxW (800x1280).")]
-ImportOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--import",
-        help="Import this module or .py file first (repeatable), so the models it registers -- timm @register_model "
-        "or vmibench.registry.register_model -- can be named in --models. Rows carry the file's SHA-256, and an "
-        "edited file is measured again.",
-    ),
-]
+ImportOpt = Annotated[list[str] | None, typer.Option("--import", metavar="MODULE_OR_FILE", help=IMPORT_HELP)]
 BatchOpt = Annotated[str, typer.Option("--batch", "-b", help="Comma list of batch sizes.")]
 ColumnsOpt = Annotated[
     str | None,
@@ -590,10 +583,11 @@ def sweep_cmd(
     task: Annotated[
         str | None,
         typer.Option(
+            metavar="classify|backbone",
             help="classify (the classifier) or backbone: the multi-scale feature maps a detector or segmenter "
             "consumes (timm features_only / forward_intermediates, no head); without --res, backbone runs at the "
             "detection (800x1280, 1024x1024) and segmentation (512x512, 512x2048, 1024x2048) sizes. With "
-            "--preset only, it picks that task's part of the preset."
+            "--preset only, it picks that task's part of the preset.",
         ),
     ] = None,
 ) -> None:

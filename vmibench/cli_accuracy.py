@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vmibench.errors import UserError
+from vmibench.user_models import IMPORT_HELP
 
 if TYPE_CHECKING:
     from vmibench.accuracy import AccuracySpec, DistContext
@@ -50,6 +51,7 @@ def accuracy_cmd(
     out: Annotated[str | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Results database (default results/vmibench.sqlite).")] = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not write rows to the database.")] = False,
+    imports: Annotated[list[str] | None, typer.Option("--import", metavar="MODULE_OR_FILE", help=IMPORT_HELP)] = None,
 ) -> None:
     """Top-1 / top-5 / loss of checkpoints (any official wrapping) on an ImageFolder, with timm's eval pipeline.
 
@@ -65,13 +67,14 @@ def accuracy_cmd(
     CSV / JSON carry every column (provenance too); the table shows a selection.
     """
     from vmibench.accuracy import AccuracySpec, dist_context, parse_checkpoint_entries
-    from vmibench.cli import parse_models, parse_resolutions, split_list
+    from vmibench.cli import load_imports, parse_models, parse_resolutions, split_list
     from vmibench.env import usable_cores
     from vmibench.output import check_output
 
     ctx = dist_context()
     with _rank0_reports(ctx):
         check_output(fmt, out)
+        load_imports(imports)
         entries = split_list(checkpoint, "checkpoint") if checkpoint is not None else []
         names = parse_models(models, lambda: [e.partition("=")[0].strip() for e in entries])
         if not names:

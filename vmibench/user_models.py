@@ -22,6 +22,12 @@ from pathlib import Path
 
 from vmibench.errors import UserError, one_line
 
+IMPORT_HELP = (
+    "Import this module or .py file first (repeatable), so the models it registers -- timm @register_model or "
+    "vmibench.registry.register_model -- can be named in --models. Rows carry the file's SHA-256, and an edited "
+    "file is measured again."
+)
+
 
 @dataclass(frozen=True)
 class Imported:
