@@ -15,8 +15,10 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # the policy and statistics are plain data that planning uses without torch
+    import torch
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,16 @@ class _CpuClock:
 
 class _CudaClock:
     def __init__(self, device: torch.device) -> None:
+        import torch
+
+        self.torch = torch
         self.device = device
         self.start = torch.cuda.Event(enable_timing=True)
         self.end = torch.cuda.Event(enable_timing=True)
 
     def time_ms(self, fn: Callable[[], object]) -> float:
         # Events time the GPU work; synchronising first keeps earlier queued work out of this sample.
-        torch.cuda.synchronize(self.device)
+        self.torch.cuda.synchronize(self.device)
         self.start.record()
         fn()
         self.end.record()
