@@ -45,8 +45,9 @@ print(json.dumps(seen))
 
 
 def test_help_listing_and_input_errors_do_not_import_torch(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(CASES)], capture_output=True, text=True,
-                          cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+                          cwd=tmp_path, env=env, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
     assert [s["code"] for s in seen] == [0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2], seen

@@ -347,6 +347,10 @@ class Runner:
     def _store(self, rec: RunRecord, samples: list[list[float]], key: str) -> None:
         assert self.store is not None
         rec.run_id = self.owner
+        # The row keeps the identity the runner planned and resumes by.  The worker's own environment (in the
+        # row's columns) can differ from the runner's capture -- a commit made while a run is in progress -- and
+        # a key recomputed from it would leave the row unfound by this run and measured again by the next.
+        rec.cell_key = key
         self.store.add(rec, samples, cell_key=key)
         self._stored += 1
 
