@@ -69,28 +69,27 @@ def set_default_backend(backend: str) -> None:
     _default_backend = backend
 
 
-@functools.cache
-def mamba_ssm_available() -> bool:
-    """True when mamba-ssm's CUDA selective scan can be imported (checked once per process)."""
-    if importlib.util.find_spec("mamba_ssm") is None:
+def _importable(package: str, module: str) -> bool:
+    """True when ``module`` imports: an installed but broken build (a wheel for another CUDA) counts as absent."""
+    if importlib.util.find_spec(package) is None:
         return False
     try:
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
+        importlib.import_module(module)
     except Exception:
         return False
     return True
+
+
+@functools.cache
+def mamba_ssm_available() -> bool:
+    """True when mamba-ssm's CUDA selective scan can be imported (checked once per process)."""
+    return _importable("mamba_ssm", "mamba_ssm.ops.selective_scan_interface")
 
 
 @functools.cache
 def triton_available() -> bool:
     """True when Triton imports (it ships with torch's CUDA builds; checked once per process)."""
-    if importlib.util.find_spec("triton") is None:
-        return False
-    try:
-        import triton.language  # noqa: F401
-    except Exception:
-        return False
-    return True
+    return _importable("triton", "triton.language")
 
 
 def triton_interpreted() -> bool:
