@@ -39,7 +39,7 @@ def test_flops_csv_for_vminet(vmi) -> None:
     assert "disagree" in frame["note"].iloc[1]
 
 
-QUICK = ("--threads", "1", "--min-time", "0.2", "--max-time", "0.6")
+QUICK = ("--threads", "1", "--min-time", "0.2", "--max-time", "0.6", "--no-peak")
 
 
 def test_latency_rows_stored_listed_and_resumed(vmi, tmp_path) -> None:

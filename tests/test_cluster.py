@@ -19,7 +19,7 @@ from vmibench.sweep import plan_cells
 
 pytest.importorskip("submitit")
 
-TINY = ("--max-time", "0.2", "--rounds", "1", "--no-flops", "--threads", "1")
+TINY = ("--max-time", "0.2", "--rounds", "1", "--no-flops", "--threads", "1", "--no-peak")
 
 
 def _settings():

@@ -15,7 +15,7 @@ from conftest import ROOT, assert_user_error
 
 from vmibench.user_models import file_digest
 
-QUICK = ("--threads", "1", "--max-time", "0.3", "--rounds", "1", "--no-flops")
+QUICK = ("--threads", "1", "--max-time", "0.3", "--rounds", "1", "--no-flops", "--no-peak")
 
 
 def readme_model(path: Path) -> Path:

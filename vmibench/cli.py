@@ -320,6 +320,14 @@ RoundsOpt = Annotated[
 ]
 TimeoutOpt = Annotated[float | None, typer.Option(help="Kill a worker after this many seconds (per round).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Re-measure cells already stored.")]
+NoPeakOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-peak",
+        help="Do not measure the device's matmul peak and memory bandwidth first (a few "
+        "seconds once per environment); the report then leaves utilisation and the roofline blank.",
+    ),
+]
 RetryOpt = Annotated[
     bool, typer.Option("--retry-failed", help="Re-run failed cells and the cells skipped because of them.")
 ]
@@ -372,6 +380,7 @@ def latency_cmd(
     mode: Annotated[str, typer.Option(help="infer (one forward) or train (forward + backward + SGD step).")] = "infer",
     rounds: RoundsOpt = None,
     force: ForceOpt = False,
+    no_peak: NoPeakOpt = False,
     retry_failed: RetryOpt = False,
     columns: ColumnsOpt = None,
     all_columns: AllColumnsOpt = False,
@@ -398,7 +407,8 @@ def latency_cmd(
     cells = plan_cells(names, parse_resolutions(res), parse_positive_ints(batch, "batch"), settings, mode=mode)
     with progress_bar("measuring") as bar:
         summary = measure(cells, db=db, rounds=_given(rounds, 1), cell_timeout_s=_given(cell_timeout, 600.0),
-                          force=force, retry_failed=retry_failed, progress=bar, stop_ladders=False)  # fmt: skip
+                          force=force, retry_failed=retry_failed, progress=bar, stop_ladders=False,
+                          with_peak=not no_peak)  # fmt: skip
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
 
 
@@ -556,6 +566,7 @@ def sweep_cmd(
     cell_timeout: TimeoutOpt = None,
     no_flops: Annotated[bool, typer.Option("--no-flops", help="Skip the per-cell FLOPs count.")] = False,
     force: ForceOpt = False,
+    no_peak: NoPeakOpt = False,
     retry_failed: RetryOpt = False,
     rounds: RoundsOpt = None,
     budget_min: BudgetOpt = None,
@@ -645,11 +656,11 @@ def sweep_cmd(
     timeout = check_timeout(_given(cell_timeout, chosen.cell_timeout_s if chosen else 600.0))
     if scale is not None:
         _scale_out(cells, scale, str(db or default_db_path()), rounds=rounds_, cell_timeout_s=timeout, force=force,
-                   retry_failed=retry_failed, budget_s=budget)  # fmt: skip
+                   retry_failed=retry_failed, budget_s=budget, with_peak=not no_peak)  # fmt: skip
         return
     with progress_bar("measuring") as bar:
         summary = measure(cells, db=db, rounds=rounds_, cell_timeout_s=timeout, force=force,
-                          retry_failed=retry_failed, budget_s=budget, progress=bar)  # fmt: skip
+                          retry_failed=retry_failed, budget_s=budget, progress=bar, with_peak=not no_peak)  # fmt: skip
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
 
 
@@ -717,6 +728,7 @@ def ops_cmd(
     max_time: Annotated[float | None, typer.Option(help="Timing budget per cell, seconds (all rounds).")] = None,
     cell_timeout: TimeoutOpt = None,
     force: ForceOpt = False,
+    no_peak: NoPeakOpt = False,
     retry_failed: RetryOpt = False,
     budget_min: BudgetOpt = None,
     columns: ColumnsOpt = None,
@@ -754,7 +766,8 @@ def ops_cmd(
     with progress_bar("measuring") as bar:
         summary = measure(cells, db=db, rounds=_given(rounds, p.rounds if explicit else 1),
                           cell_timeout_s=_given(cell_timeout, p.cell_timeout_s), force=force, retry_failed=retry_failed,
-                          budget_s=_budget_s(budget_min), cap_predictor=predictor, progress=bar)  # fmt: skip
+                          budget_s=_budget_s(budget_min), cap_predictor=predictor, progress=bar,
+                          with_peak=not no_peak)  # fmt: skip
     _print_rows(summary, "ops", fmt, out, db, columns, all_columns)
     if out is None and summary.rows:
         fits = _ops_fits(summary, db)

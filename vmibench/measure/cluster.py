@@ -96,13 +96,14 @@ class ShardJob:
     retry_failed: bool = False
     budget_s: float | None = None
     stop_ladders: bool = True
+    with_peak: bool = True
 
     def __call__(self) -> dict[str, int]:
         from vmibench.measure.api import measure
 
         summary = measure([Cell.from_json(t) for t in self.cells], db=self.shard, rounds=self.rounds,
                           cell_timeout_s=self.cell_timeout_s, force=self.force, retry_failed=self.retry_failed,
-                          budget_s=self.budget_s, stop_ladders=self.stop_ladders,
+                          budget_s=self.budget_s, stop_ladders=self.stop_ladders, with_peak=self.with_peak,
                           reference_db=None if self.force else self.main_db)  # fmt: skip
         return {"measured": summary.measured, "failed": summary.failed, "skipped": summary.skipped,
                 "from_store": summary.from_store, "not_reached": summary.not_reached}  # fmt: skip
