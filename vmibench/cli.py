@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -20,8 +20,9 @@ from vmibench.measure.interrupt import Interrupted
 from vmibench.user_models import IMPORT_HELP
 
 if TYPE_CHECKING:
+    from vmibench.measure.cluster import ScaleOut
     from vmibench.measure.runner import RunSummary
-    from vmibench.measure.workloads import Settings
+    from vmibench.measure.workloads import Cell, Settings
     from vmibench.sweep import Preset
 
 T = TypeVar("T")
@@ -664,15 +665,15 @@ def sweep_cmd(
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
 
 
-def _scale_out(cells: list[object], scale: object, db: str, **measure_args: object) -> None:
+def _scale_out(cells: list[Cell], scale: ScaleOut, db: str, **measure_args: Any) -> None:
     """Run a sweep's cells as submitit jobs writing shards; locally, wait and collect them into ``db``."""
     from vmibench.measure.cluster import collect, plan_jobs, run_jobs
     from vmibench.store import ResultStore
 
     ResultStore(db).close()  # validate (or create) the main store before anything is submitted
-    jobs = plan_jobs(cells, db, scale, **measure_args)  # type: ignore[arg-type]
-    run_jobs(jobs, scale, db)  # type: ignore[arg-type]
-    if scale.executor == "local":  # type: ignore[attr-defined]
+    jobs = plan_jobs(cells, db, scale, **measure_args)
+    run_jobs(jobs, scale, db)
+    if scale.executor == "local":
         merged = collect(db)
         rows = sum(r for _, r, _ in merged)
         print(f"collected {rows} new row(s) from {len(merged)} shard(s) into {db}; `vmibench results` lists them",

@@ -311,20 +311,25 @@ class ResultStore:
                 self._conn.execute("DELETE FROM leases WHERE cell_key = ?", (cell_key,))
         return row_id
 
-    def merge(self, shard: str | os.PathLike[str]) -> tuple[int, int]:
-        """Append the rows of ``shard`` (a store a scaled-out job wrote) that this store lacks, with their raw
-        samples, in one transaction; returns (rows, samples) added.
+    def merge(self, shards: Sequence[str | os.PathLike[str]]) -> list[tuple[int, int]]:
+        """Append the rows of each of ``shards`` (stores that scaled-out jobs wrote) that this store lacks, with
+        their raw samples, one transaction per shard; returns (rows, samples) added per shard.
 
-        Rows are matched by ``row_uid``, so merging a shard twice adds nothing.  A shard of another schema
-        version, or one that fails the checks of :func:`check_file`, is refused.
+        Every shard is checked (:func:`check_file`, and the same schema version as this vmibench) before any is
+        merged, so a refused shard leaves this store as it was.  Rows are matched by ``row_uid``, so merging a
+        shard twice adds nothing.
         """
-        path = Path(shard)
-        version = check_file(path, writable=False)
-        if version != SCHEMA_VERSION:
-            raise UserError(
-                f"shard {path} has schema {version}, this vmibench writes {SCHEMA_VERSION}: collect it with the "
-                "vmibench version that wrote it"
-            )
+        paths = [Path(shard) for shard in shards]
+        for path in paths:
+            version = check_file(path, writable=False)
+            if version != SCHEMA_VERSION:
+                raise UserError(
+                    f"shard {path} has schema {version}, this vmibench writes {SCHEMA_VERSION}: collect it with the "
+                    "vmibench version that wrote it"
+                )
+        return [self._merge_one(path) for path in paths]
+
+    def _merge_one(self, path: Path) -> tuple[int, int]:
         src = _connect_readonly(path)
         rows_added = samples_added = 0
         try:

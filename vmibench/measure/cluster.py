@@ -182,17 +182,10 @@ def collect(db: str | os.PathLike[str]) -> list[tuple[Path, int, int]]:
     Every shard is checked before anything is merged, so a refused shard (another schema, not a vmibench store)
     leaves the store as it was.  Merging is idempotent: rows already present (by ``row_uid``) are not added again.
     """
-    from vmibench.store import SCHEMA_VERSION, ResultStore, check_file
+    from vmibench.store import ResultStore
 
     shards = shards_of(db)
     if not shards:
         raise UserError(f"no shards in {shard_dir(db)}: run `vmibench sweep --executor local|slurm --db {db}` first")
-    for shard in shards:
-        version = check_file(shard, writable=False)
-        if version != SCHEMA_VERSION:
-            raise UserError(
-                f"shard {shard} has schema {version}, this vmibench writes {SCHEMA_VERSION}: collect it with the "
-                "vmibench version that wrote it"
-            )
     with ResultStore(db) as store:
-        return [(shard, *store.merge(shard)) for shard in shards]
+        return [(shard, *added) for shard, added in zip(shards, store.merge(shards), strict=True)]
