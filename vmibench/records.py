@@ -52,8 +52,10 @@ class RunRecord(Record):
     cell_key: str = ""  # identity of the cell: hash of (environment key, workload, settings)
     run_id: str = ""  # the runner that measured it: rows of one run share round times (ratios pair them)
     rounds: int = 0  # worker processes (rounds) whose samples are pooled in this row
-    latency_ms_ci_low: float | None = None  # bootstrap 95% CI of the median (hierarchical: rounds, then calls)
+    latency_ms_ci_low: float | None = None  # interval of the cell's level: ci_method at nominal ci_level
     latency_ms_ci_high: float | None = None
+    ci_method: str = ""  # "t-rounds": t-interval on the rounds' log medians (vmibench.analysis.intervals)
+    ci_level: float | None = None  # nominal level; the actual coverage is what `vmibench check calibrate` measures
     timing_policy: str = ""  # JSON of the cell's TimingPolicy (its whole budget)
     round_policy: str = ""  # JSON of the TimingPolicy each round ran under (the cell's, split over the rounds)
     error_detail: str = ""  # traceback and stderr tail of a failed worker
@@ -169,6 +171,7 @@ class PeakRecord(RunRecord):
     threads: int
     matmul_n: int
     peak_gflops: float | None = None  # 2*n^3 / median time of one n x n @ n x n matmul
+    peak_gflops_best: float | None = None  # 2*n^3 / the fastest round's median: the roof (the best process)
     latency_ms_median: float | None = None
     n_iters: int = 0
     status: str = STATUS_OK

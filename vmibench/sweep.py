@@ -26,10 +26,37 @@ from vmibench.measure.workloads import (
     Settings,
     StreamTriad,
 )
+from vmibench.questions import EXPONENT, OPS, Comparison, ratios
 
 GPU_LADDER = [(224, 224), (512, 512), (1024, 1024), (1536, 1536), (2048, 2048)]
 # One model per family, the sizes the paper compares at (Tiny / ~1 GMAC class) plus DeiT-T as softmax reference.
 REPRESENTATIVE = ["vminet_t", "vim_t", "vmamba_t", "effvmamba_t", "mlla_t", "flatten_swin_t", "deit_t", "swin_t"]
+# VMINet-B is the GMACs match of MLLA-T and FLatten-Swin-T (4.2-4.8 GMACs): the fair pair of question (2)
+CPU_LADDER_MODELS = [*REPRESENTATIVE, "vminet_b"]
+CPU_LADDER = (224, 512, 768, 1024)
+LINEAR_CLAIMS = ["vminet_t", "vim_t", "vmamba_t", "effvmamba_t", "mlla_t", "flatten_swin_t"]
+SOFTMAX_REFERENCE = "deit_t"
+MASK_SEQ = (256, 1024, 4096, 16384)
+
+
+def cpu_comparisons() -> tuple[Comparison, ...]:
+    """The cpu-default preset's pre-registered comparisons, one block per reviewer question.
+
+    (1) linear complexity: each linear-claim model's latency exponent (in pixels) against 1, and against the
+    softmax reference's; (2) VMINet-B against its GMACs matches MLLA-T and FLatten-Swin-T over the ladder;
+    (3) EfficientVMamba's latency per GMAC against four ladder models at the ends of the ladder, and whether its
+    own cost per GMAC grows with size (latency exponent minus GMACs exponent); (4) the causal mask: VMI-SA's
+    recurrent and matrix causal forms against the unmasked mixer, over the sequence lengths."""
+    q1 = [Comparison("q1", EXPONENT, m) for m in LINEAR_CLAIMS]
+    q1 += [Comparison("q1", EXPONENT, m, SOFTMAX_REFERENCE) for m in LINEAR_CLAIMS]
+    q2 = ratios("q2", [("vminet_b", "mlla_t"), ("vminet_b", "flatten_swin_t")], CPU_LADDER)
+    q3 = ratios("q3", [("effvmamba_t", m) for m in ("vminet_t", "vim_t", "vmamba_t", "deit_t")], (224, 1024),
+                per_gmac=True)  # fmt: skip
+    q3 += [Comparison("q3", EXPONENT, "effvmamba_t", reference=None)]
+    q4 = ratios("q4", [("vmisa_recurrent", "vmisa"), ("vmisa_matrix", "vmisa")], MASK_SEQ, table=OPS)
+    return (*q1, *q2, *q3, *q4)
+
+
 OPS_SEQ = [256, 1024, 4096, 16384, 65536]
 # Where backbones are used through their multi-scale features: detection (COCO-style 800x1280 / 1024x1024 inputs)
 # and semantic segmentation (ADE20K 512x512 crops, Cityscapes 512x2048 crops and 1024x2048 full frames).
@@ -69,18 +96,23 @@ class Preset:
     mem_cap_mb: float = 4096.0
     threads: int | None = None  # None = every usable core
     rounds: int = 3  # worker processes per cell, visited round-robin in a new random order each round
+    comparisons: tuple[Comparison, ...] = ()  # pre-registered: the adaptive phase tops up the undecided ones
+    max_rounds: int = 3  # the adaptive phase stops a cell here
+    adaptive_budget_min: float = 0.0  # time the adaptive phase may spend, per command (sweep, ops)
 
 
 PRESETS: dict[str, Preset] = {
     "cpu-default": Preset(
         name="cpu-default",
         description="every registered model at 224, batch 1, fp32; a ladder 224/512/768/1024 for one model per family "
-        "and the softmax references; token mixers at L = 256 ... 65536 (dim 64); 1 thread per worker; 3 rounds: "
-        "each cell in 3 worker processes, interleaved in random order (on a shared 2-core machine one cell's "
-        "median moved by up to a third between processes); per-cell budget 3 s split over the rounds",
+        "and the softmax references, plus VMINet-B (the GMACs match of MLLA-T and FLatten-Swin-T); token mixers at "
+        "L = 256 ... 65536 (dim 64); 1 thread per worker; 3 rounds: each cell in 3 worker processes, interleaved in "
+        "random order (on a shared 2-core machine one cell's median moved by up to a third between processes); "
+        "per-cell budget 3 s split over the rounds; then up to 4 min per command of adaptive rounds (to 8 per cell) "
+        "for the cells of pre-registered comparisons still undecided",
         groups=(
             Group(models=None, resolutions=((224, 224),)),
-            Group(models=tuple(REPRESENTATIVE), resolutions=((512, 512), (768, 768), (1024, 1024))),
+            Group(models=tuple(CPU_LADDER_MODELS), resolutions=tuple((r, r) for r in CPU_LADDER[1:])),
         ),
         policy=TimingPolicy(
             min_warmup_iters=2,
@@ -96,6 +128,9 @@ PRESETS: dict[str, Preset] = {
         mem_cap_mb=6144.0,
         threads=1,
         rounds=3,
+        comparisons=cpu_comparisons(),
+        max_rounds=8,
+        adaptive_budget_min=4.0,
     ),
     "gpu-default": Preset(
         name="gpu-default",
@@ -274,9 +309,18 @@ def _device_settings(cells: Iterable[Cell]) -> list[Settings]:
                                       compile=False, cuda_graph=False) for c in cells))  # fmt: skip
 
 
+CPU_PEAK_SIZES = (512, 1024, 2048)
+CUDA_PEAK_SIZES = (4096, 8192)
+
+
 def peak_cells(cells: Iterable[Cell]) -> list[Cell]:
-    """One dense-matmul peak cell per (device, dtype, threads) of ``cells``: the utilisation denominator."""
-    return [Cell(MatmulPeak(n=8192 if st.device.startswith("cuda") else 2048), st) for st in _device_settings(cells)]
+    """Dense-matmul peak cells per (device, dtype, threads) of ``cells``: the utilisation denominator.
+
+    Several matrix sizes, each measured in rounds like any cell; the roof is the best of them (the fastest round
+    of the fastest size, :func:`vmibench.analysis.fits.add_utilisation`), since one short measurement at one size
+    was beaten by models that cannot beat a true peak."""
+    return [Cell(MatmulPeak(n=n), st) for st in _device_settings(cells)
+            for n in (CUDA_PEAK_SIZES if st.device.startswith("cuda") else CPU_PEAK_SIZES)]  # fmt: skip
 
 
 _ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}

@@ -28,6 +28,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from vmibench.analysis.fits import crossover, fit_loglog, fit_point_indices
+from vmibench.analysis.intervals import (
+    METHOD_BOOTSTRAP,
+    METHOD_T,
+    Interval,
+    round_medians,
+    round_slopes,
+    t_interval,
+    welch_interval,
+)
 
 SamplesByProcess = Sequence[Sequence[float]]
 
@@ -44,7 +53,13 @@ class Estimate:
     low: float
     high: float
     level: float = 0.95
-    n_boot: int = 0
+    n_boot: int = 0  # bootstrap replicates, or the independent units (rounds) of a t-interval
+    method: str = METHOD_BOOTSTRAP
+
+    @classmethod
+    def of(cls, value: float, interval: Interval) -> Estimate:
+        """An estimate of ``value`` carrying the bounds, level and method of a t-interval."""
+        return cls(float(value), interval.low, interval.high, interval.level, interval.n, interval.method)
 
     @property
     def has_interval(self) -> bool:
@@ -260,17 +275,25 @@ def _estimate(value: float, replicates: np.ndarray, level: float) -> Estimate:
 
 
 def median_ci(
-    samples_by_process: SamplesByProcess, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+    samples_by_process: SamplesByProcess,
+    *,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    method: str = METHOD_T,
 ) -> Estimate:
-    """Median latency of all pooled samples with a hierarchical bootstrap interval.
+    """Median latency of all pooled samples with an interval of the cell's level.
 
-    Each replicate draws processes with replacement, then within each drawn process as many samples with
-    replacement as it has, pools them and takes the median (processes first, following Kalibera & Jones 2013,
-    so that between-process variation widens the interval).  One process: an ordinary bootstrap of its samples.
-    Empty processes are ignored; no samples at all raises ``ValueError``.
-    """
+    ``method="t-rounds"`` (the default, see :mod:`vmibench.analysis.intervals`): a t-interval on the log medians of the
+    rounds, the independent units; no interval below two rounds.  ``method="bootstrap"``: each replicate draws processes
+    with replacement, then within each drawn process as many samples with replacement as it has, pools them and takes
+    the median (processes first, following Kalibera & Jones 2013, so that between-process variation widens the
+    interval).  One process: an ordinary bootstrap of its samples. Empty processes are ignored; no samples at all raises
+    ``ValueError``."""
     _check(level, n_boot)
     cell = _cell(samples_by_process)
+    if method == METHOD_T:
+        return Estimate.of(cell.median(), t_interval(round_medians(samples_by_process), level=level, log=True))
     rng = np.random.default_rng(seed)
     return _estimate(cell.median(), _hierarchical_medians(cell, n_boot, rng), level)
 
@@ -283,22 +306,44 @@ def ratio_ci(
     n_boot: int = 2000,
     seed: int = 0,
     paired: bool = True,
+    method: str = METHOD_T,
 ) -> Estimate:
-    """median(a) / median(b) of pooled samples, with a paired hierarchical bootstrap over rounds.
+    """Latency ratio a / b with an interval, paired by round where the rounds pair.
 
-    With equal round counts each replicate draws ONE set of round indices for both a and b (then resamples
-    within each drawn round independently for a and b), so slow drift common to both models in a round cancels
-    in the ratio.  Rounds that are empty on either side are dropped from both.  When the round counts differ the
-    rounds cannot be matched, and each side's rounds are resampled independently (an unpaired, wider interval);
-    so they are with ``paired=False``, for rows measured in different runs, whose round i are different times.
-    """
+    ``method="t-rounds"`` (default): with ``paired``, the t-interval of the per-round log ratios of round medians over
+    the rounds both sides have (the value is their geometric mean); otherwise a Welch interval on the two sides' log
+    round medians.  ``method="bootstrap"``: median(a) / median(b) of pooled samples with a paired hierarchical
+    bootstrap.  With equal round counts each replicate draws ONE set of round indices for both a and b (then resamples
+    within each drawn round independently for a and b), so slow drift common to both models in a round cancels in the
+    ratio.  Rounds that are empty on either side are dropped from both.  When the round counts differ the rounds cannot
+    be matched, and each side's rounds are resampled independently (an unpaired, wider interval); so they are with
+    ``paired=False``, for rows measured in different runs, whose round i are different times."""
     _check(level, n_boot)
+    if method == METHOD_T:
+        return _ratio_t(a, b, paired, level)
     cell_a, cell_b, paired = _paired_cells(a, b, paired)
     rng = np.random.default_rng(seed)
     med_a, med_b = _paired_medians(cell_a, cell_b, paired, n_boot, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         reps = med_a / med_b
     return _estimate(cell_a.median() / cell_b.median(), reps, level)
+
+
+def _ratio_t(a: SamplesByProcess, b: SamplesByProcess, paired: bool, level: float) -> Estimate:
+    pa, pb = _processes(a, "a"), _processes(b, "b")
+    for name, procs in (("a", pa), ("b", pb)):
+        if not any(p.size for p in procs):
+            raise ValueError(f"{name}: no samples")
+    if paired:
+        # round i of both cells ran in one time window (or, past a topped-up cell's first rounds, in one pass
+        # of the top-up); rounds only one side has are left out
+        keep = [i for i in range(min(len(pa), len(pb))) if pa[i].size and pb[i].size]
+        ratios = [float(np.median(pa[i]) / np.median(pb[i])) for i in keep]
+        if ratios:
+            e = t_interval(ratios, level=level, log=True)
+            return Estimate.of(e.value, e)
+    e = welch_interval(round_medians(pa), round_medians(pb), level=level, log=True)
+    return Estimate.of(e.value, e)
 
 
 def slope_ci(
@@ -310,14 +355,16 @@ def slope_ci(
     level: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
+    method: str = METHOD_T,
 ) -> Estimate | None:
-    """Log-log slope of pooled median latency against size, with a bootstrap interval.
+    """Log-log slope of pooled median latency against size, with an interval.
 
-    The point estimate is :func:`~vmibench.analysis.fits.fit_loglog` on the pooled medians, and the replicates are
-    refitted on exactly the same points (same selection helper), each size resampled hierarchically and
-    independently of the others (different sizes ran in different processes).  ``None`` with fewer than two
-    usable points (positive x, non-empty samples).
-    """
+    ``method="t-rounds"`` (default): the slope is refitted in each round on the same points (round ``r`` of every size
+    ran in one time window), and the interval is the t-interval of those per-round slopes. ``method="bootstrap"``: the
+    point estimate is :func:`~vmibench.analysis.fits.fit_loglog` on the pooled medians, and the replicates are refitted
+    on exactly the same points (same selection helper), each size resampled hierarchically and independently of the
+    others (different sizes ran in different processes).  ``None`` with fewer than two usable points (positive x,
+    non-empty samples)."""
     _check(level, n_boot)
     if len(xs) != len(samples):
         raise ValueError("xs and samples must have the same length")
@@ -330,6 +377,9 @@ def slope_ci(
     fit = fit_loglog(xs, medians, upper_fraction=upper_fraction, min_points=min_points)  # type: ignore[arg-type]
     if not chosen or fit is None:
         return None
+    if method == METHOD_T:
+        slopes = round_slopes([float(xs[j]) for j in chosen], [round_medians(samples[j]) for j in chosen])
+        return Estimate.of(fit.slope, t_interval(slopes, level=level))
     rng = np.random.default_rng(seed)
     lx = np.log([float(xs[j]) for j in chosen])
     dx = lx - lx.mean()
@@ -341,6 +391,35 @@ def slope_ci(
         ly = np.log(y)
     reps = (ly - ly.mean(axis=1, keepdims=True)) @ dx / sxx
     return _estimate(fit.slope, reps, level)
+
+
+def slope_difference_ci(
+    xs: Sequence[float],
+    samples_a: Sequence[SamplesByProcess],
+    samples_b: Sequence[SamplesByProcess],
+    *,
+    level: float = 0.95,
+    paired: bool = True,
+) -> Estimate | None:
+    """Exponent of a minus exponent of b over the same sizes ``xs``, refitted in each round.
+
+    Paired (a's and b's rounds ran in the same time windows): the t-interval of the per-round slope differences.
+    Otherwise a Welch interval on the two sets of per-round slopes.  ``None`` below two sizes or without rounds.
+    """
+    if len(xs) < 2 or len(xs) != len(samples_a) or len(xs) != len(samples_b):
+        return None
+    sa = round_slopes(xs, [round_medians(s) for s in samples_a])
+    sb = round_slopes(xs, [round_medians(s) for s in samples_b])
+    if not sa or not sb:
+        return None
+    if paired and len(sa) == len(sb):
+        e = t_interval([x - y for x, y in zip(sa, sb, strict=True)], level=level)
+    else:
+        e = welch_interval(sa, sb, level=level, log=False)
+    point_a = fit_loglog(xs, [float(np.median(np.concatenate(_processes(s)))) for s in samples_a], upper_fraction=1)
+    point_b = fit_loglog(xs, [float(np.median(np.concatenate(_processes(s)))) for s in samples_b], upper_fraction=1)
+    value = point_a.slope - point_b.slope if point_a is not None and point_b is not None else e.value
+    return Estimate.of(value, e)
 
 
 def crossover_ci(

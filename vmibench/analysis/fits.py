@@ -112,16 +112,24 @@ def crossover(x_a: Sequence[float], y_a: Sequence[float], x_b: Sequence[float], 
 
 
 def add_utilisation(timed: pd.DataFrame, peak: pd.DataFrame) -> pd.DataFrame:
-    """Add ``achieved_gflops`` and ``utilisation`` (vs the matmul peak of the same env, dtype, threads)."""
+    """Add ``achieved_gflops`` and ``utilisation`` (vs the matmul peak of the same env, dtype, threads).
+
+    The peak is the best of every peak row of that environment: each matrix size's fastest round
+    (``peak_gflops_best``, or ``peak_gflops`` for rows stored before it existed), the largest of those.  A roof is
+    an upper bound, so the best process at the best size is the one to hold the models against."""
     out = timed.copy()
     work = out["gflops"].astype(float) * out["batch"].astype(float)
     out["achieved_gflops"] = work / (out["latency_ms_median"].astype(float) / 1e3)
     out["peak_gflops"] = np.nan
     if not peak.empty:
-        ok = peak[peak["status"] == "ok"].sort_values("timestamp")
-        table = {
-            (r.env_key, r.device, r.dtype, int(r.threads)): float(r.peak_gflops) for r in ok.itertuples(index=False)
-        }
+        ok = peak[peak["status"] == "ok"]
+        best = pd.to_numeric(ok["peak_gflops"], errors="coerce")
+        if "peak_gflops_best" in ok.columns:
+            best = np.fmax(best, pd.to_numeric(ok["peak_gflops_best"], errors="coerce"))
+        table: dict[tuple[object, ...], float] = {}
+        for r, value in zip(ok.itertuples(index=False), best, strict=True):
+            k = (r.env_key, r.device, r.dtype, int(r.threads))
+            table[k] = float(np.fmax(table.get(k, np.nan), value))
         out["peak_gflops"] = [
             table.get((r.env_key, r.device, r.dtype, int(r.threads)), np.nan) for r in out.itertuples(index=False)
         ]

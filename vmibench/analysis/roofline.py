@@ -10,6 +10,7 @@ thread count:
 * ``roofline_ms = max(2 * gmacs / peak_gflops, gbytes_moved / bw_peak_gbs) * batch`` (in ms) -- the fastest the
   cell could run if it reached one of the two roofs;
 * ``roofline_frac = roofline_ms / latency_ms_median`` -- how close it comes (1 = on the roof);
+* ``roof_exceeded`` -- the cell ran faster than its roof (``roofline_frac > 1``): the roof is invalid there;
 * ``bound`` -- ``memory`` when its memory time exceeds its compute time (intensity below the ridge point
   ``peak_gflops / bw_peak_gbs``), else ``compute``.
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from vmibench.analysis.fits import add_utilisation
 
-ROOFLINE_COLUMNS = ("bw_peak_gbs", "arith_intensity", "roofline_ms", "roofline_frac", "bound")
+ROOFLINE_COLUMNS = ("bw_peak_gbs", "arith_intensity", "roofline_ms", "roofline_frac", "bound", "roof_exceeded")
 
 
 def _numeric(frame: pd.DataFrame, col: str) -> pd.Series:
@@ -45,7 +46,7 @@ def add_roofline(timed: pd.DataFrame, peak: pd.DataFrame, bandwidth: pd.DataFram
     out = add_utilisation(timed, peak) if "peak_gflops" not in timed.columns else timed.copy()
     if out.empty:
         for col in ROOFLINE_COLUMNS:
-            out[col] = pd.Series(dtype=object if col == "bound" else float)
+            out[col] = pd.Series(dtype={"bound": object, "roof_exceeded": bool}.get(col, float))
         return out
     out["bw_peak_gbs"] = _bandwidth_of(out, bandwidth)
     gflop = 2 * _numeric(out, "gmacs")
@@ -58,4 +59,7 @@ def add_roofline(timed: pd.DataFrame, peak: pd.DataFrame, bandwidth: pd.DataFram
     out["roofline_frac"] = out["roofline_ms"] / _numeric(out, "latency_ms_median")
     known = compute_ms.notna() & memory_ms.notna()
     out["bound"] = np.where(~known, "", np.where(memory_ms > compute_ms, "memory", "compute"))
+    # A cell faster than its roof means the roof is wrong there (a peak measured too low, a count that misses
+    # work), never that the cell beat physics: reports say "the roof is invalid here" for these rows.
+    out["roof_exceeded"] = (out["roofline_frac"] > 1.0).fillna(False).astype(bool)
     return out

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from vmibench.errors import UserError
 from vmibench.measure.runner import CapPredictor, Progress, Runner, RunSummary
 from vmibench.measure.timing import TimingPolicy
 from vmibench.measure.workloads import Cell, Settings
+from vmibench.questions import Comparison
 
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
+# Rounds (worker processes) per cell unless a preset or --rounds says otherwise: the calibration study
+# (`vmibench check calibrate`) shows the t-interval over rounds at its nominal level from 3 rounds on; more
+# rounds narrow it, and the adaptive phase spends them where a comparison is still open.
+DEFAULT_ROUNDS = 3
 
 
 def check_dtype(dtype: str) -> str:
@@ -109,6 +116,10 @@ def measure(
     with_peak: bool = True,
     stop_ladders: bool = True,
     reference_db: str | None = None,
+    comparisons: Sequence[Comparison] = (),
+    max_rounds: int | None = None,
+    adaptive_budget_s: float | None = None,
+    margin: float = 0.10,
 ) -> RunSummary:
     """Measure ``cells`` into the store with one :class:`Runner` (resuming), the matmul peak and the triad
     bandwidth of their environment first where the store lacks them; returns the summary with every requested
@@ -117,7 +128,12 @@ def measure(
     ``stop_ladders=False`` runs every cell even after a smaller size of its model failed (``vmibench latency``).
     ``reference_db`` is a store (opened read-only) whose rows count as already measured: a scaled-out job writes
     its shard and skips what the main store has.
+
+    ``comparisons`` with ``max_rounds > rounds``: after the run, the adaptive phase
+    (:func:`vmibench.measure.adaptive.settle`) tops up the cells of undecided comparisons, one round per pass, within
+    ``adaptive_budget_s``; the summary's rows are the final ones.
     """
+    from vmibench.measure.adaptive import settle
     from vmibench.measure.executor import LocalExecutor
     from vmibench.store import ResultStore
     from vmibench.sweep import bandwidth_cells, peak_cells
@@ -131,18 +147,30 @@ def measure(
             if with_peak and cells:
                 peaks = [replace(c, settings=replace(c.settings, policy=_PEAK_POLICY))
                          for c in [*peak_cells(cells), *bandwidth_cells(cells)]]  # fmt: skip
-                Runner(store, rounds=1, cell_timeout_s=max(cell_timeout_s, 300.0), executor=executor,
+                Runner(store, rounds=PEAK_ROUNDS, cell_timeout_s=max(cell_timeout_s, 300.0), executor=executor,
                        reference=reference).run(peaks)  # fmt: skip
-            runner = Runner(store, rounds=rounds, cell_timeout_s=cell_timeout_s, force=force,
-                            retry_failed=retry_failed, budget_s=budget_s, cap_predictor=cap_predictor,
-                            stop_ladders=stop_ladders, progress=progress, executor=executor,
-                            reference=reference)  # fmt: skip
-            return runner.run(cells)
+
+            def runner(k: int, **first: Any) -> Runner:
+                return Runner(store, rounds=k, cell_timeout_s=cell_timeout_s, stop_ladders=stop_ladders,
+                              progress=progress, executor=executor, reference=reference, **first)  # fmt: skip
+
+            summary = runner(rounds, force=force, retry_failed=retry_failed, budget_s=budget_s,
+                             cap_predictor=cap_predictor).run(cells)  # fmt: skip
+            if comparisons and max_rounds is not None and max_rounds > rounds and not summary.not_reached:
+                settled = settle(store, cells, comparisons, min_rounds=rounds, max_rounds=max_rounds,
+                                 budget_s=adaptive_budget_s, runner_factory=runner, margin=margin,
+                                 log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+                summary.adaptive_passes = settled.passes
+                summary.open_comparisons = settled.open_after
+                summary.rows = runner(max_rounds).stored_rows(list(dict.fromkeys(cells)), summary.keys)
+            return summary
     finally:
         executor.close()
         if reference is not None:
             reference.close()
 
 
-# the matmul peak and the triad are single stable kernels: a short, single-process measurement is enough
+# the matmul peak and the triad are single kernels: a short measurement per process, in a few processes (a roof is
+# the best process, and one process was seen to land a third below it)
+PEAK_ROUNDS = 3
 _PEAK_POLICY = TimingPolicy(min_warmup_iters=2, min_warmup_s=0.2, min_iters=5, min_time_s=0.5, max_time_s=3.0)

@@ -10,7 +10,16 @@ from typing import Any
 
 from vmibench.env import Environment, utc_now
 from vmibench.measure.timing import TimingPolicy, summarize
-from vmibench.measure.workloads import Cell, MatmulPeak, MaxBatch, MixerOp, ModelForward, StreamTriad, WorkerResult
+from vmibench.measure.workloads import (
+    Cell,
+    MatmulPeak,
+    MaxBatch,
+    Memory,
+    MixerOp,
+    ModelForward,
+    StreamTriad,
+    WorkerResult,
+)
 from vmibench.records import (
     STATUS_OK,
     BandwidthRecord,
@@ -109,12 +118,34 @@ def failure_record(
     return _timed(cell, common)
 
 
+def stored_results(row: dict[str, Any], samples_by_round: Sequence[Sequence[float]]) -> list[WorkerResult]:
+    """A stored row's rounds as worker results, to be pooled with new rounds (the runner's top-up).
+
+    Round 0 carries what only the first round measures (counts, memory); the row's environment is the cell's, so
+    the results carry none (the runner's capture for the cell key stands in)."""
+    memory = None
+    if row.get("peak_mem_mb") is not None and not _is_nan(row["peak_mem_mb"]):
+        memory = Memory(float(row["peak_mem_mb"]), float(row.get("peak_mem_total_mb") or 0.0),
+                        row.get("peak_mem_reserved_mb"), str(row.get("mem_method") or ""))  # fmt: skip
+    first = dict(params_m=row.get("params_m"), gmacs=row.get("gmacs"), gflops=row.get("gflops"),
+                 gbytes_moved=row.get("gbytes_moved"), memory=memory)  # fmt: skip
+    common = dict(status=STATUS_OK, converged=bool(row.get("converged", True)),
+                  warmup_iters=int(row.get("warmup_iters") or 0), scan_backend=str(row.get("scan_backend") or ""),
+                  timer=str(row.get("timer") or ""), interop_threads=row.get("interop_threads"))  # fmt: skip
+    return [WorkerResult(**common, samples_ms=tuple(s), **(first if i == 0 else {}))  # type: ignore[arg-type]
+            for i, s in enumerate(samples_by_round)]  # fmt: skip
+
+
+def _is_nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
 def pooled_record(
     cell: Cell, results: Sequence[WorkerResult], env: Environment, env_key: str, *, rounds: int | None = None
 ) -> RunRecord:
-    """The row of a cell measured in ``len(results)`` rounds (all ok): median over every sample, with a
-    hierarchical-bootstrap 95% CI, the per-round spread and the first round's FLOPs count.  ``rounds`` is the
-    run's round count, which set each round's share of the budget (default: ``len(results)``)."""
+    """The row of a cell measured in ``len(results)`` rounds (all ok): median over every sample, with a t-interval
+    over the rounds (:mod:`vmibench.analysis.intervals`), the per-round spread and the first round's FLOPs count.
+    ``rounds`` is the run's round count, which set each round's share of the budget (default: ``len(results)``)."""
     from vmibench.analysis.bootstrap import median_ci
 
     assert results and all(r.ok for r in results)
@@ -123,16 +154,17 @@ def pooled_record(
                       warmup_iters=min(r.warmup_iters for r in results),
                       warmup_s=min(r.warmup_s for r in results))  # fmt: skip
     ci = median_ci(per_round)
-    medians = [summarize(s).median_ms for s in per_round]
+    medians = [summarize(s).median_ms for s in per_round if s]
     first = results[0]
     common = _base_fields(cell, env, env_key, STATUS_OK, "", rounds or len(results))
-    common.update(rounds=len(results), latency_ms_ci_low=ci.low, latency_ms_ci_high=ci.high,
-                  latency_ms_median=stats.median_ms, n_iters=stats.n)  # fmt: skip
+    common.update(rounds=len(results), latency_ms_ci_low=ci.low, latency_ms_ci_high=ci.high, ci_method=ci.method,
+                  ci_level=ci.level, latency_ms_median=stats.median_ms, n_iters=stats.n)  # fmt: skip
     if isinstance(cell.workload, MatmulPeak):
         n = cell.workload.n
         return PeakRecord(**common, device=cell.settings.device, dtype=cell.settings.dtype,
                           threads=cell.settings.threads, matmul_n=n,
-                          peak_gflops=2 * n**3 / (stats.median_ms / 1e3) / 1e9)  # fmt: skip
+                          peak_gflops=2 * n**3 / (stats.median_ms / 1e3) / 1e9,
+                          peak_gflops_best=2 * n**3 / (min(medians) / 1e3) / 1e9)  # fmt: skip
     if isinstance(cell.workload, StreamTriad):
         n, st = cell.workload.n, cell.settings
         moved = 3 * n * ELEMENT_BYTES[st.dtype]  # read b and c, write a (STREAM's count: no write-allocate)

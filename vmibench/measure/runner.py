@@ -6,9 +6,10 @@
   in reasonable time", ISMM 2013).  Each round gets a new zygote (:mod:`vmibench.measure.worker`): a new process
   image.  Rounds split a cell's time budget (:func:`vmibench.measure.rows.split_policy`).
 * **Resume.**  A cell is identified by (environment key, workload, settings) -- :meth:`Cell.key`.  A cell with a
-  stored row is not measured again unless ``force``; ``retry_failed`` re-opens failed cells (error, timeout,
-  crashed) and the cells skipped because of them.  A finished round is kept in the store's ``pending`` table, so
-  an interrupted run resumes at the round it stopped in.
+  stored row is not measured again unless ``force``, or unless the row has fewer rounds than this run asks for: then
+  the missing rounds are measured and pooled with the stored ones (top-up), and the new row supersedes it;
+  ``retry_failed`` re-opens failed cells (error, timeout, crashed) and the cells skipped because of them.  A finished
+  round is kept in the store's ``pending`` table, so an interrupted run resumes at the round it stopped in.
 * **Ladders.**  Along a resolution or sequence-length ladder (sweeps; ``stop_ladders``) a failure (oom, timeout,
   crash) stops the larger sizes, stored as ``skipped`` with ``skip_reason = after_failure``; a cap prediction
   stops them with ``skip_reason = cap``.  ``vmibench latency`` is a sweep without a ladder: every cell runs.
@@ -35,13 +36,14 @@ from vmibench.env import Environment, capture
 from vmibench.measure.eta import RunClock
 from vmibench.measure.executor import Executor, LocalExecutor
 from vmibench.measure.interrupt import Interrupted
-from vmibench.measure.rows import failure_record, pooled_record, split_policy
+from vmibench.measure.rows import failure_record, pooled_record, split_policy, stored_results
 from vmibench.measure.workloads import Cell, WorkerResult
 from vmibench.records import (
     FAILED,
     SKIP_AFTER_FAILURE,
     SKIP_CAP,
     STATUS_CRASHED,
+    STATUS_OK,
     STATUS_OOM,
     STATUS_SKIPPED,
     STATUS_TIMEOUT,
@@ -68,6 +70,8 @@ class RunSummary:
     waited: int = 0  # cells another runner measured while this one waited
     not_reached: int = 0  # cells left for a resumed run when the time budget ran out
     results: dict[str, list[WorkerResult]] = field(default_factory=dict)  # unstored runs: raw results per cell
+    adaptive_passes: list[int] = field(default_factory=list)  # cells topped up in each adaptive pass
+    open_comparisons: int | None = None  # pre-registered comparisons still undecided after the adaptive phase
 
 
 @dataclass
@@ -76,6 +80,7 @@ class _CellState:
     key: str
     results: dict[int, WorkerResult] = field(default_factory=dict)  # round -> ok result
     done: bool = False
+    run_id: str = ""  # a topped-up row keeps the run of its first rounds (their round i pair with that run's)
 
 
 class Runner:
@@ -140,9 +145,13 @@ class Runner:
                 if self.store is not None:
                     self.store.release_leases(self.owner)
         if self.store is not None:
-            stored = self._stored_rows(states)
-            summary.rows = {k: stored[k] for k in summary.keys if k in stored}
+            summary.rows = self.stored_rows(cells, summary.keys)
         return summary
+
+    def stored_rows(self, cells: Sequence[Cell], keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The newest stored row of each of ``cells`` (whose keys are ``keys``), in that order."""
+        stored = self._stored_rows(_CellState(c, k) for c, k in zip(cells, keys, strict=True))
+        return {k: stored[k] for k in keys if k in stored}
 
     def _stored_rows(self, states: Iterable[_CellState]) -> dict[str, dict[str, Any]]:
         """The newest stored row of each cell that has one, by cell key (each workload's own table)."""
@@ -166,9 +175,15 @@ class Runner:
 
     # -- resume and leases -------------------------------------------------------------------------------------------
 
+    def _short(self, row: dict[str, Any]) -> bool:
+        """A stored ok row with fewer rounds than this run asks for: it is topped up, not taken as it is."""
+        # a max-batch row is a search, not rounds of one timing: it is never topped up
+        return bool(row.get("status") == STATUS_OK and int(row.get("rounds") or 0) < self.rounds
+                    and row.get("row_id") and "max_batch" not in row)  # fmt: skip
+
     def _reopen(self, row: dict[str, Any]) -> bool:
-        """Whether a stored row's cell is measured again."""
-        if self.force:
+        """Whether a stored row's cell is measured again (from scratch, or topped up when short of rounds)."""
+        if self.force or self._short(row):
             return True
         if not self.retry_failed:
             return False
@@ -183,7 +198,9 @@ class Runner:
         todo = [s for s in states if s.key not in stored or self._reopen(stored[s.key])]
         summary.from_store = len(states) - len(todo)
         if self.force or self.retry_failed:
-            self.store.drop_pending([s.key for s in todo if s.key in stored])
+            self.store.drop_pending([s.key for s in todo if s.key in stored and not self._short(stored[s.key])])
+        if not self.force:
+            self._load_stored_rounds([s for s in todo if s.key in stored and self._short(stored[s.key])], stored)
         stale_after = max(3 * self.cell_timeout_s, 600.0)
         mine, theirs = self.store.acquire_leases([s.key for s in todo], self.owner, stale_after)
         self._foreign = {s.key: s for s in todo if s.key in theirs}
@@ -194,6 +211,18 @@ class Runner:
         todo = [s for s in todo if s.key in mine]
         self._load_pending(todo)
         return todo
+
+    def _load_stored_rounds(self, states: list[_CellState], stored: dict[str, dict[str, Any]]) -> None:
+        """Top-up: a short row's rounds become this run's first rounds, so only the missing ones are measured and
+        the row is rebuilt from all of them.  Stored rows of a cell key share its environment (the key includes
+        it), so rounds from another environment are never pooled."""
+        assert self.store is not None
+        for s in states:
+            row = stored[s.key]
+            samples = self.store.samples(s.cell.workload.TABLE, [int(row["row_id"])])
+            by_round = [list(g["ms"].astype(float)) for _, g in samples.groupby("round", sort=True)]
+            s.results = dict(enumerate(stored_results(row, by_round)))
+            s.run_id = str(row.get("run_id") or "")
 
     def _wait_for_others(
         self, states: list[_CellState], envs: dict[str, Environment], executor: Executor, summary: RunSummary
@@ -316,7 +345,7 @@ class Runner:
             return
         env = _env_of(results[0], envs[state.cell.settings.device])
         rec = pooled_record(state.cell, results, env, env.key(state.cell.settings.device), rounds=self.rounds)
-        self._store(rec, [list(r.samples_ms) for r in results], state.key)
+        self._store(rec, [list(r.samples_ms) for r in results], state.key, run_id=state.run_id)
 
     def _finish_failure(
         self,
@@ -344,9 +373,9 @@ class Runner:
                              skip_reason=skip_reason, rounds=self.rounds)  # fmt: skip
         self._store(rec, [], state.key)
 
-    def _store(self, rec: RunRecord, samples: list[list[float]], key: str) -> None:
+    def _store(self, rec: RunRecord, samples: list[list[float]], key: str, run_id: str = "") -> None:
         assert self.store is not None
-        rec.run_id = self.owner
+        rec.run_id = run_id or self.owner
         # The row keeps the identity the runner planned and resumes by.  The worker's own environment (in the
         # row's columns) can differ from the runner's capture -- a commit made while a run is in progress -- and
         # a key recomputed from it would leave the row unfound by this run and measured again by the next.

@@ -1,0 +1,140 @@
+"""Verdicts of pre-registered comparisons (:mod:`vmibench.questions`) from stored rows and their raw samples.
+
+Pure: frames in, one verdict row per comparison out.  Ratios are paired by round (the t-interval of per-round log
+ratios, :func:`vmibench.analysis.bootstrap.ratio_ci`); exponents are refitted in each round and differenced per
+round (:func:`vmibench.analysis.bootstrap.slope_difference_ci`), never compared by the overlap of two intervals.
+Each verdict is three-way with a practical margin (:mod:`vmibench.analysis.intervals`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from vmibench.analysis.bootstrap import Estimate, ratio_ci, slope_ci, slope_difference_ci
+from vmibench.analysis.estimates import rounds_of
+from vmibench.analysis.fits import fit_loglog
+from vmibench.analysis.intervals import DEFAULT_LEVEL, DEFAULT_MARGIN, NO_INTERVAL, difference_verdict, ratio_verdict
+from vmibench.questions import EXPONENT, OPS, Comparison
+
+VERDICT_COLUMNS = ["question", "comparison", "kind", "a", "b", "at", "value", "ci_low", "ci_high", "level", "method",
+                   "rounds", "verdict", "margin", "cells"]  # fmt: skip
+NAME = {"latency": "model", "ops": "op"}
+SIZE = {"latency": "height", "ops": "seq_len"}
+
+
+def main_rows(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The rows comparisons are made on: ok, batch 1, square, inference of the classifier, the first dtype."""
+    if frame.empty:
+        return frame
+    out = frame[frame["status"] == "ok"]
+    if table == "latency":
+        for col, value in (("mode", "infer"), ("task", "classify")):
+            if col in out.columns:
+                out = out[out[col].fillna(value) == value]
+        out = out[(out["batch"] == 1) & (out["height"] == out["width"])]
+    if "dtype" in out.columns and not out.empty:
+        out = out[out["dtype"] == sorted(out["dtype"].unique(), key=lambda d: (d != "fp32", d))[0]]
+    return out
+
+
+def _lookup(frame: pd.DataFrame, table: str, name: str) -> pd.DataFrame:
+    sub = frame[frame[NAME[table]] == name]
+    return sub.sort_values(SIZE[table]).drop_duplicates(SIZE[table], keep="last")
+
+
+def _row_at(frame: pd.DataFrame, table: str, name: str, size: int) -> pd.Series | None:
+    sub = _lookup(frame, table, name)
+    sub = sub[sub[SIZE[table]] == size]
+    return None if sub.empty else sub.iloc[-1]
+
+
+def _ratio(c: Comparison, frame: pd.DataFrame, by_row: dict[int, list[list[float]]], level: float) -> tuple:
+    ra, rb = _row_at(frame, c.table, c.a, c.at), _row_at(frame, c.table, c.b, c.at)
+    if ra is None or rb is None:
+        return None, [], 0
+    sa, sb = by_row.get(int(ra["row_id"])), by_row.get(int(rb["row_id"]))
+    cells = [str(ra["cell_key"]), str(rb["cell_key"])]
+    if not sa or not sb:
+        return None, cells, 0
+    e = ratio_ci(sa, sb, level=level, paired=_same_run(ra, rb))
+    if c.per_gmac:
+        scale = float(rb["gmacs"]) / float(ra["gmacs"])
+        e = Estimate(e.value * scale, e.low * scale, e.high * scale, e.level, e.n_boot, e.method)
+    return e, cells, min(len(sa), len(sb))
+
+
+def _same_run(a: pd.Series, b: pd.Series) -> bool:
+    ra, rb = a.get("run_id"), b.get("run_id")
+    return not (isinstance(ra, str) and isinstance(rb, str) and ra and rb) or ra == rb
+
+
+def _exponent(c: Comparison, frame: pd.DataFrame, by_row: dict[int, list[list[float]]], level: float) -> tuple:
+    la = _lookup(frame, c.table, c.a)
+    lb = _lookup(frame, c.table, c.b) if c.b else None
+    sizes = sorted(set(la[SIZE[c.table]]) & (set(lb[SIZE[c.table]]) if lb is not None else set(la[SIZE[c.table]])))
+    rows_a = [la[la[SIZE[c.table]] == s].iloc[-1] for s in sizes]
+    rows_b = [lb[lb[SIZE[c.table]] == s].iloc[-1] for s in sizes] if lb is not None else []
+    cells = [str(r["cell_key"]) for r in (*rows_a, *rows_b)]
+    if len(sizes) < 3:  # a fit on two sizes is a line through two points: never a verdict
+        return None, cells, 0
+    xs = [float(s) ** (2 if c.table != OPS else 1) for s in sizes]  # pixels for models, tokens for ops
+    sa = [by_row.get(int(r["row_id"])) for r in rows_a]
+    if any(not s for s in sa):
+        return None, cells, 0
+    k = min(len(s) for s in sa)  # type: ignore[arg-type]
+    if lb is not None:
+        sb = [by_row.get(int(r["row_id"])) for r in rows_b]
+        if any(not s for s in sb):
+            return None, cells, 0
+        paired = all(_same_run(x, y) for x, y in zip(rows_a, rows_b, strict=True))
+        e = slope_difference_ci(xs, sa, sb, level=level, paired=paired)  # type: ignore[arg-type]
+        return e, cells, min(k, min(len(s) for s in sb))  # type: ignore[arg-type]
+    slope = slope_ci(xs, sa, upper_fraction=1.0, level=level)  # type: ignore[arg-type]
+    if slope is None:
+        return None, cells, 0
+    ref = c.reference
+    if ref is None:
+        fit = fit_loglog(xs, [float(r["gmacs"]) for r in rows_a], upper_fraction=1.0)
+        ref = fit.slope if fit is not None else math.nan
+    return Estimate(slope.value - ref, slope.low - ref, slope.high - ref, slope.level, slope.n_boot,
+                    slope.method), cells, k  # fmt: skip
+
+
+def evaluate(
+    comparisons: Sequence[Comparison],
+    frames: dict[str, pd.DataFrame],
+    samples: dict[str, pd.DataFrame],
+    *,
+    margin: float = DEFAULT_MARGIN,
+    level: float = DEFAULT_LEVEL,
+) -> pd.DataFrame:
+    """One row per comparison: estimate [interval], its level and method, rounds used, the three-way verdict
+    (``no interval`` where a side is missing or has too few rounds or sizes) and the cell keys it rests on.
+
+    ``frames[table]`` are stored rows of that table with ``row_id`` (``latency``, ``ops``); ``samples[table]``
+    their raw samples."""
+    by_table = {t: main_rows(f, t) for t, f in frames.items()}
+    by_rows = {t: rounds_of(samples.get(t)) for t in frames}
+    rows = []
+    for c in comparisons:
+        frame = by_table.get(c.table, pd.DataFrame())
+        e, cells, k = (None, [], 0)
+        if not frame.empty:
+            evaluate_one = _exponent if c.kind == EXPONENT else _ratio
+            e, cells, k = evaluate_one(c, frame, by_rows[c.table], level)
+        if e is None:
+            verdict = NO_INTERVAL
+        elif c.kind == EXPONENT:
+            verdict = difference_verdict(e, margin)
+        else:
+            verdict = ratio_verdict(e, margin)
+        rows.append({"question": c.question, "comparison": c.label(), "kind": c.kind, "a": c.a, "b": c.b,
+                     "at": c.at, "value": np.nan if e is None else e.value, "ci_low": np.nan if e is None else e.low,
+                     "ci_high": np.nan if e is None else e.high, "level": level,
+                     "method": "" if e is None else e.method, "rounds": k, "verdict": verdict, "margin": margin,
+                     "cells": " ".join(cells)})  # fmt: skip
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
