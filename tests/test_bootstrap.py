@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
-import math
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,6 @@ from vmibench.analysis import (
     ratio_differs_from_one,
     slope_ci,
 )
-
 from vmibench.analysis.intervals import ratio_verdict
 
 BOOT = "bootstrap"

@@ -33,7 +33,9 @@ import pandas as pd
 from vmibench.errors import UserError
 from vmibench.records import Record
 
-DEFAULT_DB = Path("results") / "vmibench.sqlite"
+# A user's scratch store lives in the working directory, beside the work that made it and visible to `ls`, never in
+# results/ (committed result sets, which only `vmibench publish` writes): no example command can touch evidence.
+DEFAULT_DB = Path("vmibench.sqlite")
 BUSY_TIMEOUT_S = 120.0  # a writer waits this long for another process's transaction instead of failing
 SCHEMA_VERSION = 1  # PRAGMA user_version of a store this vmibench writes; see _MIGRATIONS
 META_TABLE = "vmibench_tables"  # the record tables vmibench created in this file (anything else is foreign)
@@ -50,7 +52,7 @@ _INSERT_SAMPLE = "INSERT INTO samples (row_table, row_id, round, process, iter, 
 
 
 def default_db_path() -> Path:
-    """``$VMIBENCH_DB`` or ``results/vmibench.sqlite``."""
+    """``$VMIBENCH_DB`` or ``vmibench.sqlite`` in the working directory (the scratch store)."""
     return Path(os.environ.get("VMIBENCH_DB", DEFAULT_DB))
 
 

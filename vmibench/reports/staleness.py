@@ -22,6 +22,8 @@ SCAN_FILES = ("vmibench/ops/selective_scan.py",)
 OP_FILES = ("vmibench/ops/mixers.py",)
 
 
+# what measures, counts and reduces: a change here can change every row, whichever model it measured
+MEASUREMENT_FILES = ("vmibench/measure", "vmibench/flops.py", "vmibench/bytes_moved.py", "vmibench/env.py")
 OP_EXTRA_FILES = {"selective_scan": SCAN_FILES, "flatten_fla": ("baselines/flatten.py",),
                   "mlla_linear": ("baselines/mlla.py",)}  # fmt: skip
 
@@ -41,6 +43,19 @@ class Staleness:
     commits: tuple[str, ...] = ()
     changed: dict[str, tuple[str, ...]] = field(default_factory=dict)
     unknown: tuple[str, ...] = ()
+    measurement: tuple[str, ...] = ()  # measurement files changed since the (first) measuring commit
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form (a result set's manifest keeps the staleness of its report, so regeneration reproduces it)."""
+        changed = {k: list(v) for k, v in self.changed.items()}
+        return {"head": self.head, "commits": list(self.commits), "changed": changed, "unknown": list(self.unknown),
+                "measurement": list(self.measurement)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Staleness:
+        changed = {str(k): tuple(v) for k, v in dict(d.get("changed") or {}).items()}  # type: ignore[call-overload]
+        return cls(d.get("head"), tuple(d.get("commits") or ()), changed, tuple(d.get("unknown") or ()),  # type: ignore[arg-type]
+                   tuple(d.get("measurement") or ()))  # type: ignore[arg-type]  # fmt: skip
 
     def mark(self, name: str) -> str:
         """``stale``, ``?`` (unknown) or empty, for a table column."""
@@ -66,11 +81,13 @@ def _git(*args: str) -> str | None:
 
 
 def head_commit() -> str | None:
-    """The current HEAD, 12 hex digits like the stored ``git_commit``; None when unknown."""
+    """The current HEAD, 12 hex digits like the stored ``git_commit`` (``+dirty`` with uncommitted changes to
+    tracked files); None when unknown."""
     out = _git("rev-parse", "--short=12", "HEAD")
-    if out is None:
+    if out is None or not out.strip():
         return None
-    return out.strip() or None
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return out.strip() + ("+dirty" if dirty else "")
 
 
 def _in_repo(path: str | None) -> tuple[str, ...]:
@@ -141,15 +158,21 @@ def check_staleness(data: ReportData) -> Staleness:
             hit = touched.intersection(fs)
             if hit:
                 changed.setdefault(name, set()).update(hit)
+    measurement: set[str] = set()
+    for commit in commits:
+        base = commit.removesuffix("+dirty")
+        diff = None if head is None or base in ("", "unknown") else _git("diff", "--name-only", base, "--",
+                                                                         *MEASUREMENT_FILES)  # fmt: skip
+        measurement.update((diff or "").split())
     return Staleness(head, commits, {n: tuple(sorted(f)) for n, f in sorted(changed.items())},
-                     tuple(sorted(unknown - set(changed))))  # fmt: skip
+                     tuple(sorted(unknown - set(changed))), tuple(sorted(measurement)))  # fmt: skip
 
 
 def staleness_lines(st: Staleness) -> list[str]:
     """The header paragraph: measuring commit(s), HEAD, and the stale (or unchecked) models and ops."""
     measured = ", ".join(f"`{c}`" for c in st.commits) or "unknown"
     head = f"`{st.head}`" if st.head else "unknown (no git, or not a checkout)"
-    lines = [f"**Code version.** Rows measured at commit {measured}; current HEAD {head}."]
+    lines = [f"**Code version.** Rows measured at commit {measured}; report generated at {head}."]
     dirty = [c for c in st.commits if c.endswith("+dirty")]
     if dirty:
         lines.append(f"{join(f'`{c}`' for c in dirty)} had uncommitted changes when measuring, which were not "
@@ -158,11 +181,14 @@ def staleness_lines(st: Staleness) -> list[str]:
                      "status of the uncommitted part unknown).")  # fmt: skip
     if st.changed:
         stale = "; ".join(f"{n} ({', '.join(f)})" for n, f in st.changed.items())
-        lines.append(f"**Stale** (code changed between the measuring commit and the working tree; re-measure with "
-                     f"`--force`): {stale}.")  # fmt: skip
+        lines.append(f"**Stale** (code changed between the measuring commit and the code this report was generated "
+                     f"from; re-measure with `--force`): {stale}.")  # fmt: skip
     elif st.head and not st.unknown:
         lines.append("No reported model's or op's code changed since (builder file, shared model helpers, selective "
                      "scan, mixers).")  # fmt: skip
+    if st.measurement:
+        lines.append(f"**Measurement code changed** since measuring (every row may be affected): "
+                     f"{', '.join(st.measurement)}.")  # fmt: skip
     if st.unknown:
         lines.append(f"Stale status unknown for: {', '.join(st.unknown)}.")
     return [" ".join(lines)]
