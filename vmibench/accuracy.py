@@ -62,7 +62,7 @@ TOP_K = 5
 HUB_FILENAMES = ("model.safetensors", "pytorch_model.bin")  # timm's preference order for Hub weights
 
 Resolution = tuple[int, int]
-# progress(total, label) -> context yielding advance(description); vmibench.cli.progress has this shape.
+# progress(total, label) -> context yielding advance(description); vmibench.cli.progress.progress has this shape.
 ProgressFactory = Callable[[int, str], AbstractContextManager[Callable[[str], None]]]
 
 

@@ -13,8 +13,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vmibench.cli.options import (
+    DbOpt,
+    DeviceOpt,
+    FormatOpt,
+    ImportOpt,
+    NoStoreOpt,
+    OutOpt,
+    load_imports,
+    parse_models,
+    parse_resolutions,
+    split_list,
+)
+from vmibench.cli.progress import progress
 from vmibench.errors import UserError
-from vmibench.user_models import IMPORT_HELP
 
 if TYPE_CHECKING:
     from vmibench.accuracy import AccuracySpec, DistContext
@@ -43,15 +55,15 @@ def accuracy_cmd(
         str | None, typer.Option(help="Text file, one class-folder name per line: label = line number.")
     ] = None,
     ema: Annotated[bool, typer.Option("--ema", help="Evaluate the checkpoints' EMA weights.")] = False,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    device: DeviceOpt = None,
     hub_cache: Annotated[
         str | None, typer.Option(help="Hugging Face cache holding timm weights of timm models (never downloads).")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
-    out: Annotated[str | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Results database (default results/vmibench.sqlite).")] = None,
-    no_store: Annotated[bool, typer.Option("--no-store", help="Do not write rows to the database.")] = False,
-    imports: Annotated[list[str] | None, typer.Option("--import", metavar="MODULE_OR_FILE", help=IMPORT_HELP)] = None,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    db: DbOpt = None,
+    no_store: NoStoreOpt = False,
+    imports: ImportOpt = None,
 ) -> None:
     """Top-1 / top-5 / loss of checkpoints (any official wrapping) on an ImageFolder, with timm's eval pipeline.
 
@@ -67,7 +79,6 @@ def accuracy_cmd(
     CSV / JSON carry every column (provenance too); the table shows a selection.
     """
     from vmibench.accuracy import AccuracySpec, dist_context, parse_checkpoint_entries
-    from vmibench.cli import load_imports, parse_models, parse_resolutions, split_list
     from vmibench.env import usable_cores
     from vmibench.output import check_output
 
@@ -109,7 +120,6 @@ def _rank0_reports(ctx: DistContext) -> Iterator[None]:
 
 def _evaluate(spec: AccuracySpec, ctx: DistContext, *, fmt: str, out: str | None, db: str | None, store: bool) -> None:
     from vmibench.accuracy import plan_accuracy, process_group, records_frame, run_plan
-    from vmibench.cli import progress
     from vmibench.output import emit
     from vmibench.store import ResultStore
 

@@ -1,0 +1,5 @@
+"""``python -m vmibench.cli`` (the same as ``python -m vmibench``)."""
+
+from vmibench.cli import main
+
+main()

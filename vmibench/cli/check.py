@@ -1,0 +1,119 @@
+"""`vmibench check ...`: cross-checks of the harness against independent tools (its own typer sub-app)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vmibench.cli.options import (
+    METRICS_HELP,
+    FormatOpt,
+    MaxTimeOpt,
+    OutOpt,
+    parse_models,
+    parse_resolutions,
+    split_list,
+    verbatim,
+)
+from vmibench.cli.progress import progress_bar
+from vmibench.errors import UserError
+
+check_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Cross-checks of the harness against independent tools."
+)
+
+
+@check_app.command("timer", epilog=verbatim(METRICS_HELP))
+def check_timer_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Two or more models.")] = "vminet_t,deit_t",
+    res: Annotated[int, typer.Option("--res", "-r", min=32, help="Square input size.")] = 224,
+    threads: Annotated[int | None, typer.Option(help="Threads for both timers (default: all usable cores).")] = None,
+    repeats: Annotated[int, typer.Option(min=1, help="Worker processes (rounds) per model.")] = 2,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Compare vmibench's median latency with torch.utils.benchmark's blocked_autorange, same model and threads.
+
+    Each model gets `repeats` fresh worker processes, run by the same runner as every measurement (rounds in a
+    random order); in each, the two timers alternate three times on the same model instance. The table gives
+    each timer's median over its rounds, their ratio, and the ratio between models by each timer. Agreement
+    within 10% is the acceptance bar.
+    """
+    from vmibench.measure.crosscheck import timer_crosscheck
+    from vmibench.output import check_output, emit
+
+    check_output(fmt, out)
+    names = parse_models(models, lambda: ["vminet_t", "deit_t"])
+    with progress_bar("cross-checking") as bar:
+        frame = timer_crosscheck(names, res, threads=threads, repeats=repeats, progress=bar)
+    emit(frame, fmt, out, title="vmibench vs torch.utils.benchmark")
+
+
+@check_app.command("repeat")
+def check_repeat_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Three (or more) models; ratios are to the first.")] = (
+        "vminet_t,mlla_t,flatten_swin_t"
+    ),
+    res: Annotated[str, typer.Option("--res", "-r", help="Input size: 224 or HxW.")] = "224",
+    runs: Annotated[int, typer.Option(min=2, help="Independent repetitions of the whole comparison.")] = 2,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds (worker processes) per model in each run.")] = 3,
+    threads: Annotated[int, typer.Option(min=1, help="CPU threads per worker.")] = 1,
+    max_time: MaxTimeOpt = 3.0,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Is a comparison reproducible on this machine? Run the same model comparison `runs` times and compare.
+
+    Each run measures every model in `rounds` interleaved rounds (nothing is stored) and gives each model's
+    latency ratio to the first model with a paired bootstrap 95% CI over rounds. The table has one row per
+    (model, run) and says whether the runs' CIs overlap (`overlap_all_runs`). A benchmark, not a test: quote it.
+    """
+    from vmibench.measure.crosscheck import repeat_comparison
+    from vmibench.output import check_output, emit
+
+    check_output(fmt, out)
+    names = parse_models(models, lambda: ["vminet_t", "mlla_t", "flatten_swin_t"])
+    (hw,) = parse_resolutions(res) if "," not in res else (None,)
+    if hw is None:
+        raise UserError(f"bad --res '{res}': give one size (224 or HxW)")
+    if len(names) < 2:
+        raise UserError("give at least two models: ratios are to the first")
+    with progress_bar("repeating") as bar:
+        frame = repeat_comparison(names, hw, runs=runs, rounds=rounds, threads=threads, max_time_s=max_time,
+                                  progress=bar)  # fmt: skip
+    emit(frame, fmt, out, title=f"latency ratios to {names[0]} over {runs} runs, paired bootstrap 95% CI")
+
+
+@check_app.command("scan")
+def check_scan_cmd(
+    backends: Annotated[str, typer.Option(help="Comma list of scan backends to time.")] = "torch,reference",
+    threads: Annotated[int | None, typer.Option(help="Threads while timing (default: all usable cores).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    min_time: Annotated[float, typer.Option(help="blocked_autorange time per backend and shape, s.")] = 1.0,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Selective-scan backends at the VMamba-T stage-1 (B=1, L=3136, D=384, N=1) and Vim-Ti (B=1, L=197,
+    D=384, N=16) shapes: median time (torch.utils.benchmark), speed-up over and max error against the sequential
+    reference (fp32)."""
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    from vmibench.backends import BACKENDS
+    from vmibench.env import resolve_device, usable_cores
+    from vmibench.ops.scan_bench import compare_scan_backends
+    from vmibench.output import check_output, emit
+
+    check_output(fmt, out)
+    names = split_list(backends, "backend")
+    for name in names:
+        if name not in BACKENDS or name == "auto":
+            raise UserError(f"unknown scan backend '{name}': use torch, reference, mamba_ssm or triton")
+    try:
+        rows = compare_scan_backends(backends=names, threads=threads or usable_cores(), device=resolve_device(device),
+                                     min_time_s=min_time)  # fmt: skip
+    except RuntimeError as exc:  # a backend that cannot run here (mamba_ssm off CUDA)
+        raise UserError(str(exc)) from None
+    emit(pd.DataFrame([asdict(r) for r in rows]), fmt, out, title="selective scan backends")

@@ -1,0 +1,147 @@
+"""The commands over stored rows: `results` (print them), `compare` (latency ratios to a baseline) and `report`
+(REPORT.md with tables and figures)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from vmibench.cli.options import (
+    AllColumnsOpt,
+    ColumnsOpt,
+    DbOpt,
+    FormatOpt,
+    ImportOpt,
+    OutOpt,
+    load_imports,
+    split_list,
+)
+from vmibench.errors import UserError
+
+RESULT_TABLES = ("latency", "ops", "flops", "peak", "bandwidth", "maxbatch", "accuracy", "samples")
+
+
+def results_cmd(
+    models: Annotated[str | None, typer.Option("--models", "-m", help="Only these models (comma list).")] = None,
+    table: Annotated[str, typer.Option("--table", "-t", help=f"One of {', '.join(RESULT_TABLES)}.")] = "latency",
+    columns: ColumnsOpt = None,
+    all_columns: AllColumnsOpt = False,
+    status: Annotated[str | None, typer.Option(help="Only rows with this status (ok, oom, ...).")] = None,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Print stored rows (one table of the results database), optionally filtered.
+
+    `--table samples` prints the raw per-call times (row_table, row_id, round, process, iter, ms) of the rows,
+    with each row's model or op; `--models` filters them too."""
+    from pathlib import Path
+
+    from vmibench.output import check_output, emit
+    from vmibench.reports.tables import select_columns
+    from vmibench.store import ResultStore, default_db_path
+
+    check_output(fmt, out)
+    if table not in RESULT_TABLES:
+        raise UserError(f"unknown table '{table}': use one of {', '.join(RESULT_TABLES)}")
+    from vmibench.records import STATUSES
+
+    if status is not None and status not in STATUSES:
+        raise UserError(f"unknown status '{status}': use one of {', '.join(STATUSES)}")
+    path = db or default_db_path()
+    if not Path(path).exists():
+        raise UserError(f"no results database at {path}: run `vmibench latency` first or pass --db")
+    with ResultStore(path, readonly=True) as store:
+        if table not in store.tables():
+            raise UserError(f"no table '{table}' in {path}: it has {', '.join(store.tables()) or 'no tables'}")
+        if table == "samples":
+            frame = _samples_frame(store, split_list(models, "model") if models else None)
+        else:
+            where: dict[str, object] = {}
+            if models:
+                where["model"] = split_list(models, "model")
+            if status:
+                where["status"] = status
+            frame = store.read(table, where)
+    frame, caption = select_columns(frame, table, fmt, columns, all_columns)
+    emit(frame, fmt, out, caption=caption)
+
+
+def _samples_frame(store: object, models: list[str] | None) -> object:
+    """Samples joined with the model (latency rows) or op (ops rows) they belong to."""
+    import pandas as pd
+
+    frames = []
+    for table, name in (("latency", "model"), ("ops", "op"), ("peak", "matmul_n")):
+        rows = store.read(table, keep_row_id=True)  # type: ignore[attr-defined]
+        if rows.empty:
+            continue
+        if models is not None and name == "model":
+            rows = rows[rows["model"].isin(models)]
+        elif models is not None:
+            continue
+        samples = store.samples(table, rows["row_id"].tolist())  # type: ignore[attr-defined]
+        if samples.empty:
+            continue
+        label = rows.set_index("row_id")[name].astype(str)
+        frames.append(samples.assign(name=samples["row_id"].map(label)))
+    if not frames:
+        return pd.DataFrame(columns=["row_table", "row_id", "name", "round", "process", "iter", "ms"])
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["row_table", "row_id", "name", "round", "process", "iter", "ms"]]
+
+
+def compare_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Comma list of models to set against the baseline.")],
+    baseline: Annotated[str, typer.Option("--baseline", help="The model every ratio is relative to.")] = "vminet_t",
+    res: Annotated[str, typer.Option("--res", "-r", help="One size: 224 or HxW.")] = "224",
+    batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size of the rows.")] = 1,
+    device: Annotated[str | None, typer.Option(help="Only rows of this device (cpu, cuda).")] = None,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Latency ratio of each model's newest stored row to the baseline's (same settings), with a bootstrap 95%
+    interval -- paired by round when both rows come from one run. `verdict` says faster/slower only where the
+    interval excludes 1, else "not distinguishable"."""
+    from pathlib import Path
+
+    from vmibench.output import check_output, emit
+    from vmibench.reports.compare import compare
+    from vmibench.resolution import as_hw, label
+    from vmibench.store import ResultStore, default_db_path
+
+    check_output(fmt, out)
+    names = split_list(models, "model")
+    path = db or default_db_path()
+    if not Path(path).exists():
+        raise UserError(f"no results database at {path}: run `vmibench latency --rounds 3` first or pass --db")
+    with ResultStore(path, readonly=True) as store:
+        frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device)
+    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, bootstrap 95% CI")
+
+
+def report_cmd(
+    out: Annotated[str, typer.Option("--out", "-o", help="Output dir: REPORT.md, tables/, figures/.")] = "results",
+    device: Annotated[str | None, typer.Option(help="Device whose rows to report (default: newest).")] = None,
+    db: DbOpt = None,
+    imports: ImportOpt = None,
+) -> None:
+    """Write REPORT.md with CSV tables and PNG figures from the store: scaling, fits, utilisation, roofline, ops,
+    training, max batch, Pareto, and the reviewer questions answered from the data (regenerate rather than edit).
+    Any subset of a store can be reported; a store without latency or ops rows is refused in one line."""
+    from pathlib import Path
+
+    from vmibench.output import check_writable
+    from vmibench.reports.report import write_report
+    from vmibench.store import default_db_path
+
+    load_imports(imports)  # their records (published numbers) join the report's tables
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        raise UserError(f"no results database at {path}: run `vmibench sweep` first or pass --db")
+    check_writable(Path(out), directory=True)
+    written = write_report(str(path), out, device)
+    print(f"wrote {written}", file=sys.stderr)
