@@ -1,4 +1,4 @@
-"""Sessions: `nox -s bench` (the main job: default CPU benchmark -> results/), `nox -s tests`, `nox -s lint`.
+"""Sessions: `nox -s bench` (the main job: default CPU benchmark -> results/<machine>/), `nox -s tests`, `nox -s lint`.
 
 Environments are made with venv + pip on purpose: pip takes torch/torchvision from the machine's local wheel
 store, where uv would download several GB.
@@ -31,37 +31,20 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The main job: default CPU benchmark (`--preset cpu-default` sweep and ops, plus training steps of three
-    models) into the store, then results/REPORT.md."""
+    """The main job: default CPU benchmark (`--preset cpu-default` sweep and ops, each with its adaptive rounds for
+    undecided pre-registered comparisons, plus training steps of three models) into a scratch store, the interval
+    calibration study on it, then `vmibench publish`: the committed result set results/<machine>/ (raw data,
+    manifest, REPORT.md, tables, figures).  VMIBENCH_DB names the scratch store (default bench.sqlite, git-ignored)."""
     _install(session)
-    db = os.environ.get("VMIBENCH_DB", "results/vmibench.sqlite")
-    session.run(
-        "vmibench", "sweep", "--preset", "cpu-default", "--device", "cpu", "--db", db, *session.posargs, env=_QUIET
-    )
-    session.run("vmibench", "ops", "--preset", "cpu-default", "--device", "cpu", "--db", db, env=_QUIET)
+    db = os.environ.get("VMIBENCH_DB", "bench.sqlite")
+    cpu = ("--device", "cpu", "--db", db)
+    session.run("vmibench", "sweep", "--preset", "cpu-default", *cpu, *session.posargs, env=_QUIET)
+    session.run("vmibench", "ops", "--preset", "cpu-default", *cpu, env=_QUIET)
     # training steps of one model per kind (the report's Training section); inference comes from the sweep
-    session.run(
-        "vmibench",
-        "latency",
-        "--models",
-        "vminet_t,vmamba_t,deit_t",
-        "--res",
-        "224",
-        "--mode",
-        "train",
-        "--rounds",
-        "3",
-        "--threads",
-        "1",
-        "--max-time",
-        "3",
-        "--device",
-        "cpu",
-        "--db",
-        db,
-        env=_QUIET,
-    )
-    session.run("vmibench", "report", "--db", db, "--out", "results", env=_QUIET)
+    session.run("vmibench", "latency", "--models", "vminet_t,vmamba_t,deit_t", "--res", "224", "--mode", "train",
+                "--rounds", "3", "--threads", "1", "--max-time", "3", *cpu, env=_QUIET)  # fmt: skip
+    session.run("vmibench", "check", "calibrate", "--db", db, "--trials", "1000", env=_QUIET)
+    session.run("vmibench", "publish", "--db", db, env=_QUIET)
 
 
 @nox.session

@@ -39,6 +39,26 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def machine_slug() -> str:
+    """A result set's folder name for this machine: device kind, CPU model and usable cores, e.g.
+    ``cpu-intel-xeon-platinum-8481c-2core`` (one committed result set per machine)."""
+    import re
+
+    from vmibench.env import usable_cores
+
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1]
+                break
+    except OSError:
+        pass
+    model = re.sub(r"\(r\)|\(tm\)|cpu|@.*|processor", " ", model.lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", model).strip("-") or "unknown"
+    return f"cpu-{slug}-{usable_cores()}core"
+
+
 def is_result_set(folder: Path) -> bool:
     """Whether ``folder`` holds a result set (its manifest)."""
     return (folder / MANIFEST).is_file()

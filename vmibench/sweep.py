@@ -108,7 +108,7 @@ PRESETS: dict[str, Preset] = {
         "and the softmax references, plus VMINet-B (the GMACs match of MLLA-T and FLatten-Swin-T); token mixers at "
         "L = 256 ... 65536 (dim 64); 1 thread per worker; 3 rounds: each cell in 3 worker processes, interleaved in "
         "random order (on a shared 2-core machine one cell's median moved by up to a third between processes); "
-        "per-cell budget 3 s split over the rounds; then up to 4 min per command of adaptive rounds (to 8 per cell) "
+        "per-cell budget 3 s split over the rounds; then up to 3 min per command of adaptive rounds (to 8 per cell) "
         "for the cells of pre-registered comparisons still undecided",
         groups=(
             Group(models=None, resolutions=((224, 224),)),
@@ -130,7 +130,7 @@ PRESETS: dict[str, Preset] = {
         rounds=3,
         comparisons=cpu_comparisons(),
         max_rounds=8,
-        adaptive_budget_min=4.0,
+        adaptive_budget_min=3.0,
     ),
     "gpu-default": Preset(
         name="gpu-default",

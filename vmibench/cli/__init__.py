@@ -21,7 +21,7 @@ from vmibench.cli.check import check_app
 from vmibench.cli.measure import collect_cmd, latency_cmd, maxbatch_cmd, ops_cmd, sweep_cmd
 from vmibench.cli.models_flops import FLOPS_HELP, flops_cmd, models_cmd
 from vmibench.cli.options import METRICS_HELP, verbatim
-from vmibench.cli.results import compare_cmd, report_cmd, results_cmd
+from vmibench.cli.results import compare_cmd, publish_cmd, report_cmd, results_cmd
 from vmibench.errors import UserError
 from vmibench.measure.interrupt import Interrupted
 
@@ -68,6 +68,7 @@ app.command("collect")(collect_cmd)
 app.command("ops", epilog=verbatim(METRICS_HELP))(ops_cmd)
 app.command("compare")(compare_cmd)
 app.command("report")(report_cmd)
+app.command("publish")(publish_cmd)
 app.command("accuracy")(accuracy_cmd)
 
 

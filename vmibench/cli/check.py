@@ -8,6 +8,7 @@ import typer
 
 from vmibench.cli.options import (
     METRICS_HELP,
+    DbOpt,
     FormatOpt,
     MaxTimeOpt,
     OutOpt,
@@ -117,3 +118,105 @@ def check_scan_cmd(
     except RuntimeError as exc:  # a backend that cannot run here (mamba_ssm off CUDA)
         raise UserError(str(exc)) from None
     emit(pd.DataFrame([asdict(r) for r in rows]), fmt, out, title="selective scan backends")
+
+
+@check_app.command("calibrate")
+def check_calibrate_cmd(
+    db: DbOpt = None,
+    trials: Annotated[int, typer.Option(min=50, help="Simulated cells per method and round count.")] = 1000,
+    store_table: Annotated[
+        bool,
+        typer.Option(
+            "--store/--no-store", help="Keep the study in the store (the report labels its intervals with it)."
+        ),
+    ] = True,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Calibration study of the interval methods: fit the variance structure of the store's cells (3+ rounds),
+    simulate the whole procedure (t-rounds, bootstrap, random-effects; K = 3, 5, 8, 12; the adaptive phase of
+    cpu-default) and subsample real cells with many rounds; print nominal vs actual coverage, and keep the table
+    in the store so reports label each interval with the level it actually has."""
+    import time
+    from pathlib import Path
+
+    import pandas as pd
+
+    from vmibench.analysis.calibration import fit_structure, simulate_adaptive, simulate_coverage, subsample_real
+    from vmibench.analysis.estimates import rounds_of
+    from vmibench.output import check_output, emit
+    from vmibench.reports.sections.verdicts import CALIBRATION_TABLE
+    from vmibench.store import ResultStore, default_db_path
+    from vmibench.sweep import PRESETS
+
+    check_output(fmt, out)
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        raise UserError(f"no results database at {path}: run `vmibench sweep --preset cpu-default` first")
+    started = time.monotonic()
+    with ResultStore(path, readonly=not store_table) as store:
+        cells = []
+        for table in ("latency", "ops"):
+            rows = store.read(table, {"status": "ok"}, keep_row_id=True)
+            if rows.empty:
+                continue
+            by_row = rounds_of(store.samples(table, rows["row_id"].tolist()))
+            cells += [r for r in by_row.values() if len(r) >= 3]
+        try:
+            structure = fit_structure(cells)
+        except ValueError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        preset = PRESETS["cpu-default"]
+        frame = pd.concat([
+            simulate_coverage(structure, trials=trials),
+            simulate_adaptive(structure, min_rounds=preset.rounds, max_rounds=preset.max_rounds, margin=0.10,
+                              trials=trials),
+            subsample_real(cells),
+        ], ignore_index=True)  # fmt: skip
+        frame["cells_fitted"] = structure.cells
+        frame["run_s"] = round(time.monotonic() - started, 1)
+        if store_table:
+            store.append_rows(CALIBRATION_TABLE, frame.to_dict("records"))
+    emit(frame, fmt, out, title=f"interval calibration: {structure.cells} cells of {path.name}, {trials} trials each, "
+         f"{frame['run_s'].iloc[0]} s")  # fmt: skip
+
+
+@check_app.command("stability")
+def check_stability_cmd(
+    db_a: Annotated[str, typer.Argument(help="A store or result set (its store.sqlite) of one run.")],
+    db_b: Annotated[str, typer.Argument(help="Another, independent run of the same comparisons.")],
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Do two independent runs reach the same three-way verdicts on the pre-registered comparisons? Prints every
+    comparison with both intervals, the agreement rate and the share decided (agreement is cheap when nothing is
+    decided)."""
+    from pathlib import Path
+
+    from vmibench.analysis.intervals import decided
+    from vmibench.output import check_output, emit
+    from vmibench.reports.sections.verdicts import verdict_table
+    from vmibench.reports.selection import load
+    from vmibench.resultset import DATA
+    from vmibench.store import ResultStore
+
+    check_output(fmt, out)
+    tables = []
+    for name in (db_a, db_b):
+        path = Path(name) / DATA if Path(name).is_dir() else Path(name)
+        if not path.exists():
+            raise UserError(f"no store at {path}: give two stores (or result-set folders)")
+        with ResultStore(path, readonly=True) as store:
+            tables.append(verdict_table(load(store)))
+    a, b = tables
+    both = a[["question", "comparison"]].copy()
+    for tag, t in (("a", a), ("b", b)):
+        both[f"{tag}_estimate"] = [f"{v:.3g} [{lo:.3g}, {hi:.3g}]" for v, lo, hi in
+                                   zip(t["value"], t["ci_low"], t["ci_high"], strict=True)]  # fmt: skip
+        both[f"{tag}_verdict"] = t["verdict"]
+    both["agree"] = both["a_verdict"] == both["b_verdict"]
+    n = len(both)
+    agree = int(both["agree"].sum())
+    dec = sum(decided(v) for v in both["a_verdict"]) + sum(decided(v) for v in both["b_verdict"])
+    emit(both, fmt, out, title=f"verdict stability: {agree}/{n} agree ({agree / max(n, 1):.0%}); decided "
+         f"{dec / max(2 * n, 1):.0%} of verdicts over both runs")  # fmt: skip

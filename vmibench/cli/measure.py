@@ -24,6 +24,7 @@ from vmibench.cli.options import (
     ForceOpt,
     FormatOpt,
     ImportOpt,
+    MaxRoundsOpt,
     MaxTimeOpt,
     ModelsOpt,
     NoFlopsOpt,
@@ -212,6 +213,7 @@ def sweep_cmd(
     no_peak: NoPeakOpt = False,
     retry_failed: RetryOpt = False,
     rounds: RoundsOpt = None,
+    max_rounds: MaxRoundsOpt = None,
     budget_min: BudgetOpt = None,
     executor: Annotated[
         str | None,
@@ -301,10 +303,23 @@ def sweep_cmd(
         _scale_out(cells, scale, str(db or default_db_path()), rounds=rounds_, cell_timeout_s=timeout, force=force,
                    retry_failed=retry_failed, budget_s=budget, with_peak=not no_peak)  # fmt: skip
         return
+    preset_only = chosen is not None and models is None and res is None and batch is None and dtypes is None
     with progress_bar("measuring") as bar:
         summary = measure(cells, db=db, rounds=rounds_, cell_timeout_s=timeout, force=force,
-                          retry_failed=retry_failed, budget_s=budget, progress=bar, with_peak=not no_peak)  # fmt: skip
+                          retry_failed=retry_failed, budget_s=budget, progress=bar, with_peak=not no_peak,
+                          **adaptive_args(chosen if preset_only else None, max_rounds))  # fmt: skip
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
+
+
+def adaptive_args(preset: Preset | None, max_rounds: int | None) -> dict[str, Any]:
+    """The adaptive phase's arguments of :func:`vmibench.measure.api.measure` for a whole preset (none for a run
+    whose cells were picked by hand: its comparisons were not pre-registered)."""
+    if preset is None or not preset.comparisons:
+        return {}
+    cap = _given(max_rounds, preset.max_rounds)
+    if cap < 0:
+        raise UserError(f"bad --max-rounds {cap}: must be 0 (off) or more")
+    return {"comparisons": preset.comparisons, "max_rounds": cap, "adaptive_budget_s": preset.adaptive_budget_min * 60}
 
 
 def _scale_out(cells: list[Cell], scale: ScaleOut, db: str, **measure_args: Any) -> None:
@@ -362,6 +377,7 @@ def ops_cmd(
     device: DeviceOpt = None,
     scan_backend: Annotated[str, typer.Option(help="auto = every available backend for selective_scan.")] = "auto",
     rounds: RoundsOpt = None,
+    max_rounds: MaxRoundsOpt = None,
     time_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted slower than this (s/call).")] = None,
     mem_cap: Annotated[float | None, typer.Option(help="Skip lengths predicted above this peak (MB).")] = None,
     max_time: MaxTimeOpt = None,
@@ -406,7 +422,9 @@ def ops_cmd(
         summary = measure(cells, db=db, rounds=_given(rounds, p.rounds if explicit else 1),
                           cell_timeout_s=_given(cell_timeout, p.cell_timeout_s), force=force, retry_failed=retry_failed,
                           budget_s=_budget_s(budget_min), cap_predictor=predictor, progress=bar,
-                          with_peak=not no_peak)  # fmt: skip
+                          with_peak=not no_peak,
+                          **adaptive_args(p if explicit and not (ops or seq or dtypes) else None,
+                                          max_rounds))  # fmt: skip
     _print_rows(summary, "ops", fmt, out, db, columns, all_columns)
     if out is None and summary.rows:
         fits = _ops_fits(summary, db)

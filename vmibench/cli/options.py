@@ -85,8 +85,17 @@ RoundsOpt = Annotated[
     int | None,
     typer.Option(
         help="Worker processes per cell, visited round-robin in a new random order each round; they split the "
-        "cell's time budget. Rows carry a bootstrap 95% CI of the median (default: the preset's, 3 on CPU presets; "
-        "1 for latency)."
+        "cell's time budget. Rows carry a 95% t-interval over the rounds (at least 2; its actual coverage: "
+        "`vmibench check calibrate`). A stored row with fewer rounds is topped up, not reused (default: the "
+        "preset's, 3 on CPU presets; 1 for latency)."
+    ),
+]
+MaxRoundsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="With --preset: after the preset's rounds, top up (one round per pass) the cells of the preset's "
+        "pre-registered comparisons whose three-way verdict is still undetermined, up to this many rounds per cell "
+        "and the preset's adaptive time budget (default: the preset's, 8 for cpu-default; 0 turns it off)."
     ),
 ]
 TimeoutOpt = Annotated[float | None, typer.Option(help="Kill a worker after this many seconds (per round).")]

@@ -124,24 +124,102 @@ def compare_cmd(
 
 
 def report_cmd(
-    out: Annotated[str, typer.Option("--out", "-o", help="Output dir: REPORT.md, tables/, figures/.")] = "results",
+    out: Annotated[
+        str | None,
+        typer.Option("--out", "-o", help="Output dir: REPORT.md, tables/, figures/ (default: report/, scratch)."),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="Device whose rows to report (default: newest).")] = None,
     db: DbOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="A committed result set (results/<machine>/): rebuild its report from its data "
+            "and manifest, byte for byte.",
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="With --from: rebuild in a temporary folder and compare with the "
+            "committed files; exit 1 on any difference.",
+        ),
+    ] = False,
     imports: ImportOpt = None,
 ) -> None:
     """Write REPORT.md with CSV tables and PNG figures from the store: scaling, fits, utilisation, roofline, ops,
     training, max batch, Pareto, and the reviewer questions answered from the data (regenerate rather than edit).
-    Any subset of a store can be reported; a store without latency or ops rows is refused in one line."""
+    Any subset of a store can be reported; a store without latency or ops rows is refused in one line.
+
+    A committed result set is never written by this command unless --out names it, and even then only with
+    --from (its own data): `vmibench publish` replaces a result set's data."""
     from pathlib import Path
 
     from vmibench.output import check_writable
     from vmibench.reports.report import write_report
+    from vmibench.resultset import is_result_set, rebuild, verify
     from vmibench.store import default_db_path
 
     load_imports(imports)  # their records (published numbers) join the report's tables
+    target = Path(out or "report")
+    if check and source is None:
+        raise UserError("--check compares a rebuilt result set with its committed files: give --from DIR")
+    if source is not None:
+        if db is not None:
+            raise UserError("give --from (a result set) or --db (a store), not both")
+        if check:
+            diffs, notes = verify(Path(source))
+            for line in notes:
+                print(f"note: {line}", file=sys.stderr)
+            if diffs:
+                print(f"{source}: {len(diffs)} file(s) differ from their rebuild:", file=sys.stderr)
+                for line in diffs:
+                    print(f"  {line}", file=sys.stderr)
+                raise typer.Exit(1)
+            print(f"{source}: the report, tables and figures rebuild byte for byte", file=sys.stderr)
+            return
+        check_writable(target, directory=True)
+        print(f"wrote {rebuild(Path(source), target)}", file=sys.stderr)
+        return
+    if is_result_set(target):
+        raise UserError(
+            f"{target} is a committed result set: its report is rebuilt from its own data "
+            f"(`vmibench report --from {target}`); `vmibench publish --db STORE --out {target}` replaces it"
+        )
     path = Path(db) if db else default_db_path()
     if not path.exists():
         raise UserError(f"no results database at {path}: run `vmibench sweep` first or pass --db")
-    check_writable(Path(out), directory=True)
-    written = write_report(str(path), out, device)
+    check_writable(target, directory=True)
+    written = write_report(str(path), target, device)
     print(f"wrote {written}", file=sys.stderr)
+
+
+def publish_cmd(
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="The result set to write (default: results/<this machine>, e.g. "
+            "results/cpu-intel-xeon-platinum-8481c-2core).",
+        ),
+    ] = None,
+    db: DbOpt = None,
+    device: Annotated[str | None, typer.Option(help="Device whose rows to report (default: newest).")] = None,
+) -> None:
+    """Make a committed result set: a compacted copy of the store (raw data), manifest.json (its SHA-256, the
+    measuring commits, the commit the report is generated at, staleness, library versions), then REPORT.md,
+    tables/ and figures/ from that copy. `vmibench report --from DIR` rebuilds the report byte for byte."""
+    from pathlib import Path
+
+    from vmibench.output import check_writable
+    from vmibench.resultset import machine_slug, publish
+    from vmibench.store import default_db_path
+
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        raise UserError(f"no results database at {path}: run `vmibench sweep` first or pass --db")
+    target = Path(out) if out else Path("results") / machine_slug()
+    check_writable(target, directory=True)
+    print(f"wrote {publish(path, target, device)}", file=sys.stderr)

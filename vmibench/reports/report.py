@@ -42,6 +42,7 @@ from vmibench.reports.sections.roofline import section_roofline
 from vmibench.reports.sections.scaling import section_scaling
 from vmibench.reports.sections.setup import section_setup
 from vmibench.reports.sections.training import section_training
+from vmibench.reports.sections.verdicts import CALIBRATION_TABLE, section_verdicts
 from vmibench.reports.selection import load
 from vmibench.reports.staleness import Staleness, check_staleness, staleness_lines
 from vmibench.store import ResultStore
@@ -67,13 +68,16 @@ def write_report(
     out = Path(out)
     with ResultStore(db, readonly=True) as store:
         data = load(store, device)
+        calibration = store.read(CALIBRATION_TABLE)
         db_path = store.path
     staleness = Staleness.from_dict(manifest.staleness) if manifest is not None else check_staleness(data)
     data.staleness = staleness
     b = Builder(data, out)
     scaling, model_fits = section_scaling(b)
     ops_section, op_fits = section_ops(b)
-    sections = [section_setup(b), section_questions(data, model_fits, op_fits), section_flops(b), section_latency(b),
+    verdicts, _ = section_verdicts(b, calibration)
+    sections = [section_setup(b), verdicts, section_questions(data, model_fits, op_fits), section_flops(b),
+                section_latency(b),
                 section_roofline(b), scaling, section_backbone(b), ops_section, section_training(b),
                 section_maxbatch(b), section_pareto(b)]  # fmt: skip
     if manifest is not None:
