@@ -80,8 +80,8 @@ def select_columns(
     frame: pd.DataFrame, kind: str, fmt: str, columns: str | None = None, all_columns: bool = False
 ) -> tuple[pd.DataFrame, str]:
     """The columns to print and a caption: ``--columns`` as given, every column (``--all-columns``), the
-    compact set on a terminal table (columns equal in every row move to the caption), else (CSV/JSON) the
-    kind's declared columns.  Unknown ``--columns`` names are a UserError."""
+    compact set on a terminal table (columns equal in every row move to the caption), else (CSV/JSON) every
+    column, the kind's declared ones first.  Unknown ``--columns`` names are a UserError."""
     from vmibench.errors import UserError
 
     if frame.empty:
@@ -98,8 +98,12 @@ def select_columns(
     if all_columns:
         return frame, ""
     if fmt != "table" or kind not in COMPACT_COLUMNS:
-        chosen = [c for c in [*default_columns(kind), "measured_at"] if c in frame.columns]
-        return frame[chosen or list(frame.columns)], ""
+        if fmt == "table":
+            chosen = [c for c in [*default_columns(kind), "measured_at"] if c in frame.columns]
+            return frame[chosen or list(frame.columns)], ""
+        # CSV and JSON carry every column, as the README promises: the declared ones first, then the rest
+        first = [c for c in [*default_columns(kind), "measured_at"] if c in frame.columns]
+        return frame[first + [c for c in frame.columns if c not in first]], ""
     frame = with_latency_ci(frame)
     if "measured_at" in frame.columns:  # minutes are enough on a screen; CSV/JSON keep the full stamp
         frame = frame.assign(measured_at=frame["measured_at"].astype(str).str[:16].str.replace("T", " "))

@@ -39,18 +39,15 @@ def roofline_points(models: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
-def _above_roof(frame: pd.DataFrame) -> str:
-    """A sentence for cells faster than their roof (roofline_frac > 1), where there are any: their operands came
-    from cache, faster than the triad's memory bandwidth, so for them the memory roof is not a bound."""
-    above = frame[frame["roofline_frac"].astype(float) > 1]
+def above_roof(frame: pd.DataFrame, name_col: str = "model") -> str:
+    """A sentence naming the cells that ran faster than their roof, where there are any: there the roof is invalid
+    (a peak or bandwidth measured too low, or a count that misses work), and nothing is concluded from it."""
+    above = frame[frame["roof_exceeded"].astype(bool)] if "roof_exceeded" in frame.columns else frame.iloc[0:0]
     if above.empty:
         return ""
-    names = ", ".join(str(m) for m in above["model"])
-    return (
-        f" Faster than their roof (roofline_frac > 1): {names} -- their traffic was served partly from cache, "
-        "faster than the triad's memory bandwidth, or the operators they dispatch move less than the unfused "
-        "count assumes; for them the roofline is no bound."
-    )
+    names = ", ".join(f"{r[name_col]}{'' if name_col == 'model' else f' L={int(r.seq_len)}'} "
+                      f"({float(r.roofline_frac):.2f})" for _, r in above.iterrows())  # fmt: skip
+    return f" **The roof is invalid here** (the cell ran faster than its roof, roofline_frac > 1): {names}."
 
 
 def section_roofline(b: Builder) -> Section:
@@ -80,14 +77,14 @@ def section_roofline(b: Builder) -> Section:
         s.lines += ["", f"{len(memory)} of the {len(have)} models {are(len(memory))} memory-bound at 224"
                         + (f" ({', '.join(memory)})" if memory else "") + f"; roofline_frac ranges from "
                         f"{fmt(float(fracs.min()))} ({have.loc[fracs.idxmin(), 'model']}) to {fmt(float(fracs.max()))} "
-                        f"({have.loc[fracs.idxmax(), 'model']})." + _above_roof(have), "",
+                        f"({have.loc[fracs.idxmax(), 'model']})." + above_roof(have), "",
                     caption(have, f"`{csv}`")]  # fmt: skip
     ops_ok = ops[ops["roofline_frac"].notna()] if not ops.empty else ops
     if not ops_ok.empty:
         csv = b.table(ops_ok[[c for c in ["op", "seq_len", "dim", *COLUMNS[1:]] if c in ops_ok.columns]],
                       "roofline_ops")  # fmt: skip
         s.lines += ["", f"Token mixers: {int((ops_ok['bound'] == 'memory').sum())} of {len(ops_ok)} (op, L) cells are "
-                        f"memory-bound. Table: `{csv}`."]  # fmt: skip
+                        f"memory-bound." + above_roof(ops_ok, "op") + f" Table: `{csv}`."]  # fmt: skip
     points = roofline_points(have, ops_ok)
     first = (have if not have.empty else ops_ok).iloc[0]
     peak, bw = float(first["peak_gflops"]), float(first["bw_peak_gbs"])
