@@ -14,6 +14,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# A user model whose forward holds a known allocation (tests/alloc_model.py): real workers' peak memory must see it.
+ALLOC_MODEL = ROOT / "tests" / "alloc_model.py"
 # Official state-dict keys and shapes, parameter counts and FLOPs per model (the repository's own reference data;
 # provenance in tests/reference/README.md).
 MANIFESTS = ROOT / "tests" / "reference" / "state_dicts"
@@ -95,3 +97,12 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -
     assert len(lines) == 1 and lines[0].startswith("vmibench: error:"), proc.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def assert_peak_is_the_allocation(row: dict[str, Any]) -> None:
+    """A real worker's row for ``alloc_probe_t`` (:data:`ALLOC_MODEL`): its peak memory is the known allocation
+    (at least ``ALLOC_MB``, and not far above it: the model itself is tiny)."""
+    from alloc_model import ALLOC_MB
+
+    assert row["status"] == "ok", row["error_detail"]
+    assert ALLOC_MB - 1 <= row["peak_mem_mb"] <= ALLOC_MB + 64, (row["peak_mem_mb"], row["mem_method"])

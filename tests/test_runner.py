@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import ALLOC_MODEL, assert_peak_is_the_allocation
 
 from vmibench.errors import UserError
 from vmibench.measure.executor import LocalExecutor, describe_death, kernel_log_names_oom_kill, oom_kill_count
@@ -201,15 +202,17 @@ def test_a_cell_leased_by_another_live_runner_is_waited_for_not_measured(tmp_pat
 
 
 def test_real_workers_give_complete_rows_and_failures_as_rows(tmp_path: Path) -> None:
-    cells = [cell(), cell(size=70), Cell(ModelForward("vim_t", 64, 64), replace(QUICK, scan_backend="torch"))]
+    cells = [cell(), cell(size=70), Cell(ModelForward("vim_t", 64, 64), replace(QUICK, scan_backend="torch")),
+             Cell(ModelForward("alloc_probe_t", 64, 64), replace(QUICK, imports=(str(ALLOC_MODEL),)))]  # fmt: skip
     with ResultStore(tmp_path / "s.sqlite") as store:
         summary = Runner(store, rounds=2).run(cells)
-    good, bad, vim = summary.rows.values()
+    good, bad, vim, alloc = summary.rows.values()
     assert good["status"] == "ok" and good["rounds"] == 2, good["error"]
     assert good["latency_ms_p10"] <= good["latency_ms_median"] <= good["latency_ms_p90"]
     assert good["latency_ms_ci_low"] <= good["latency_ms_median"] <= good["latency_ms_ci_high"]
     assert good["throughput_ips"] == pytest.approx(1000 / good["latency_ms_median"])
-    assert good["mem_method"] in ("rss_hwm", "rss_sampled") and good["peak_mem_mb"] >= 0
+    assert good["mem_method"] in ("rss_hwm", "rss_sampled")
+    assert_peak_is_the_allocation(alloc)  # the forward's known allocation, seen by the worker's memory probe
     assert good["params_m"] == pytest.approx(2.026408) and good["gmacs"] > 0  # context weights sized for 64x64
     assert good["timer"] == "perf_counter" and good["device_name"] and good["scan_backend"] == ""
     # VMINet cannot be built for 70x70: the worker's error is a row, with its traceback kept
