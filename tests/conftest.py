@@ -27,6 +27,10 @@ torch.set_num_threads(1)
 # Triton's interpreter tests need TRITON_INTERPRET=1 before triton is first imported: test_triton_scan.py runs
 # them in a child process that sets it; elsewhere they are not collected (not skipped).
 collect_ignore_glob = [] if os.environ.get("TRITON_INTERPRET") == "1" else ["interpreted/*"]
+# The real SLURM cluster's tests (tests/slurm) start daemons as root: collected only by `nox -s slurm`, which sets
+# VMIBENCH_SLURM=1 and starts the cluster (scripts/slurm_cluster.py).
+if os.environ.get("VMIBENCH_SLURM") != "1":
+    collect_ignore_glob.append("slurm/*")
 
 
 @pytest.fixture
