@@ -182,7 +182,7 @@ def test_a_cpu_partition_refuses_gpus_before_anything_is_written(
     db = tmp_path / "r.sqlite"
     args = ("sweep", "--models", "deit_t", "--res", "224", "--executor", "slurm", "--db", str(db))
     assert_user_error(vmi(*args, "--slurm-partition", "cpu", "--gpus-per-job", "1"),
-                      "partition 'cpu' has no GPUs", "--gpus-per-job 0")  # fmt: skip
+                      "partition 'cpu' has no GPUs", "--gpus-per-job 0 with --device cpu")  # fmt: skip
     fake_slurm(tmp_path, monkeypatch, sinfo="exit 0")  # sinfo lists nothing: no such partition
     assert_user_error(vmi(*args, "--slurm-partition", "nosuch", "--gpus-per-job", "0"), "'nosuch' does not exist")
     assert not list(tmp_path.glob("r.sqlite*"))

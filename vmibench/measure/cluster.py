@@ -113,9 +113,9 @@ def check_partition(scale: ScaleOut) -> None:
         )
     offered = gpus_in_gres(proc.stdout)
     if scale.gpus_per_job is not None and scale.gpus_per_job > offered:
+        fix = "use --gpus-per-job 0 with --device cpu" if offered == 0 else f"ask for --gpus-per-job {offered} or fewer"
         what = "has no GPUs (no gpu gres)" if offered == 0 else f"offers at most {offered} GPU(s) per node"
-        raise UserError(f"SLURM partition '{part}' {what}: ask for --gpus-per-job {offered} or fewer"
-                        + (" (--device cpu)" if offered == 0 else ""))  # fmt: skip
+        raise UserError(f"SLURM partition '{part}' {what}: {fix}")
 
 
 def first_error(text: str) -> str:
@@ -148,8 +148,10 @@ def job_states(job_ids: Sequence[str]) -> dict[str, str]:
     known = parse_sacct(sacct.stdout) if sacct.returncode == 0 else {}
     if all(j in known for j in ids):
         return {j: known[j] for j in ids}
-    queued = parse_squeue(subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True,
-                                         timeout=60, check=True).stdout)  # fmt: skip
+    squeue = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True, timeout=60)
+    if squeue.returncode != 0:
+        raise UserError(f"squeue cannot list the jobs: {first_error(squeue.stderr or squeue.stdout)}")
+    queued = parse_squeue(squeue.stdout)
     return {j: known.get(j) or queued.get(j, FINISHED) for j in ids}
 
 
