@@ -1,4 +1,5 @@
-"""Sessions: `nox -s bench` (the main job: default CPU benchmark -> results/<machine>/), `nox -s tests`, `nox -s lint`.
+"""Sessions: `nox -s bench` (the main job: default CPU benchmark -> results/<machine>/), `nox -s tests`, `nox -s lint`,
+and `nox -s slurm` (a real single-node SLURM cluster; root on Debian).
 
 Environments are made with venv + pip on purpose: pip takes torch/torchvision from the machine's local wheel
 store, where uv would download several GB.
@@ -27,6 +28,16 @@ def tests(session: nox.Session) -> None:
     """Install vmibench with its dev extra and run the test suite (pytest exit 5, no tests, fails)."""
     _install(session)
     session.run("pytest", "-q", *session.posargs, env=_QUIET)
+
+
+@nox.session
+def slurm(session: nox.Session) -> None:
+    """A real single-node SLURM cluster and a scaled-out sweep on it (tests/slurm): root on Debian only.
+
+    scripts/slurm_cluster.py installs slurm-wlm and munge with apt where missing, starts munged, slurmctld and
+    slurmd in a temp dir and always stops them; the test submits, cancels, resubmits and collects a tiny sweep."""
+    _install(session)
+    session.run("pytest", "-q", "-s", "tests/slurm", *session.posargs, env={**_QUIET, "VMIBENCH_SLURM": "1"})
 
 
 @nox.session

@@ -14,6 +14,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# A user model whose forward holds a known allocation (tests/alloc_model.py): real workers' peak memory must see it.
+ALLOC_MODEL = ROOT / "tests" / "alloc_model.py"
 # Official state-dict keys and shapes, parameter counts and FLOPs per model (the repository's own reference data;
 # provenance in tests/reference/README.md).
 MANIFESTS = ROOT / "tests" / "reference" / "state_dicts"
@@ -25,6 +27,10 @@ torch.set_num_threads(1)
 # Triton's interpreter tests need TRITON_INTERPRET=1 before triton is first imported: test_triton_scan.py runs
 # them in a child process that sets it; elsewhere they are not collected (not skipped).
 collect_ignore_glob = [] if os.environ.get("TRITON_INTERPRET") == "1" else ["interpreted/*"]
+# The real SLURM cluster's tests (tests/slurm) start daemons as root: collected only by `nox -s slurm`, which sets
+# VMIBENCH_SLURM=1 and starts the cluster (scripts/slurm_cluster.py).
+if os.environ.get("VMIBENCH_SLURM") != "1":
+    collect_ignore_glob.append("slurm/*")
 
 
 @pytest.fixture
@@ -95,3 +101,12 @@ def assert_user_error(proc: subprocess.CompletedProcess[str], *fragments: str) -
     assert len(lines) == 1 and lines[0].startswith("vmibench: error:"), proc.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def assert_peak_is_the_allocation(row: dict[str, Any]) -> None:
+    """A real worker's row for ``alloc_probe_t`` (:data:`ALLOC_MODEL`): its peak memory is the known allocation
+    (at least ``ALLOC_MB``, and not far above it: the model itself is tiny)."""
+    from alloc_model import ALLOC_MB
+
+    assert row["status"] == "ok", row["error_detail"]
+    assert ALLOC_MB - 1 <= row["peak_mem_mb"] <= ALLOC_MB + 64, (row["peak_mem_mb"], row["mem_method"])

@@ -5,14 +5,29 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import assert_user_error
 
 from vmibench.env import capture
+from vmibench.errors import UserError
 from vmibench.measure.api import run_settings
-from vmibench.measure.cluster import shard_dir, split_jobs
+from vmibench.measure.cluster import (
+    FINISHED,
+    ScaleOut,
+    default_gpus,
+    gpus_in_gres,
+    job_states,
+    leftovers,
+    parse_sacct,
+    parse_squeue,
+    scale_out,
+    shard_dir,
+    split_jobs,
+    with_gpus_for,
+)
 from vmibench.measure.timing import TimingPolicy
 from vmibench.store import SCHEMA_VERSION, ResultStore
 from vmibench.sweep import plan_cells
@@ -100,18 +115,23 @@ def test_bad_scale_out_options_are_refused_before_work(vmi, tmp_path: Path) -> N
     assert not (tmp_path / "r.sqlite").exists()
 
 
+def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **tools: str) -> None:
+    """SLURM commands on PATH as shell scripts (``tools``: name -> script body; srun does nothing)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in {"srun": "exit 0", **tools}.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
 def test_slurm_submission_is_one_array_with_the_requested_resources(
     vmi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No cluster: fake `srun`/`sbatch` on PATH record what submitit would have submitted."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    """No cluster: fake `sinfo`/`srun`/`sbatch` on PATH record what submitit would have submitted."""
     record = tmp_path / "sbatch_script.sh"
-    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {record}\necho "Submitted batch job 4242"\n')
-    for tool in bin_dir.iterdir():
-        tool.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    fake_slurm(tmp_path, monkeypatch, sinfo="echo 'gpu:a100:4(S:0-1)'",
+               sbatch=f'cp "$1" {record}\necho "Submitted batch job 4242"')  # fmt: skip
     db = tmp_path / "r.sqlite"
     proc = vmi("sweep", "--models", "vminet_t,deit_t,mlla_t", "--res", "224", "--executor", "slurm",
                "--slurm-partition", "gpu", "--gpus-per-job", "1", "--array-parallelism", "2", "--slurm-time", "30",
@@ -124,3 +144,56 @@ def test_slurm_submission_is_one_array_with_the_requested_resources(
         assert line in script, (line, script)
     assert f"export PYTHONPATH={Path(__file__).resolve().parents[1]}" in script
     assert not list(shard_dir(db).glob("*.sqlite"))  # nothing ran: the jobs are the cluster's now
+
+
+def test_gpus_per_job_default_by_device_and_gres_parsing() -> None:
+    assert (default_gpus("cpu"), default_gpus("cuda"), default_gpus("cuda:1")) == (0, 1, 1)
+    cpu = plan_cells(["deit_t"], [(224, 224)], [1], _settings())
+    assert with_gpus_for(ScaleOut(), cpu).gpus_per_job == 0
+    assert (
+        with_gpus_for(ScaleOut(), [replace(c, settings=replace(c.settings, device="cuda")) for c in cpu]).gpus_per_job
+        == 1
+    )
+    assert with_gpus_for(ScaleOut(gpus_per_job=2), cpu).gpus_per_job == 2  # given: kept
+    # `sinfo -h -p PART -o %G`: one line per group of nodes with the same gres
+    assert gpus_in_gres("(null)\n") == 0 and gpus_in_gres("") == 0
+    assert gpus_in_gres("gpu:4\n") == 4 and gpus_in_gres("gpu:a100:8(S:0-1)\n(null)\n") == 8
+    assert gpus_in_gres("gpu:tesla:2,mps:200\ngpu:1\n") == 2 and gpus_in_gres("mps:100\n") == 0
+
+
+def test_job_states_fall_back_to_squeue_without_accounting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # squeue -h -r -o "%i %T" and sacct -n -P -X -o JobID,State as SLURM 22.05 prints them
+    squeue = "7_2 RUNNING\n7_3 PENDING\n8 COMPLETING\n"
+    assert parse_squeue(squeue) == {"7_2": "RUNNING", "7_3": "PENDING", "8": "COMPLETING"} and parse_squeue("") == {}
+    sacct = "7_0|COMPLETED\n7_1|CANCELLED by 0\n7_2|RUNNING\n"
+    assert parse_sacct(sacct) == {"7_0": "COMPLETED", "7_1": "CANCELLED", "7_2": "RUNNING"}
+    ids = ["7_0", "7_1", "7_2", "7_3"]
+    fake_slurm(tmp_path, monkeypatch, sacct="echo 'Slurm accounting storage is disabled' >&2; exit 1",
+               squeue=f"printf '{squeue}'")  # fmt: skip
+    assert job_states(ids) == {"7_0": FINISHED, "7_1": FINISHED, "7_2": "RUNNING", "7_3": "PENDING"}
+    fake_slurm(tmp_path, monkeypatch, sacct=f"printf '{sacct}7_3|PENDING\\n'", squeue="exit 1")
+    assert job_states(ids) == {"7_0": "COMPLETED", "7_1": "CANCELLED", "7_2": "RUNNING", "7_3": "PENDING"}
+
+
+def test_a_cpu_partition_refuses_gpus_before_anything_is_written(
+    vmi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_slurm(tmp_path, monkeypatch, sinfo="echo '(null)'", sbatch="exit 99")
+    db = tmp_path / "r.sqlite"
+    args = ("sweep", "--models", "deit_t", "--res", "224", "--executor", "slurm", "--db", str(db))
+    assert_user_error(vmi(*args, "--slurm-partition", "cpu", "--gpus-per-job", "1"),
+                      "partition 'cpu' has no GPUs", "--gpus-per-job 0 with --device cpu")  # fmt: skip
+    fake_slurm(tmp_path, monkeypatch, sinfo="exit 0")  # sinfo lists nothing: no such partition
+    assert_user_error(vmi(*args, "--slurm-partition", "nosuch", "--gpus-per-job", "0"), "'nosuch' does not exist")
+    assert not list(tmp_path.glob("r.sqlite*"))
+
+
+def test_a_refused_submission_leaves_no_file_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_slurm(tmp_path, monkeypatch, sinfo="echo '(null)'",
+               sbatch="echo 'sbatch: error: Batch job submission failed: Invalid account' >&2; exit 1")  # fmt: skip
+    db = str(tmp_path / "r.sqlite")
+    cells = plan_cells(["deit_t", "vminet_t"], [(224, 224)], [1], _settings())
+    with pytest.raises(UserError) as refused:
+        scale_out(cells, ScaleOut(executor="slurm", slurm_partition="cpu").check(), db, rounds=1, cell_timeout_s=60)
+    assert str(refused.value) == "sbatch refused the jobs: sbatch: error: Batch job submission failed: Invalid account"
+    assert not leftovers(db) and sorted(p.name for p in tmp_path.iterdir()) == ["bin"]

@@ -9,9 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import ALLOC_MODEL, assert_peak_is_the_allocation
 
 from vmibench.errors import UserError
-from vmibench.measure.executor import LocalExecutor, describe_death
+from vmibench.measure.executor import LocalExecutor, describe_death, kernel_log_names_oom_kill, oom_kill_count
 from vmibench.measure.interrupt import Interrupted
 from vmibench.measure.runner import Runner
 from vmibench.measure.timing import TimingPolicy
@@ -201,15 +202,17 @@ def test_a_cell_leased_by_another_live_runner_is_waited_for_not_measured(tmp_pat
 
 
 def test_real_workers_give_complete_rows_and_failures_as_rows(tmp_path: Path) -> None:
-    cells = [cell(), cell(size=70), Cell(ModelForward("vim_t", 64, 64), replace(QUICK, scan_backend="torch"))]
+    cells = [cell(), cell(size=70), Cell(ModelForward("vim_t", 64, 64), replace(QUICK, scan_backend="torch")),
+             Cell(ModelForward("alloc_probe_t", 64, 64), replace(QUICK, imports=(str(ALLOC_MODEL),)))]  # fmt: skip
     with ResultStore(tmp_path / "s.sqlite") as store:
         summary = Runner(store, rounds=2).run(cells)
-    good, bad, vim = summary.rows.values()
+    good, bad, vim, alloc = summary.rows.values()
     assert good["status"] == "ok" and good["rounds"] == 2, good["error"]
     assert good["latency_ms_p10"] <= good["latency_ms_median"] <= good["latency_ms_p90"]
     assert good["latency_ms_ci_low"] <= good["latency_ms_median"] <= good["latency_ms_ci_high"]
     assert good["throughput_ips"] == pytest.approx(1000 / good["latency_ms_median"])
-    assert good["mem_method"] in ("rss_hwm", "rss_sampled") and good["peak_mem_mb"] >= 0
+    assert good["mem_method"] in ("rss_hwm", "rss_sampled")
+    assert_peak_is_the_allocation(alloc)  # the forward's known allocation, seen by the worker's memory probe
     assert good["params_m"] == pytest.approx(2.026408) and good["gmacs"] > 0  # context weights sized for 64x64
     assert good["timer"] == "perf_counter" and good["device_name"] and good["scan_backend"] == ""
     # VMINet cannot be built for 70x70: the worker's error is a row, with its traceback kept
@@ -227,12 +230,50 @@ def test_a_worker_past_its_deadline_is_a_timeout_row() -> None:
     assert result.status == "timeout" and "budget" in result.error
 
 
+# cgroup v2 memory.events and kernel OOM-killer lines as the kernel writes them (pid 4242 was OOM-killed)
+EVENTS = "low 0\nhigh 0\nmax 12\noom 3\noom_kill {}\noom_group_kill 0\n"
+DMESG_KILLED = (
+    "[12345.678001] python invoked oom-killer: gfp_mask=0x140cca(GFP_HIGHUSER_MOVABLE|__GFP_COMP), order=0, "
+    "oom_score_adj=0\n"
+    "[12345.678002] CPU: 3 PID: 4243 Comm: python Not tainted 6.1.0-18-amd64 #1  Debian 6.1.76-1\n"
+    "[12345.678900] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,global_oom,"
+    "task_memcg=/user.slice/user-0.slice/session-1.scope,task=python,pid=4242,uid=0\n"
+    "[12345.678901] Out of memory: Killed process 4242 (python) total-vm:9061236kB, anon-rss:7862840kB, "
+    "file-rss:4kB, shmem-rss:0kB, UID:0 pgtables:15520kB oom_score_adj:0\n"
+)
+DMESG_UNRELATED = (
+    "[    1.234567] systemd[1]: Started Journal Service.\n"
+    "[  200.000001] python[4242]: segfault at 0 ip 00007f0000000000 sp 00007ffc00000000 error 4\n"
+    "[12345.678901] Memory cgroup out of memory: Killed process 42420 (python) total-vm:9061236kB, anon-rss:1kB\n"
+    "[12345.678902] oom-kill:constraint=CONSTRAINT_MEMCG,task=python,pid=14242,uid=0\n"
+)
+
+
+def test_oom_kills_are_read_from_cgroup_events_and_kernel_log_lines() -> None:
+    assert oom_kill_count(EVENTS.format(1)) == 1 and oom_kill_count(EVENTS.format(27)) == 27
+    assert oom_kill_count("low 0\nhigh 0\nmax 0\noom 0\noom_group_kill 0\n") is None  # oom_group_kill only
+    assert oom_kill_count("") is None and oom_kill_count(None) is None
+    assert kernel_log_names_oom_kill(DMESG_KILLED, 4242)
+    assert kernel_log_names_oom_kill(DMESG_KILLED.splitlines()[2], 4242)  # the oom-kill: summary line alone
+    assert kernel_log_names_oom_kill(DMESG_KILLED.splitlines()[3], 4242)  # the Killed process line alone
+    assert kernel_log_names_oom_kill("[1.0] Memory cgroup out of memory: Killed process 4242 (python) x\n", 4242)
+    assert not kernel_log_names_oom_kill(DMESG_KILLED, 424) and not kernel_log_names_oom_kill(DMESG_KILLED, 4243)
+    assert not kernel_log_names_oom_kill(DMESG_UNRELATED, 4242) and not kernel_log_names_oom_kill("", 4242)
+
+
 def test_a_sigkill_is_called_an_oom_only_on_the_kernels_word(monkeypatch) -> None:
+    """describe_death on real memory.events and dmesg text (only the reading of the files is replaced)."""
     import vmibench.measure.executor as executor
 
-    monkeypatch.setattr(executor, "_cgroup_oom_kills", lambda: 3)
-    monkeypatch.setattr(executor, "_kernel_log_says_oom", lambda pid: False)
-    assert describe_death(-9, "", 123, 3) == ("crashed", "worker killed by SIGKILL")
-    assert describe_death(-9, "", 123, 2)[0] == "oom"
-    assert describe_death(-14, "", 123, 3)[0] == "timeout"
-    assert describe_death(1, "Traceback\nValueError: boom\n", 123, 3)[1].endswith("status 1: ValueError: boom")
+    monkeypatch.setattr(executor, "read_memory_events", lambda: EVENTS.format(3))
+    monkeypatch.setattr(executor, "read_kernel_log", lambda: DMESG_UNRELATED)
+    assert describe_death(-9, "", 4242, 3) == ("crashed", "worker killed by SIGKILL")  # counter unchanged
+    assert describe_death(-9, "", 4242, 2)[0] == "oom"  # the cgroup's counter rose
+    assert describe_death(-9, "", 4242, None)[0] == "crashed"  # no count before: the counter cannot say
+    monkeypatch.setattr(executor, "read_kernel_log", lambda: DMESG_UNRELATED + DMESG_KILLED)
+    assert describe_death(-9, "", 4242, 3)[0] == "oom"  # the kernel log names the pid
+    assert describe_death(-9, "", 4243, 3)[0] == "crashed"  # ... and only that pid
+    monkeypatch.setattr(executor, "read_memory_events", lambda: None)  # no cgroup v2 here
+    assert describe_death(-9, "", 4242, None)[0] == "oom" and describe_death(-9, "", 77, None)[0] == "crashed"
+    assert describe_death(-14, "", 4242, 3)[0] == "timeout"
+    assert describe_death(1, "Traceback\nValueError: boom\n", 4242, 3)[1].endswith("status 1: ValueError: boom")

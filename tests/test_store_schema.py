@@ -82,7 +82,7 @@ REFUSED: dict[str, tuple[Callable[[Path], None], str]] = {
     "latency table of another schema": (_legacy_latency_of_other_schema, "did not create (latency)"),
     "newer schema": (_newer_schema, "newer vmibench"),
     "not a database": (_not_a_database, "not a readable SQLite database"),
-    "corrupt page": (_corrupt_page, "database"),
+    "corrupt page": (_corrupt_page, "is corrupt (database disk image is malformed)"),
     "read-only file": (_read_only, "read-only"),
 }
 
@@ -101,12 +101,12 @@ def test_store_refuses_and_leaves_the_file_unchanged(case: str, tmp_path: Path) 
 
 @pytest.mark.parametrize("case", ["foreign table", "corrupt page", "newer schema", "read-only file"])
 def test_cli_refuses_a_bad_store_before_measuring(case: str, tmp_path: Path, vmi) -> None:
-    make, _ = REFUSED[case]
+    make, fragment = REFUSED[case]
     path = tmp_path / "r.sqlite"
     make(path)
     before = _digest(path)
     proc = vmi("latency", "--models", "deit_t", "--res", "224", "--max-time", "0.1", "--db", str(path))
-    assert_user_error(proc, str(path))
+    assert_user_error(proc, str(path), fragment)
     assert _digest(path) == before
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_user_error
+from conftest import ALLOC_MODEL, assert_peak_is_the_allocation, assert_user_error
 
 from vmibench.analysis import add_roofline
 from vmibench.errors import UserError
@@ -79,13 +80,17 @@ def test_cli_refuses_bad_mode_and_limits(vmi) -> None:
 def test_real_workers_train_step_triad_and_max_batch(tmp_path: Path) -> None:
     """One runner, one zygote: a training step, the triad (small arrays: the rule is tested above) and a capped
     max-batch search under a real RLIMIT_AS."""
+    alloc_train = ModelForward("alloc_probe_t", 64, 64, 2, "train")
     cells = [Cell(ModelForward("vminet_t", 64, 64, 2, "train"), QUICK), Cell(StreamTriad(n=1 << 20), QUICK),
-             Cell(MaxBatch("vminet_t", 64, 64, "infer", 1.0, batch_cap=4), QUICK)]  # fmt: skip
+             Cell(MaxBatch("vminet_t", 64, 64, "infer", 1.0, batch_cap=4), QUICK),
+             Cell(alloc_train, replace(QUICK, imports=(str(ALLOC_MODEL),)))]  # fmt: skip
     with ResultStore(tmp_path / "s.sqlite") as store:
         summary = Runner(store, rounds=1, cell_timeout_s=300).run(cells)
-        train, triad, found = summary.rows.values()
+        train, triad, found, alloc = summary.rows.values()
         assert train["status"] == "ok" and train["mode"] == "train", train["error_detail"]
-        assert train["peak_mem_mb"] >= 0 and train["gmacs"] > 0 and train["gbytes_moved"] > 0
+        assert train["gmacs"] > 0 and train["gbytes_moved"] > 0
+        assert alloc["mode"] == "train"
+        assert_peak_is_the_allocation(alloc)  # a training step's peak memory holds the forward's allocation
         assert triad["status"] == "ok" and triad["bw_peak_gbs"] > 0 and triad["triad_n"] == 1 << 20
         assert store.read("bandwidth")["bw_peak_gbs"].iloc[0] == triad["bw_peak_gbs"]
         assert found["status"] == "ok", found["error_detail"]

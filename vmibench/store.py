@@ -56,6 +56,14 @@ def default_db_path() -> Path:
     return Path(os.environ.get("VMIBENCH_DB", DEFAULT_DB))
 
 
+SQLITE_CORRUPT = 11  # SQLite's result code for a damaged file ("database disk image is malformed")
+
+
+def corrupt_store_message(path: Path, problem: str) -> str:
+    """The one refusal of a SQLite store whose pages are damaged (found by opening it or by ``quick_check``)."""
+    return f"results database {path} is corrupt ({problem}): restore it from a backup or choose another with --db"
+
+
 def check_file(path: Path, *, writable: bool) -> int:
     """Refuse, with a one-line :class:`UserError`, a store file vmibench must not use; returns its schema version.
 
@@ -81,14 +89,13 @@ def check_file(path: Path, *, writable: bool) -> int:
         finally:
             conn.close()
     except sqlite3.Error as exc:
+        if getattr(exc, "sqlite_errorcode", None) == SQLITE_CORRUPT or "malformed" in str(exc):
+            raise UserError(corrupt_store_message(path, str(exc))) from None
         raise UserError(
             f"{path} is not a readable SQLite database ({exc}): restore it from a backup or choose another with --db"
         ) from None
     if problems != ["ok"]:
-        raise UserError(
-            f"results database {path} is corrupt (quick_check: {problems[0]}): restore it from a backup or choose "
-            "another with --db"
-        )
+        raise UserError(corrupt_store_message(path, f"quick_check: {problems[0]}"))
     if version > SCHEMA_VERSION:
         raise UserError(
             f"{path} was written by a newer vmibench (schema {version}; this one knows up to {SCHEMA_VERSION}): "

@@ -11,14 +11,22 @@ records its own environment, and ratios pair rounds only within one job's run (`
 
 ``executor="local"`` runs the jobs one wave of ``array_parallelism`` at a time as subprocesses of this machine
 (submitit's LocalExecutor), waits for them and collects; ``executor="slurm"`` submits one job array and returns.
+
+Before a SLURM submission ``sinfo`` is asked what the partition offers, and what it cannot give (GPUs on a CPU
+partition, a partition that does not exist) is refused in one line before anything is written; a submission that
+``sbatch`` still refuses leaves nothing behind.  Without ``--gpus-per-job`` a job asks for one GPU on a CUDA device
+and none on the CPU (:func:`default_gpus`).  Job states come from ``sacct``, or from ``squeue`` on clusters without
+accounting storage (:func:`job_states`).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +45,7 @@ class ScaleOut:
     jobs: int | None = None  # default: one per ladder, at most 64
     array_parallelism: int = 1  # jobs running at once (local: 1, so measurements do not share the machine)
     slurm_partition: str | None = None
-    gpus_per_job: int = 1
+    gpus_per_job: int | None = None  # default: by device (default_gpus), resolved by with_gpus_for
     slurm_time_min: int = 60
     cpus_per_job: int | None = None
     extra_setup: tuple[str, ...] = field(default=())
@@ -50,7 +58,7 @@ class ScaleOut:
                             ("--slurm-time", self.slurm_time_min), ("--cpus-per-job", self.cpus_per_job)):  # fmt: skip
             if value is not None and value < 1:
                 raise UserError(f"bad {name} {value}: must be a positive integer")
-        if self.gpus_per_job < 0:
+        if self.gpus_per_job is not None and self.gpus_per_job < 0:
             raise UserError(f"bad --gpus-per-job {self.gpus_per_job}: must be 0 or more")
         if self.executor == "slurm" and not self.slurm_partition:
             raise UserError("--executor slurm needs --slurm-partition (the partition to submit to)")
@@ -58,7 +66,93 @@ class ScaleOut:
             import submitit  # noqa: F401
         except ImportError:
             raise UserError("--executor needs the submitit package: pip install submitit") from None
+        if self.executor == "slurm":
+            check_partition(self)
         return self
+
+
+def default_gpus(device: str) -> int:
+    """GPUs a job asks for when ``--gpus-per-job`` is not given: one for a CUDA device, none for the CPU."""
+    return 1 if device.startswith("cuda") else 0
+
+
+def with_gpus_for(scale: ScaleOut, cells: Sequence[Cell]) -> ScaleOut:
+    """``scale`` with ``gpus_per_job`` chosen by the cells' device where it was not given."""
+    if scale.gpus_per_job is not None:
+        return scale
+    return replace(scale, gpus_per_job=max((default_gpus(c.settings.device) for c in cells), default=0))
+
+
+def gpus_in_gres(sinfo_gres: str) -> int:
+    """The most GPUs one node offers, from ``sinfo -h -o %G`` output: a line per node group such as ``(null)``,
+    ``gpu:4``, ``gpu:a100:8(S:0-1)`` or ``gpu:tesla:2,mps:200``."""
+    most = 0
+    for line in sinfo_gres.splitlines():
+        for item in re.sub(r"\([^)]*\)", "", line).split(","):
+            name, *rest = item.strip().split(":")
+            if name == "gpu":
+                most = max(most, int(rest[-1]) if rest and rest[-1].isdigit() else 1)
+    return most
+
+
+def check_partition(scale: ScaleOut) -> None:
+    """Refuse, in one line and before anything is written, what the SLURM partition cannot give: ``sinfo`` must
+    know the partition, and it must offer ``gpus_per_job`` GPUs on a node (unchecked while that is undecided)."""
+    part = scale.slurm_partition
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-p", str(part), "-o", "%G"], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise UserError("--executor slurm needs SLURM's commands on PATH (sinfo not found)") from None
+    except subprocess.TimeoutExpired:
+        raise UserError("sinfo did not answer within 60 s: is the SLURM controller up?") from None
+    if proc.returncode != 0:
+        raise UserError(f"sinfo cannot read partition '{part}': {first_error(proc.stderr or proc.stdout)}")
+    if not proc.stdout.strip():
+        raise UserError(
+            f"SLURM partition '{part}' does not exist (sinfo lists no nodes in it): check --slurm-partition"
+        )
+    offered = gpus_in_gres(proc.stdout)
+    if scale.gpus_per_job is not None and scale.gpus_per_job > offered:
+        fix = "use --gpus-per-job 0 with --device cpu" if offered == 0 else f"ask for --gpus-per-job {offered} or fewer"
+        what = "has no GPUs (no gpu gres)" if offered == 0 else f"offers at most {offered} GPU(s) per node"
+        raise UserError(f"SLURM partition '{part}' {what}: {fix}")
+
+
+def first_error(text: str) -> str:
+    """The line of a SLURM command's output that says what went wrong (its ``error:`` line, else its last)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return next((ln for ln in lines if "error:" in ln), lines[-1] if lines else "no message")[:300]
+
+
+def parse_squeue(text: str) -> dict[str, str]:
+    """``{job id: state}`` from ``squeue -h -r -o "%i %T"`` output (one array task per line: ``12_0 RUNNING``)."""
+    return dict(line.split()[:2] for line in text.splitlines() if len(line.split()) >= 2)
+
+
+def parse_sacct(text: str) -> dict[str, str]:
+    """``{job id: state}`` from ``sacct -n -P -X -o JobID,State`` output (``12_0|COMPLETED``, ``12_1|CANCELLED by
+    0``: the state's first word)."""
+    rows = (line.split("|") for line in text.splitlines() if "|" in line)
+    return {job: state.split()[0] for job, state, *_ in rows if state.strip()}
+
+
+FINISHED = "FINISHED"  # squeue no longer lists the job (sacct, had there been accounting, would say how it ended)
+
+
+def job_states(job_ids: Sequence[str]) -> dict[str, str]:
+    """The SLURM state of each job (array task ids such as ``12_0``): sacct's, or where sacct has no accounting
+    storage (submitit then reads UNKNOWN), squeue's, with :data:`FINISHED` for jobs it no longer lists."""
+    ids = [str(j) for j in job_ids]
+    sacct = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(ids)],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    known = parse_sacct(sacct.stdout) if sacct.returncode == 0 else {}
+    if all(j in known for j in ids):
+        return {j: known[j] for j in ids}
+    squeue = subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], capture_output=True, text=True, timeout=60)
+    if squeue.returncode != 0:
+        raise UserError(f"squeue cannot list the jobs: {first_error(squeue.stderr or squeue.stdout)}")
+    queued = parse_squeue(squeue.stdout)
+    return {j: known.get(j) or queued.get(j, FINISHED) for j in ids}
 
 
 def shard_dir(db: str | os.PathLike[str]) -> Path:
@@ -122,6 +216,8 @@ def make_executor(scale: ScaleOut, folder: Path) -> Any:
     """A submitit executor for ``scale``: the job's Python imports this very checkout (installed or not)."""
     import submitit
 
+    if scale.gpus_per_job is None:
+        raise ValueError("gpus_per_job undecided: pass the ScaleOut through with_gpus_for first")
     root = str(Path(__file__).resolve().parents[2])
     setup = [f"export PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}}", *scale.extra_setup]
     if scale.executor == "local":
@@ -143,16 +239,27 @@ def make_executor(scale: ScaleOut, folder: Path) -> Any:
 
 def run_jobs(jobs: Sequence[ShardJob], scale: ScaleOut, db: str, log: Callable[[str], None] | None = None) -> list[Any]:
     """Submit ``jobs``: on SLURM as one array (returns at once); locally in waves of ``array_parallelism``,
-    waiting for each (a failed job is reported, the others go on).  Returns the submitit jobs."""
+    waiting for each (a failed job is reported, the others go on).  Returns the submitit jobs.
+
+    ``gpus_per_job`` left undecided is chosen by the jobs' device.  A SLURM submission is checked against the
+    partition first, and one that sbatch refuses is a one-line :class:`UserError` that leaves no file behind."""
     say = log or (lambda msg: print(msg, file=sys.stderr))
+    scale = with_gpus_for(scale, [Cell.from_json(t) for job in jobs for t in job.cells])
     folder = shard_dir(db) / "submitit" / "%j"
-    executor = make_executor(scale, folder)
     if scale.executor == "slurm":
-        with executor.batch():
-            submitted = [executor.submit(job) for job in jobs]
+        check_partition(scale)
+        made_before = leftovers(db)
+        executor = make_executor(scale, folder)
+        try:
+            with executor.batch():
+                submitted = [executor.submit(job) for job in jobs]
+        except Exception as exc:  # submitit's FailedJobError: sbatch said no
+            remove_new(db, made_before)
+            raise UserError(f"sbatch refused the jobs: {first_error(str(exc))}") from None
         ids = ", ".join(str(j.job_id) for j in submitted[:3]) + (" ..." if len(submitted) > 3 else "")
         say(f"submitted {len(submitted)} job(s) ({ids}); when they finish, run `vmibench collect --db {db}`")
         return submitted
+    executor = make_executor(scale, folder)
     done: list[Any] = []
     for start in range(0, len(jobs), scale.array_parallelism):
         wave = [executor.submit(job) for job in jobs[start : start + scale.array_parallelism]]
@@ -189,3 +296,42 @@ def collect(db: str | os.PathLike[str]) -> list[tuple[Path, int, int]]:
         raise UserError(f"no shards in {shard_dir(db)}: run `vmibench sweep --executor local|slurm --db {db}` first")
     with ResultStore(db) as store:
         return [(shard, *added) for shard, added in zip(shards, store.merge(shards), strict=True)]
+
+
+def leftovers(db: str | os.PathLike[str]) -> set[Path]:
+    """The files and folders a scaled-out sweep of ``db`` writes: the store (and its WAL files), its shard folder
+    and everything in it (shards, submitit's pickles and logs)."""
+    shards = shard_dir(db)
+    found = {Path(f"{db}{suffix}") for suffix in ("", "-wal", "-shm", "-journal")} | {shards, *shards.rglob("*")}
+    return {p for p in found if p.exists()}
+
+
+def remove_new(db: str | os.PathLike[str], before: set[Path]) -> None:
+    """Remove what :func:`leftovers` finds now that was not there ``before`` (files first, then the folders)."""
+    for path in sorted(leftovers(db) - before, key=lambda p: (p.is_dir(), -len(p.parts))):
+        if not path.is_dir():
+            path.unlink(missing_ok=True)
+        elif not any(path.iterdir()):
+            path.rmdir()
+
+
+def scale_out(
+    cells: Sequence[Cell], scale: ScaleOut, db: str, log: Callable[[str], None] | None = None, **measure_args: Any
+) -> list[tuple[Path, int, int]] | None:
+    """A sweep's cells as submitit jobs writing shards: the main store validated (or created) first, then the jobs
+    submitted; locally they are waited for and collected (returned as :func:`collect` does), on SLURM ``None``.
+    A submission refused (one-line :class:`UserError`) leaves no file behind, not even a store made for it."""
+    from vmibench.store import ResultStore
+
+    scale = with_gpus_for(scale, cells)
+    if scale.executor == "slurm":
+        check_partition(scale)  # before the store is created
+    before = leftovers(db)
+    ResultStore(db).close()
+    try:
+        run_jobs(plan_jobs(cells, db, scale, **measure_args), scale, db, log)
+    except UserError:
+        if scale.executor == "slurm":
+            remove_new(db, before)
+        raise
+    return collect(db) if scale.executor == "local" else None

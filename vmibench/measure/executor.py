@@ -51,24 +51,40 @@ def worker_env(threads: int) -> dict[str, str]:
     return env
 
 
-def _cgroup_oom_kills() -> int | None:
-    """The kernel's count of OOM kills in this process's cgroup (cgroup v2), or None where unreadable."""
+def read_memory_events() -> str | None:
+    """This process's cgroup v2 ``memory.events`` text, or None where there is none or it is unreadable."""
     try:
         rel = next(ln.split("::", 1)[1] for ln in Path("/proc/self/cgroup").read_text().splitlines() if "::" in ln)
-        text = Path("/sys/fs/cgroup", rel.lstrip("/"), "memory.events").read_text()
+        return Path("/sys/fs/cgroup", rel.lstrip("/"), "memory.events").read_text()
     except (OSError, StopIteration):
         return None
-    match = re.search(r"^oom_kill (\d+)", text, re.MULTILINE)
+
+
+def read_kernel_log() -> str:
+    """The kernel log (``dmesg``) where this user may read it, else an empty string."""
+    try:
+        return subprocess.run(["dmesg"], capture_output=True, text=True, timeout=3).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def oom_kill_count(memory_events: str | None) -> int | None:
+    """The ``oom_kill`` counter of a cgroup v2 ``memory.events`` text (None: no text, or no such line)."""
+    match = re.search(r"^oom_kill (\d+)$", memory_events or "", re.MULTILINE)
     return int(match.group(1)) if match else None
 
 
-def _kernel_log_says_oom(pid: int) -> bool:
-    """True when the kernel log (where this user may read it) records the OOM killer taking ``pid``."""
-    try:
-        out = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=3).stdout
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return re.search(rf"Killed process {pid}\b", out) is not None
+def kernel_log_names_oom_kill(log: str, pid: int) -> bool:
+    """True when kernel-log text records the OOM killer taking ``pid``: its ``Killed process PID (comm)`` line
+    (global or memory-cgroup OOM, any kernel version) or its ``oom-kill:...,pid=PID,...`` summary line."""
+    killed = re.compile(rf"\bKilled process {pid} \(")
+    summary = re.compile(rf"\boom-kill:\S*[:,]pid={pid}(?:,|\s|$)")
+    return any(killed.search(line) or summary.search(line) for line in log.splitlines())
+
+
+def cgroup_oom_kills() -> int | None:
+    """The kernel's count of OOM kills in this process's cgroup (cgroup v2), or None where unreadable."""
+    return oom_kill_count(read_memory_events())
 
 
 def describe_death(returncode: int, stderr_tail: str, pid: int | None, oom_before: int | None) -> tuple[str, str]:
@@ -81,9 +97,9 @@ def describe_death(returncode: int, stderr_tail: str, pid: int | None, oom_befor
     if returncode < 0:
         sig = signal.Signals(-returncode).name
         if sig == "SIGKILL":
-            after = _cgroup_oom_kills()
+            after = cgroup_oom_kills()
             oom = (oom_before is not None and after is not None and after > oom_before) or (
-                pid is not None and _kernel_log_says_oom(pid)
+                pid is not None and kernel_log_names_oom_kill(read_kernel_log(), pid)
             )
             if oom:
                 return STATUS_OOM, "worker killed by SIGKILL: the kernel's out-of-memory killer (cgroup/kernel log)"
@@ -203,7 +219,7 @@ class LocalExecutor:
             return WorkerResult(status=STATUS_CRASHED, error=str(exc).splitlines()[0][:300], error_detail=str(exc))
 
     def _run(self, zyg: _Zygote, cell: Cell, timeout_s: float) -> WorkerResult:
-        oom_before = _cgroup_oom_kills()
+        oom_before = cgroup_oom_kills()
         zyg.send({"cell": cell.to_dict(), "deadline_s": timeout_s})
         started = zyg.read(time.monotonic() + 60)
         if started is None:
