@@ -227,7 +227,9 @@ def sweep_cmd(
     ] = None,
     array_parallelism: Annotated[int, typer.Option(help="Jobs running at once (local default 1).")] = 1,
     slurm_partition: Annotated[str | None, typer.Option(help="SLURM partition (with --executor slurm).")] = None,
-    gpus_per_job: Annotated[int, typer.Option(help="GPUs each job gets.")] = 1,
+    gpus_per_job: Annotated[
+        int | None, typer.Option(help="GPUs each job gets (default: 1 on a CUDA device, 0 on the CPU).")
+    ] = None,
     slurm_time: Annotated[int, typer.Option(help="Time limit of each job, minutes.")] = 60,
     cpus_per_job: Annotated[int | None, typer.Option(help="CPUs each SLURM job asks for.")] = None,
     columns: ColumnsOpt = None,
@@ -324,14 +326,10 @@ def adaptive_args(preset: Preset | None, max_rounds: int | None) -> dict[str, An
 
 def _scale_out(cells: list[Cell], scale: ScaleOut, db: str, **measure_args: Any) -> None:
     """Run a sweep's cells as submitit jobs writing shards; locally, wait and collect them into ``db``."""
-    from vmibench.measure.cluster import collect, plan_jobs, run_jobs
-    from vmibench.store import ResultStore
+    from vmibench.measure.cluster import scale_out
 
-    ResultStore(db).close()  # validate (or create) the main store before anything is submitted
-    jobs = plan_jobs(cells, db, scale, **measure_args)
-    run_jobs(jobs, scale, db)
-    if scale.executor == "local":
-        merged = collect(db)
+    merged = scale_out(cells, scale, db, **measure_args)
+    if merged is not None:
         rows = sum(r for _, r, _ in merged)
         print(f"collected {rows} new row(s) from {len(merged)} shard(s) into {db}; `vmibench results` lists them",
               file=sys.stderr)  # fmt: skip
