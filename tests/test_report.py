@@ -6,6 +6,7 @@ The stores are filled the way the runner fills them: synthetic per-round samples
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -366,3 +367,24 @@ def test_latency_rows_alone_from_the_cli(vmi, small_store, tmp_path: Path) -> No
     assert "1-3 s" in text  # the cell's timing budget, from the stored policy
     assert "## Token mixers vs sequence length\n\n*(no ops rows" in text
     assert_user_error(vmi("report", "--db", "missing.sqlite"), "no results database")
+
+
+def test_compare_table_shows_every_header_at_80_columns(vmi, tmp_path: Path, monkeypatch) -> None:
+    """The terminal table is compact (baseline and size in the title, a shared `paired` in the caption) and a
+    model without a comparable row says why in the verdict column; CSV keeps every column."""
+    db = tmp_path / "cmp.sqlite"
+    with ResultStore(db) as store:
+        for model in ("vminet_t", "flatten_swin_t"):  # the same samples: a ratio of 1, not distinguishable
+            add_cell(store, ModelForward(model, 224, 224), rounds_of(10.0, 1), gmacs=0.35, mem=5.0)
+    monkeypatch.setenv("COLUMNS", "80")
+    args = ("compare", "--models", "flatten_swin_t,deit_t", "--baseline", "vminet_t", "--db", str(db))
+    proc = vmi(*args)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.split()[:1] == ["model"])
+    assert header.split() == ["model", "latency_ms_median", "ratio", "[95%", "CI]", "verdict"], proc.stdout
+    assert "…" not in proc.stdout and max(map(len, lines)) <= 80, proc.stdout
+    assert re.search(r"flatten_swin_t +10\.\d+ +1\.000 \[0\.9\d+, 1\.0\d+\] +not distinguishable", proc.stdout)
+    assert "not stored with" in proc.stdout and "all rows: paired True" in proc.stdout
+    frame = pd.read_csv(io.StringIO(vmi(*args, "--format", "csv").stdout))
+    assert list(frame.columns[:4]) == ["model", "baseline", "res", "latency_ms_median"] and len(frame.columns) == 15

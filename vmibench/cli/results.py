@@ -110,6 +110,7 @@ def compare_cmd(
 
     from vmibench.output import check_output, emit
     from vmibench.reports.compare import compare
+    from vmibench.reports.tables import select_columns
     from vmibench.resolution import as_hw, label
     from vmibench.store import ResultStore, default_db_path
 
@@ -120,7 +121,8 @@ def compare_cmd(
         raise UserError(f"no results database at {path}: run `vmibench latency --rounds 3` first or pass --db")
     with ResultStore(path, readonly=True) as store:
         frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device)
-    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, bootstrap 95% CI")
+    frame, caption = select_columns(frame, "compare", fmt)  # a terminal table fits 80 columns; CSV/JSON: all
+    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, bootstrap 95% CI", caption=caption)
 
 
 def report_cmd(
