@@ -388,3 +388,17 @@ def test_compare_table_shows_every_header_at_80_columns(vmi, tmp_path: Path, mon
     assert "not stored with" in proc.stdout and "all rows: paired True" in proc.stdout
     frame = pd.read_csv(io.StringIO(vmi(*args, "--format", "csv").stdout))
     assert list(frame.columns[:4]) == ["model", "baseline", "res", "latency_ms_median"] and len(frame.columns) == 15
+
+
+def results_rows(vmi, db: Path, *args: str) -> pd.DataFrame:
+    """`vmibench results --db DB ARGS` as a frame (CSV; sizes as printed: "224", "512x1024")."""
+    proc = vmi("results", "--db", str(db), "--format", "csv", *args)
+    assert proc.returncode == 0, proc.stderr
+    return pd.read_csv(io.StringIO(proc.stdout), dtype={"res": str})
+
+
+def test_results_columns_take_the_printed_name_of_the_time_stamp(vmi, small_store) -> None:
+    """Rows are printed with `measured_at` (the stored `timestamp`): --columns takes either name."""
+    stamped = results_rows(vmi, small_store(ENV.git_commit), "--columns", "model,measured_at,timestamp")
+    assert list(stamped.columns) == ["model", "measured_at", "timestamp"] and len(stamped) == 4
+    assert (stamped["measured_at"] == stamped["timestamp"]).all()

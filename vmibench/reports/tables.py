@@ -97,6 +97,8 @@ def select_columns(
     if columns is not None:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
         frame = with_latency_ci(frame)
+        if "timestamp" in frame.columns and "measured_at" not in frame.columns:  # the name rows are printed with
+            frame = frame.assign(measured_at=frame["timestamp"])
         unknown = [c for c in wanted if c not in frame.columns]
         if unknown or not wanted:
             raise UserError(
