@@ -397,6 +397,19 @@ def results_rows(vmi, db: Path, *args: str) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(proc.stdout), dtype={"res": str})
 
 
+def test_results_filter_by_size(vmi, small_store) -> None:
+    db = small_store(ENV.git_commit)
+    with ResultStore(db) as store:
+        add_cell(store, ModelForward("vminet_t", 512, 1024), rounds_of(30.0, 5)[:2], gmacs=3.5, mem=9.0)
+    rows = results_rows(vmi, db, "--res", "448,512x1024")
+    assert sorted(zip(rows["model"], rows["res"], strict=True)) == [
+        ("mlla_t", "448"), ("vminet_t", "448"), ("vminet_t", "512x1024")]  # fmt: skip
+    assert list(results_rows(vmi, db, "--res", "224", "--models", "mlla_t")["res"]) == ["224"]
+    assert set(results_rows(vmi, db, "--table", "samples", "--res", "512x1024")["name"]) == {"vminet_t"}
+    assert results_rows(vmi, db, "--res", "800x1280").empty
+    assert_user_error(vmi("results", "--db", str(db), "--res", "224,abc"), "bad resolution")
+
+
 def test_results_columns_take_the_printed_name_of_the_time_stamp(vmi, small_store) -> None:
     """Rows are printed with `measured_at` (the stored `timestamp`): --columns takes either name."""
     stamped = results_rows(vmi, small_store(ENV.git_commit), "--columns", "model,measured_at,timestamp")
