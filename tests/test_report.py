@@ -6,6 +6,7 @@ The stores are filled the way the runner fills them: synthetic per-round samples
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -366,3 +367,51 @@ def test_latency_rows_alone_from_the_cli(vmi, small_store, tmp_path: Path) -> No
     assert "1-3 s" in text  # the cell's timing budget, from the stored policy
     assert "## Token mixers vs sequence length\n\n*(no ops rows" in text
     assert_user_error(vmi("report", "--db", "missing.sqlite"), "no results database")
+
+
+def test_compare_table_shows_every_header_at_80_columns(vmi, tmp_path: Path, monkeypatch) -> None:
+    """The terminal table is compact (baseline and size in the title, a shared `paired` in the caption) and a
+    model without a comparable row says why in the verdict column; CSV keeps every column."""
+    db = tmp_path / "cmp.sqlite"
+    with ResultStore(db) as store:
+        for model in ("vminet_t", "flatten_swin_t"):  # the same samples: a ratio of 1, not distinguishable
+            add_cell(store, ModelForward(model, 224, 224), rounds_of(10.0, 1), gmacs=0.35, mem=5.0)
+    monkeypatch.setenv("COLUMNS", "80")
+    args = ("compare", "--models", "flatten_swin_t,deit_t", "--baseline", "vminet_t", "--db", str(db))
+    proc = vmi(*args)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.split()[:1] == ["model"])
+    assert header.split() == ["model", "latency_ms_median", "ratio", "[95%", "CI]", "verdict"], proc.stdout
+    assert "…" not in proc.stdout and max(map(len, lines)) <= 80, proc.stdout
+    assert re.search(r"flatten_swin_t +10\.\d+ +1\.000 \[0\.9\d+, 1\.0\d+\] +not distinguishable", proc.stdout)
+    assert "not stored with" in proc.stdout and "all rows: paired True" in proc.stdout
+    frame = pd.read_csv(io.StringIO(vmi(*args, "--format", "csv").stdout))
+    assert list(frame.columns[:4]) == ["model", "baseline", "res", "latency_ms_median"] and len(frame.columns) == 15
+
+
+def results_rows(vmi, db: Path, *args: str) -> pd.DataFrame:
+    """`vmibench results --db DB ARGS` as a frame (CSV; sizes as printed: "224", "512x1024")."""
+    proc = vmi("results", "--db", str(db), "--format", "csv", *args)
+    assert proc.returncode == 0, proc.stderr
+    return pd.read_csv(io.StringIO(proc.stdout), dtype={"res": str})
+
+
+def test_results_filter_by_size(vmi, small_store) -> None:
+    db = small_store(ENV.git_commit)
+    with ResultStore(db) as store:
+        add_cell(store, ModelForward("vminet_t", 512, 1024), rounds_of(30.0, 5)[:2], gmacs=3.5, mem=9.0)
+    rows = results_rows(vmi, db, "--res", "448,512x1024")
+    assert sorted(zip(rows["model"], rows["res"], strict=True)) == [
+        ("mlla_t", "448"), ("vminet_t", "448"), ("vminet_t", "512x1024")]  # fmt: skip
+    assert list(results_rows(vmi, db, "--res", "224", "--models", "mlla_t")["res"]) == ["224"]
+    assert set(results_rows(vmi, db, "--table", "samples", "--res", "512x1024")["name"]) == {"vminet_t"}
+    assert results_rows(vmi, db, "--res", "800x1280").empty
+    assert_user_error(vmi("results", "--db", str(db), "--res", "224,abc"), "bad resolution")
+
+
+def test_results_columns_take_the_printed_name_of_the_time_stamp(vmi, small_store) -> None:
+    """Rows are printed with `measured_at` (the stored `timestamp`): --columns takes either name."""
+    stamped = results_rows(vmi, small_store(ENV.git_commit), "--columns", "model,measured_at,timestamp")
+    assert list(stamped.columns) == ["model", "measured_at", "timestamp"] and len(stamped) == 4
+    assert (stamped["measured_at"] == stamped["timestamp"]).all()

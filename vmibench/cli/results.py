@@ -16,6 +16,7 @@ from vmibench.cli.options import (
     ImportOpt,
     OutOpt,
     load_imports,
+    parse_resolutions,
     split_list,
 )
 from vmibench.errors import UserError
@@ -29,6 +30,9 @@ def results_cmd(
     columns: ColumnsOpt = None,
     all_columns: AllColumnsOpt = False,
     status: Annotated[str | None, typer.Option(help="Only rows with this status (ok, oom, ...).")] = None,
+    res: Annotated[
+        str | None, typer.Option("--res", "-r", help="Only rows of these sizes (comma list: 224 or HxW).")
+    ] = None,
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
@@ -36,11 +40,12 @@ def results_cmd(
     """Print stored rows (one table of the results database), optionally filtered.
 
     `--table samples` prints the raw per-call times (row_table, row_id, round, process, iter, ms) of the rows,
-    with each row's model or op; `--models` filters them too."""
+    with each row's model or op; `--models` and `--res` filter them too."""
     from pathlib import Path
 
     from vmibench.output import check_output, emit
     from vmibench.reports.tables import select_columns
+    from vmibench.resolution import label
     from vmibench.store import ResultStore, default_db_path
 
     check_output(fmt, out)
@@ -50,6 +55,11 @@ def results_cmd(
 
     if status is not None and status not in STATUSES:
         raise UserError(f"unknown status '{status}': use one of {', '.join(STATUSES)}")
+    where: dict[str, object] = {}
+    if models:
+        where["model"] = split_list(models, "model")
+    if res:
+        where["res"] = [label(hw) for hw in parse_resolutions(res)]
     path = db or default_db_path()
     if not Path(path).exists():
         raise UserError(f"no results database at {path}: run `vmibench latency` first or pass --db")
@@ -57,30 +67,22 @@ def results_cmd(
         if table not in store.tables():
             raise UserError(f"no table '{table}' in {path}: it has {', '.join(store.tables()) or 'no tables'}")
         if table == "samples":
-            frame = _samples_frame(store, split_list(models, "model") if models else None)
+            frame = _samples_frame(store, where)
         else:
-            where: dict[str, object] = {}
-            if models:
-                where["model"] = split_list(models, "model")
-            if status:
-                where["status"] = status
-            frame = store.read(table, where)
+            frame = store.read(table, {**where, "status": status} if status else where)
     frame, caption = select_columns(frame, table, fmt, columns, all_columns)
     emit(frame, fmt, out, caption=caption)
 
 
-def _samples_frame(store: object, models: list[str] | None) -> object:
-    """Samples joined with the model (latency rows) or op (ops rows) they belong to."""
+def _samples_frame(store: object, where: dict[str, object]) -> object:
+    """Samples joined with the model (latency rows) or op (ops rows) they belong to, of the rows matching
+    ``where`` (a table without one of its columns -- ops and peak rows have no model -- has none)."""
     import pandas as pd
 
     frames = []
     for table, name in (("latency", "model"), ("ops", "op"), ("peak", "matmul_n")):
-        rows = store.read(table, keep_row_id=True)  # type: ignore[attr-defined]
+        rows = store.read(table, where, keep_row_id=True)  # type: ignore[attr-defined]
         if rows.empty:
-            continue
-        if models is not None and name == "model":
-            rows = rows[rows["model"].isin(models)]
-        elif models is not None:
             continue
         samples = store.samples(table, rows["row_id"].tolist())  # type: ignore[attr-defined]
         if samples.empty:
@@ -110,6 +112,7 @@ def compare_cmd(
 
     from vmibench.output import check_output, emit
     from vmibench.reports.compare import compare
+    from vmibench.reports.tables import select_columns
     from vmibench.resolution import as_hw, label
     from vmibench.store import ResultStore, default_db_path
 
@@ -120,7 +123,8 @@ def compare_cmd(
         raise UserError(f"no results database at {path}: run `vmibench latency --rounds 3` first or pass --db")
     with ResultStore(path, readonly=True) as store:
         frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device)
-    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, bootstrap 95% CI")
+    frame, caption = select_columns(frame, "compare", fmt)  # a terminal table fits 80 columns; CSV/JSON: all
+    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, bootstrap 95% CI", caption=caption)
 
 
 def report_cmd(

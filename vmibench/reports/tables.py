@@ -39,6 +39,7 @@ MAXBATCH_COLUMNS = ["model", "res", "mode", "max_batch", "throughput_ips", "late
 
 
 LATENCY_CI = "latency_ms [95% CI]"  # terminal-only column: median and its bootstrap interval in one cell
+RATIO_CI = "ratio [95% CI]"  # the same for `vmibench compare`'s ratio to the baseline
 
 # What a terminal table shows by default: what fits 100 columns.  CSV/JSON and --all-columns carry the rest.
 COMPACT_COLUMNS: dict[str, list[str]] = {
@@ -52,28 +53,35 @@ COMPACT_COLUMNS: dict[str, list[str]] = {
     "peak": ["device", "dtype", "threads", "matmul_n", "peak_gflops", "status", "timestamp"],
     "models": ["model", "family", "paper_name", "published_params_m", "published_gmacs", "published_top1",
                "eval_res", "uses_scan"],
+    "compare": ["model", "latency_ms_median", RATIO_CI, "verdict", "paired"],  # baseline and res: in the title
 }  # fmt: skip
 
 
 def with_latency_ci(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add the terminal's ``latency_ms [95% CI]`` column ("3.71 [3.60, 3.85]") from the median and its CI."""
-    if "latency_ms_median" not in frame.columns:
+    """Add the terminal's ``latency_ms [95% CI]`` column ("3.71 [3.60, 3.85]") from the median and its CI, and
+    ``ratio [95% CI]`` from the ratio to a baseline and its CI (`vmibench compare`)."""
+    frame = _with_ci(frame, LATENCY_CI, "latency_ms_median", "latency_ms_ci_low", "latency_ms_ci_high")
+    return _with_ci(frame, RATIO_CI, "ratio", "ratio_ci_low", "ratio_ci_high")
+
+
+def _with_ci(frame: pd.DataFrame, column: str, value: str, low: str, high: str) -> pd.DataFrame:
+    """``column`` = "value [low, high]" (just the value where the interval is missing), if ``value`` is a column."""
+    if value not in frame.columns:
         return frame
     from vmibench.output import number
 
     def cell(row: pd.Series) -> str:
-        text = number(row["latency_ms_median"])
-        low, high = row.get("latency_ms_ci_low"), row.get("latency_ms_ci_high")
-        if text and pd.notna(low) and pd.notna(high):
-            text += f" [{number(low)}, {number(high)}]"
+        text = number(row[value])
+        if text and pd.notna(row.get(low)) and pd.notna(row.get(high)):
+            text += f" [{number(row[low])}, {number(row[high])}]"
         return text
 
-    return frame.assign(**{LATENCY_CI: frame.apply(cell, axis=1) if len(frame) else []})
+    return frame.assign(**{column: frame.apply(cell, axis=1) if len(frame) else []})
 
 
 # Compact tables state these once, in the caption, when every row has the same value (as torch.utils.benchmark's
 # Compare does), so that what varies fits the screen.
-SHARED_IN_CAPTION = ("device", "dtype", "batch", "dim", "threads", "task")
+SHARED_IN_CAPTION = ("device", "dtype", "batch", "dim", "threads", "task", "paired")
 
 
 def select_columns(
@@ -89,6 +97,8 @@ def select_columns(
     if columns is not None:
         wanted = [c.strip() for c in columns.split(",") if c.strip()]
         frame = with_latency_ci(frame)
+        if "timestamp" in frame.columns and "measured_at" not in frame.columns:  # the name rows are printed with
+            frame = frame.assign(measured_at=frame["timestamp"])
         unknown = [c for c in wanted if c not in frame.columns]
         if unknown or not wanted:
             raise UserError(
@@ -98,13 +108,15 @@ def select_columns(
     if all_columns:
         return frame, ""
     if fmt != "table" or kind not in COMPACT_COLUMNS:
-        if fmt == "table":
-            chosen = [c for c in [*default_columns(kind), "measured_at"] if c in frame.columns]
-            return frame[chosen or list(frame.columns)], ""
-        # CSV and JSON carry every column, as the README promises: the declared ones first, then the rest
         first = [c for c in [*default_columns(kind), "measured_at"] if c in frame.columns]
+        if fmt == "table":  # none declared (models, samples, compare): every column
+            return frame[first or list(frame.columns)], ""
+        # CSV and JSON carry every column, as the README promises: the declared ones first, then the rest
         return frame[first + [c for c in frame.columns if c not in first]], ""
     frame = with_latency_ci(frame)
+    if kind == "compare":  # a row without a verdict says why in its place (compare's status column is the reason)
+        verdict = frame["verdict"] if "verdict" in frame.columns else pd.Series(None, frame.index, dtype=object)
+        frame = frame.assign(verdict=verdict.fillna(frame["status"]))
     if "measured_at" in frame.columns:  # minutes are enough on a screen; CSV/JSON keep the full stamp
         frame = frame.assign(measured_at=frame["measured_at"].astype(str).str[:16].str.replace("T", " "))
     chosen = [c for c in COMPACT_COLUMNS[kind] if c in frame.columns]
