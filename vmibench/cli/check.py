@@ -67,7 +67,7 @@ def check_repeat_cmd(
     """Is a comparison reproducible on this machine? Run the same model comparison `runs` times and compare.
 
     Each run measures every model in `rounds` interleaved rounds (nothing is stored) and gives each model's
-    latency ratio to the first model with a paired bootstrap 95% CI over rounds. The table has one row per
+    latency ratio to the first model with a paired 95% t-interval over rounds. The table has one row per
     (model, run) and says whether the runs' CIs overlap (`overlap_all_runs`). A benchmark, not a test: quote it.
     """
     from vmibench.measure.crosscheck import repeat_comparison
@@ -83,7 +83,8 @@ def check_repeat_cmd(
     with progress_bar("repeating") as bar:
         frame = repeat_comparison(names, hw, runs=runs, rounds=rounds, threads=threads, max_time_s=max_time,
                                   progress=bar)  # fmt: skip
-    emit(frame, fmt, out, title=f"latency ratios to {names[0]} over {runs} runs, paired bootstrap 95% CI")
+    emit(frame, fmt, out, title=f"latency ratios to {names[0]} over {runs} runs, paired 95% t-interval over rounds
+    (nominal level)")
 
 
 @check_app.command("scan")

@@ -397,7 +397,7 @@ def ops_cmd(
     the released code), flatten_fla, mlla_linear, selective_scan (each available backend). peak_mem_mb here
     includes the op's own buffers (e.g. the L x L mask). Lengths predicted to exceed --time-cap/--mem-cap are
     stored as 'skipped'. The output lists every requested cell's row and the fitted log-log slopes with their
-    bootstrap 95% CIs.
+    95% t-intervals over rounds.
     """
     from vmibench.measure.api import check_dtype, measure
     from vmibench.ops.mixers import OPS
@@ -427,7 +427,7 @@ def ops_cmd(
     if out is None and summary.rows:
         fits = _ops_fits(summary, db)
         if not fits.empty:
-            emit(fits, fmt, None, title="log-log slopes (upper half of the sweep), bootstrap 95% CI")
+            emit(fits, fmt, None, title="log-log slopes (upper half of the sweep), 95% t-interval over rounds")
 
 
 def _all_cores() -> int:

@@ -105,7 +105,7 @@ def compare_cmd(
     out: OutOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Latency ratio of each model's newest stored row to the baseline's (same settings), with a bootstrap 95%
+    """Latency ratio of each model's newest stored row to the baseline's (same settings), with a paired 95%
     interval -- paired by round when both rows come from one run. `verdict` says faster/slower only where the
     interval excludes 1, else "not distinguishable"."""
     from pathlib import Path
@@ -124,7 +124,8 @@ def compare_cmd(
     with ResultStore(path, readonly=True) as store:
         frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device)
     frame, caption = select_columns(frame, "compare", fmt)  # a terminal table fits 80 columns; CSV/JSON: all
-    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, bootstrap 95% CI", caption=caption)
+    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, 95% t-interval over rounds (nominal level;
+    actual: `vmibench check calibrate`)", caption=caption)
 
 
 def report_cmd(
