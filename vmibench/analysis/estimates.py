@@ -41,8 +41,8 @@ def slope_table(
     metrics: Sequence[str] = (LATENCY, "peak_mem_mb", "gmacs"),
 ) -> pd.DataFrame:
     """One row per (group, metric): log-log slope on the upper half of the sweep, R^2, range, and for latency a
-    95% t-interval over rounds (``slope_ci_low``/``slope_ci_high``) from the rows' raw samples (NaN where none are
-    stored; memory and GMACs are single deterministic numbers per size)."""
+    95% t-interval (``slope_ci_low``/``slope_ci_high``) from the rows' raw samples (NaN where none are stored;
+    memory and GMACs are single deterministic numbers per size)."""
     rows = []
     ok = frame[frame["status"] == "ok"] if "status" in frame.columns else frame
     by_row = rounds_of(samples)
@@ -101,8 +101,7 @@ def ratio_estimate(a: pd.Series, b: pd.Series, samples: pd.DataFrame | None) -> 
 def crossover_estimate(
     a: pd.DataFrame, b: pd.DataFrame, x_col: str, samples: pd.DataFrame | None
 ) -> CrossoverEstimate | None:
-    """Where curve ``a`` (rows over ``x_col``) becomes cheaper than ``b``, with a bootstrap interval (crossovers keep
-    the bootstrap: a crossover is no per-round mean)."""
+    """Where curve ``a`` (rows over ``x_col``) becomes cheaper than ``b``, with a bootstrap interval."""
     by_row = rounds_of(samples)
     pa, pb = _row_rounds(a, by_row), _row_rounds(b, by_row)
     keep_a = [i for i, p in enumerate(pa) if p]
@@ -110,5 +109,4 @@ def crossover_estimate(
     if not keep_a or not keep_b:
         return None
     return crossover_ci([float(a[x_col].iloc[i]) for i in keep_a], [pa[i] for i in keep_a],  # type: ignore[misc]
-                        [float(b[x_col].iloc[i]) for i in keep_b], [pb[i] for i in keep_b])  # type: ignore[misc]  #
-                        fmt: skip
+                        [float(b[x_col].iloc[i]) for i in keep_b], [pb[i] for i in keep_b])  # type: ignore[misc]  # fmt: skip

@@ -83,8 +83,7 @@ def check_repeat_cmd(
     with progress_bar("repeating") as bar:
         frame = repeat_comparison(names, hw, runs=runs, rounds=rounds, threads=threads, max_time_s=max_time,
                                   progress=bar)  # fmt: skip
-    emit(frame, fmt, out, title=f"latency ratios to {names[0]} over {runs} runs, paired 95% t-interval over rounds
-    (nominal level)")
+    emit(frame, fmt, out, title=f"latency ratios to {names[0]} over {runs} runs, paired 95% t-interval")
 
 
 @check_app.command("scan")

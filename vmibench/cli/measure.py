@@ -427,7 +427,7 @@ def ops_cmd(
     if out is None and summary.rows:
         fits = _ops_fits(summary, db)
         if not fits.empty:
-            emit(fits, fmt, None, title="log-log slopes (upper half of the sweep), 95% t-interval over rounds")
+            emit(fits, fmt, None, title="log-log slopes (upper half of the sweep), 95% t-interval")
 
 
 def _all_cores() -> int:

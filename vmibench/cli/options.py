@@ -22,8 +22,8 @@ Metrics (every row also records device, dtype, batch, threads, flags, scan backe
 - rounds: worker processes the cell ran in; the cells are visited round-robin in a new random order each round, so
   a shared machine's drift falls on all cells alike; the rounds split the cell's time budget.
 
-- latency_ms_ci_low / _ci_high: 95% t-interval of the cell level over its rounds (ci_method t-rounds; nominal level,
-  the actual coverage is what `vmibench check calibrate` measures);
+- latency_ms_ci_low / _ci_high: 95% t-interval of the cell level over its rounds (nominal level; its actual
+  coverage is what `vmibench check calibrate` measures);
   process_spread = (max - min) / median of the rounds' medians. Raw calls: `vmibench results --table samples`.
 
 - throughput_ips: images per second = batch / median latency.

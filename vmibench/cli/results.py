@@ -124,8 +124,7 @@ def compare_cmd(
     with ResultStore(path, readonly=True) as store:
         frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device)
     frame, caption = select_columns(frame, "compare", fmt)  # a terminal table fits 80 columns; CSV/JSON: all
-    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, 95% t-interval over rounds (nominal level;
-    actual: `vmibench check calibrate`)", caption=caption)
+    emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, 95% t-interval over rounds", caption=caption)
 
 
 def report_cmd(

@@ -88,7 +88,7 @@ def repeat_comparison(
     """Run the same comparison of ``models`` ``runs`` times; each model's latency ratio to the first, per run.
 
     Every run is a fresh :class:`Runner` (its own zygotes and random order) measuring each model in ``rounds``
-    interleaved rounds; the ratio's 95% interval is the paired t-interval over rounds
+    interleaved rounds; the ratio's 95% interval is the paired t over rounds
     (:func:`vmibench.analysis.bootstrap.ratio_ci`).  ``overlap_all_runs`` says whether the CIs of all runs share
     a point: if they do not, the machine moved more between runs than the intervals admit.
     """
