@@ -35,9 +35,10 @@ METHOD_RE = "re-logmean"
 METHODS = (METHOD_T, METHOD_BOOTSTRAP, METHOD_RE)
 ROUND_COUNTS = (3, 5, 8, 12)
 ADAPTIVE = "t-rounds + adaptive"
-# The level of the interval the adaptive phase decides on (the reported one); stopping on a look can cost coverage,
-# and the study measures how much (a stricter look level can be simulated with look_level).
-LOOK_LEVEL = DEFAULT_LEVEL
+# The adaptive phase stops topping up a comparison only once a 99% interval decides it, while the report gives the
+# 95% interval and verdict: stopping the first time a 95% interval looks decided left the reported intervals at
+# 92.6% coverage in the study on the first bench's cells, a 99% look at 94.5%.
+LOOK_LEVEL = 0.99
 
 
 @dataclass(frozen=True)

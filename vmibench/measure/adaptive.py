@@ -1,7 +1,8 @@
 """Rounds go where verdicts are open: after a run's minimum rounds, top up the cells of undecided comparisons.
 
-Each pass evaluates the pre-registered comparisons (:mod:`vmibench.questions`) on the rows measured so far, takes
-the ones still undecided whose cells have fewer than ``max_rounds`` rounds, and measures one more round of their
+Each pass evaluates the pre-registered comparisons (:mod:`vmibench.questions`) on the rows measured so far at a
+99% level (:data:`vmibench.analysis.calibration.LOOK_LEVEL`; the report then gives 95% intervals), takes the ones
+still undecided whose cells have fewer than ``max_rounds`` rounds, and measures one more round of their
 cells (the runner's top-up: the new round is pooled with the stored ones, in a fresh random order, so the cells
 of one comparison are measured in the same pass).  Passes repeat until every comparison is decided, the round
 cap is reached or the time budget is gone.  The cheapest open comparisons go first when the budget cannot pay for
@@ -49,7 +50,7 @@ def cells_of(comparison: Comparison, cells: Sequence[Cell]) -> list[Cell]:
 
 
 def read_verdicts(
-    store: object, cells: Sequence[Cell], comparisons: Sequence[Comparison], margin: float
+    store: object, cells: Sequence[Cell], comparisons: Sequence[Comparison], margin: float, level: float = 0.95
 ) -> tuple[object, dict[Cell, float]]:
     """Evaluate ``comparisons`` on the newest stored rows of ``cells`` (one environment: the cells' keys); also
     each cell's cost of one more round (its row's wall time per round)."""
@@ -70,7 +71,7 @@ def read_verdicts(
         for key, row in rows.items():
             if row.get("wall_s") and row.get("rounds"):
                 cost[by_key[key]] = float(row["wall_s"]) / int(row["rounds"])
-    return evaluate(comparisons, frames, samples, margin=margin), cost
+    return evaluate(comparisons, frames, samples, margin=margin, level=level), cost
 
 
 def settle(
@@ -86,12 +87,14 @@ def settle(
     log: Callable[[str], None] = print,
 ) -> Settled:
     """Top up the cells of open comparisons, one round per pass, until decided, capped or out of budget."""
+    from vmibench.analysis.calibration import LOOK_LEVEL
     from vmibench.analysis.intervals import decided
 
     result = Settled()
     deadline = None if budget_s is None else time.monotonic() + budget_s
     for rounds in range(min_rounds + 1, max_rounds + 1):
-        verdicts, cost = read_verdicts(store, cells, comparisons, margin)
+        # stop a comparison on a stricter look than the report's level (see LOOK_LEVEL: coverage after stopping)
+        verdicts, cost = read_verdicts(store, cells, comparisons, margin, LOOK_LEVEL)
         result.verdicts = verdicts
         open_ = [c for c, v in zip(comparisons, verdicts["verdict"], strict=True) if not decided(v)]
         chosen: dict[Cell, None] = {}
