@@ -48,9 +48,9 @@ from vmibench.cli.progress import progress_bar
 from vmibench.errors import UserError
 
 if TYPE_CHECKING:
+    from vmibench.measure.cells import Cell, Settings
     from vmibench.measure.cluster import ScaleOut
     from vmibench.measure.runner import RunSummary
-    from vmibench.measure.workloads import Cell, Settings
     from vmibench.sweep import Preset
 
 T = TypeVar("T")
@@ -254,7 +254,7 @@ def sweep_cmd(
     measured first (for utilisation)."""
     from vmibench.measure.api import check_dtype, check_rounds, check_timeout, measure
     from vmibench.measure.cluster import ScaleOut
-    from vmibench.measure.workloads import TASK_BACKBONE, TASKS
+    from vmibench.measure.kinds.forward import TASK_BACKBONE, TASKS
     from vmibench.output import check_output
     from vmibench.store import default_db_path
     from vmibench.sweep import DENSE_SIZES, Group, expand_groups, get_preset

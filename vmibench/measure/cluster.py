@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from vmibench.errors import UserError
+from vmibench.measure.cells import Cell
 from vmibench.measure.eta import job_prior_s
-from vmibench.measure.workloads import Cell
 
 EXECUTORS = ("local", "slurm")
 
