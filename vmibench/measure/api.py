@@ -102,7 +102,7 @@ def run_settings(
                     cuda_graph=cuda_graph)  # fmt: skip
 
 
-def measure(
+def measure_cells(
     cells: Sequence[Cell],
     *,
     db: str | None = None,
