@@ -52,7 +52,7 @@ def test_latency_rows_stored_listed_and_resumed(vmi, tmp_path) -> None:
     assert sorted(zip(frame["model"], frame["res"], strict=True)) == [
         ("deit_t", 224), ("deit_t", 512), ("vminet_t", 224), ("vminet_t", 512)]  # fmt: skip
     assert (frame["latency_ms_median"] > 0).all() and (frame["threads"] == 1).all()
-    with sqlite3.connect(tmp_path / "results" / "vmibench.sqlite") as conn:
+    with sqlite3.connect(tmp_path / "vmibench.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM latency").fetchone()[0] == 4
     # a second run measures nothing, and still prints every requested row with when it was measured
     again = vmi(*args)

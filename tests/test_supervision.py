@@ -103,7 +103,7 @@ def test_sigkill_of_the_runner_alone_leaves_no_worker_and_no_temp_dir(tmp_path: 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_interrupt_stops_with_one_line_and_a_rerun_completes_once(tmp_path: Path, sig: int, code: int) -> None:
-    db = tmp_path / "results" / "vmibench.sqlite"
+    db = tmp_path / "vmibench.sqlite"
     args = ("latency", "--models", "vminet_t,deit_t", "--res", "64", "--rounds", "2", "--min-time", "1",
             "--max-time", "2", *FAST)  # fmt: skip
     proc, tag = start(tmp_path, *args)

@@ -2,8 +2,8 @@
 
 Rows are appended as soon as they are measured (a crash or Ctrl-C later loses nothing).  Columns come from the
 records; a column a newer vmibench adds is appended to an older database with ``ALTER TABLE``.  The default
-database is ``results/vmibench.sqlite`` under the working directory (git-ignored); ``VMIBENCH_DB`` or ``--db``
-choose another.
+database is the scratch store ``vmibench.sqlite`` in the working directory (git-ignored); ``VMIBENCH_DB`` or
+``--db`` choose another.  Committed result sets (``results/<machine>/``) are written only by ``vmibench publish``.
 
 Besides the record tables the runner keeps three of its own:
 
