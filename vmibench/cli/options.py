@@ -50,7 +50,10 @@ def verbatim(text: str) -> str:
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table | csv | json")]
 OutOpt = Annotated[str | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")]
-DbOpt = Annotated[str | None, typer.Option("--db", help="Results store (default: vmibench.sqlite in the working directory, or $VMIBENCH_DB; never results/).")]
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Results store (default: vmibench.sqlite in the working directory, or $VMIBENCH_DB)."),
+]
 NoStoreOpt = Annotated[bool, typer.Option("--no-store", help="Do not write rows to the database.")]
 ModelsOpt = Annotated[
     str | None, typer.Option("--models", "-m", help="Comma list of registered or timm names; 'all' = every registered.")
