@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from vmibench.env import Environment, utc_now
 from vmibench.measure.cells import Cell, Memory, Settings, WorkerResult, Workload
 from vmibench.measure.timing import TimingPolicy, TimingStats, summarize
 from vmibench.records import STATUS_OK, RunRecord, TimedRecord
+
+if TYPE_CHECKING:
+    import torch
 
 R = TypeVar("R", bound=RunRecord)
 T = TypeVar("T", bound=TimedRecord)
@@ -164,3 +167,26 @@ class TimedWorkload(Workload):
         self, settings: Settings, results: Sequence[WorkerResult], stats: TimingStats, medians: Sequence[float]
     ) -> dict[str, Any]:
         return timed_fields(results, stats, medians)
+
+
+@dataclass(frozen=True)
+class RoofWorkload(Workload):
+    """Base of the machine's roofs (matmul peak, triad bandwidth): one kernel on operands of size ``n``, its row a
+    ``RECORD`` with ``n`` in the column ``N_COLUMN`` (see :func:`roof_record`)."""
+
+    RECORD: ClassVar[type[RunRecord]]
+    N_COLUMN: ClassVar[str]
+
+    n: int
+
+    def kernel(self, settings: Settings, device: torch.device) -> Callable[[], object]:
+        """The call to time, its operands allocated (in the child)."""
+        raise NotImplementedError
+
+    def run(self, settings: Settings, device: torch.device) -> WorkerResult:
+        from vmibench.measure.steps import Step, time_step
+
+        return time_step(lambda: Step(self.kernel(settings, device)), settings, device)
+
+    def record(self, settings: Settings, fields: dict[str, Any]) -> RunRecord:
+        return roof_record(self.RECORD, settings, fields, **{self.N_COLUMN: self.n})

@@ -6,13 +6,13 @@ Planned by :func:`peak_cells`, several matrix sizes per (device, dtype, threads)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vmibench.measure.cells import Cell, Settings, Workload, device_settings
+from vmibench.measure.cells import Cell, Settings, device_settings
 from vmibench.measure.kinds.registry import register_kind
-from vmibench.measure.rows import roof_record
+from vmibench.measure.rows import RoofWorkload
 from vmibench.records import PeakRecord
 
 if TYPE_CHECKING:
@@ -27,28 +27,25 @@ CUDA_PEAK_SIZES = (4096, 8192)
 
 @register_kind
 @dataclass(frozen=True)
-class MatmulPeak(Workload):
+class MatmulPeak(RoofWorkload):
     """``n x n @ n x n`` matmul: the dense-compute peak that utilisation is measured against."""
 
     KIND: ClassVar[str] = "matmul"
     TABLE: ClassVar[str] = "peak"
-
-    n: int
+    RECORD: ClassVar[type[PeakRecord]] = PeakRecord
+    N_COLUMN: ClassVar[str] = "matmul_n"
 
     def describe(self) -> str:
         return f"matmul peak n={self.n}"
 
-    def run(self, settings: Settings, device: torch.device) -> WorkerResult:
+    def kernel(self, settings: Settings, device: torch.device) -> Callable[[], object]:
         import torch
 
-        from vmibench.measure import steps
+        from vmibench.measure.steps import DTYPES
 
-        def build() -> steps.Step:
-            a = torch.randn(self.n, self.n, device=device, dtype=steps.DTYPES[settings.dtype])
-            b = torch.randn_like(a)
-            return steps.Step(lambda: torch.mm(a, b))
-
-        return steps.time_step(build, settings, device)
+        a = torch.randn(self.n, self.n, device=device, dtype=DTYPES[settings.dtype])
+        b = torch.randn_like(a)
+        return lambda: torch.mm(a, b)
 
     def pooled_fields(
         self, settings: Settings, results: Sequence[WorkerResult], stats: TimingStats, medians: Sequence[float]
@@ -56,9 +53,6 @@ class MatmulPeak(Workload):
         flop = 2 * self.n**3
         return {"peak_gflops": flop / (stats.median_ms / 1e3) / 1e9,
                 "peak_gflops_best": flop / (min(medians) / 1e3) / 1e9}  # fmt: skip
-
-    def record(self, settings: Settings, fields: dict[str, Any]) -> PeakRecord:
-        return roof_record(PeakRecord, settings, fields, matmul_n=self.n)
 
 
 def peak_cells(cells: Iterable[Cell]) -> list[Cell]:

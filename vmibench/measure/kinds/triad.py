@@ -7,13 +7,13 @@ in ``bandwidth``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from vmibench.measure.cells import Cell, Settings, Workload, device_settings
+from vmibench.measure.cells import Cell, Settings, device_settings
 from vmibench.measure.kinds.registry import register_kind
-from vmibench.measure.rows import roof_record
+from vmibench.measure.rows import RoofWorkload
 from vmibench.records import BandwidthRecord
 
 if TYPE_CHECKING:
@@ -29,37 +29,31 @@ _DEFAULT_LLC_BYTES = 32 << 20  # where sysfs does not say
 
 @register_kind
 @dataclass(frozen=True)
-class StreamTriad(Workload):
+class StreamTriad(RoofWorkload):
     """STREAM's triad ``a = b + s*c`` on ``n``-element arrays: the memory bandwidth a roofline's slope is drawn
     with.  ``n`` is chosen so each array is at least 4x the last-level cache (so the triad streams from DRAM)."""
 
     KIND: ClassVar[str] = "triad"
     TABLE: ClassVar[str] = "bandwidth"
-
-    n: int
+    RECORD: ClassVar[type[BandwidthRecord]] = BandwidthRecord
+    N_COLUMN: ClassVar[str] = "triad_n"
 
     def describe(self) -> str:
         return f"triad bandwidth n={self.n}"
 
-    def run(self, settings: Settings, device: torch.device) -> WorkerResult:
+    def kernel(self, settings: Settings, device: torch.device) -> Callable[[], object]:
         import torch
 
-        from vmibench.measure import steps
+        from vmibench.measure.steps import DTYPES
 
-        def build() -> steps.Step:
-            a, b, c = (torch.rand(self.n, device=device, dtype=steps.DTYPES[settings.dtype]) for _ in range(3))
-            return steps.Step(lambda: torch.add(b, c, alpha=3.0, out=a))
-
-        return steps.time_step(build, settings, device)
+        a, b, c = (torch.rand(self.n, device=device, dtype=DTYPES[settings.dtype]) for _ in range(3))
+        return lambda: torch.add(b, c, alpha=3.0, out=a)
 
     def pooled_fields(
         self, settings: Settings, results: Sequence[WorkerResult], stats: TimingStats, medians: Sequence[float]
     ) -> dict[str, Any]:
         moved = 3 * self.n * ELEMENT_BYTES[settings.dtype]  # read b and c, write a (STREAM's count: no write-allocate)
         return {"bw_peak_gbs": moved / (stats.median_ms / 1e3) / 1e9}
-
-    def record(self, settings: Settings, fields: dict[str, Any]) -> BandwidthRecord:
-        return roof_record(BandwidthRecord, settings, fields, triad_n=self.n)
 
 
 def last_level_cache_bytes() -> int:
