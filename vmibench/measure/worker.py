@@ -9,7 +9,8 @@ CUDA and the OpenMP pool are first touched in the child.
 Protocol (JSON lines): the executor writes ``{"cell": ..., "deadline_s": T}`` to the zygote's stdin; the zygote
 answers ``{"event": "started", "pid": P}`` once the child exists, then ``{"event": "done", "pid": P,
 "returncode": R, "result": {...} | null, "stderr_tail": "..."}``.  The child's result travels over a pipe, its
-stdout and stderr over another (no temp files to leak).
+stdout and stderr over another (no temp files to leak).  The child reads the cell (after the modules its settings
+import, where a kind may be registered) and runs its kind's child step: this module knows no kind.
 
 Supervision: the zygote runs in its own process group (the executor starts it in a new session) and each child
 in a group of its own.  Both ask the kernel for SIGKILL when their parent dies (``PR_SET_PDEATHSIG``, Linux; a
