@@ -65,7 +65,7 @@ def test_a_ratio_that_moved_between_runs_is_flagged() -> None:
 def test_timer_crosscheck_table_from_each_process() -> None:
     def answer(cell: Cell, run: int, rnd: int) -> WorkerResult:
         ms = BASE_MS[cell.workload.model]  # type: ignore[attr-defined]
-        return WorkerResult(status="ok", extra={"ours_ms": [ms] * 3, "timer_ms": [ms * 1.05] * 3})
+        return WorkerResult(status="ok", values={"ours_ms": [ms] * 3, "timer_ms": [ms * 1.05] * 3})
 
     frame = timer_crosscheck(["vminet_t", "mlla_t"], 224, threads=1, repeats=2, executor=Fake(answer)).set_index(
         "model"
@@ -81,5 +81,5 @@ def test_the_worker_alternates_both_timers_on_one_model() -> None:
     settings = Settings(threads=1, policy=TimingPolicy.quick(), count_flops=False, scan_backend="")
     cell = Cell(TimerCrosscheck("vminet_t", 64, 64, alternations=2, timer_min_run_time=0.05), settings)
     result = measure_cell(replace(cell))
-    assert result.ok and len(result.extra["ours_ms"]) == 2 and len(result.extra["timer_ms"]) == 2
-    assert all(v > 0 for v in result.extra["ours_ms"] + result.extra["timer_ms"])
+    assert result.ok and len(result.values["ours_ms"]) == 2 and len(result.values["timer_ms"]) == 2
+    assert all(v > 0 for v in result.values["ours_ms"] + result.values["timer_ms"])

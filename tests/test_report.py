@@ -65,13 +65,13 @@ def rounds_of(ms: float, seed: int) -> list[tuple[float, ...]]:
 
 def add_cell(store: ResultStore, workload: Workload, samples: list[tuple[float, ...]], *, gmacs: float | None,
              mem: float, settings: Settings = SETTINGS, env=ENV, gbytes: float | None = None,
-             extra: dict | None = None) -> None:  # fmt: skip
+             values: dict | None = None) -> None:  # fmt: skip
     """Store one cell the runner's way: a WorkerResult per round, pooled into a row, raw samples alongside."""
     cell = Cell(workload, settings)
     results = [WorkerResult(status="ok", samples_ms=s, warmup_iters=1, warmup_s=0.01, converged=True,
                             memory=Memory(mem, mem + 500, None, "rss_hwm"), params_m=1.0, gmacs=gmacs,
                             gflops=None if gmacs is None else 2 * gmacs, gbytes_moved=gbytes,
-                            extra=extra or {}) for s in samples]  # fmt: skip
+                            values=values or {}) for s in samples]  # fmt: skip
     record = pooled_record(cell, results, env, env.key("cpu"))
     store.add(record, [list(s) for s in samples], cell_key=record.cell_key)
 
@@ -110,7 +110,7 @@ def store_path(tmp_path_factory) -> Path:
             add_cell(store, ModelForward(model, 224, 224, 1, "train"), rounds_of(3 * MODELS[model][0], 11),
                      gmacs=MODELS[model][2], mem=60.0)  # fmt: skip
         add_cell(store, MaxBatch("vminet_t", 224, 224, "infer", 2.0), rounds_of(400.0, 12), gmacs=None, mem=1500.0,
-                 extra={"max_batch": 96, "mem_limit_gb": 2.0, "mem_limit_method": "rlimit_as",
+                 values={"max_batch": 96, "mem_limit_gb": 2.0, "mem_limit_method": "rlimit_as",
                         "probes": {"64": "ok", "128": "oom", "96": "ok", "112": "oom"}})  # fmt: skip
     return path
 

@@ -35,9 +35,9 @@ def _train(model: str, ms: float, gmacs: float):  # type: ignore[no-untyped-def]
 
 
 def _maxbatch(model: str, ms: float):  # type: ignore[no-untyped-def]
-    extra = {"max_batch": 64, "mem_limit_gb": 2.0, "mem_limit_method": "rlimit_as", "probes": {"64": "ok"}}
+    values = {"max_batch": 64, "mem_limit_gb": 2.0, "mem_limit_method": "rlimit_as", "probes": {"64": "ok"}}
     return lambda st: add_cell(st, MaxBatch(model, 224, 224, "infer", 2.0), rounds_of(40 * ms, 8), gmacs=None,
-                               mem=900.0, extra=extra)  # fmt: skip
+                               mem=900.0, values=values)  # fmt: skip
 
 
 def _op(op: str, length: int, k: int, seed: int):  # type: ignore[no-untyped-def]

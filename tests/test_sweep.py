@@ -45,12 +45,14 @@ def test_cpu_default_preset_covers_every_model_a_1024_ladder_and_three_rounds() 
     assert preset.rounds == 3
 
 
-def test_one_peak_cell_per_device_dtype_and_threads() -> None:
+def test_one_peak_ladder_per_device_dtype_and_threads() -> None:
     cells = sweep.plan_cells(["vminet_t", "vim_t"], [(224, 224)], [1, 2], replace(BASE, scan_backend="auto"))
     cells += [replace(c, settings=replace(c.settings, dtype="bf16")) for c in cells]
     peaks = sweep.peak_cells(cells)
     assert all(isinstance(p.workload, MatmulPeak) for p in peaks)
-    assert sorted(p.settings.dtype for p in peaks) == ["bf16", "fp32"]
+    # every matrix size once per dtype (the roof is the best of the sizes), whatever the models' settings
+    sizes = sorted((p.settings.dtype, p.workload.n) for p in peaks)  # type: ignore[attr-defined]
+    assert sizes == sorted((d, n) for d in ("bf16", "fp32") for n in sweep.CPU_PEAK_SIZES)
 
 
 def test_caps_predict_from_the_expected_exponent() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vmibench.measure.memory import PeakMemory
-from vmibench.measure.timing import TimingPolicy, measure, median_rel_se, quantile, summarize
+from vmibench.measure.timing import TimingPolicy, median_rel_se, quantile, summarize, time_calls
 
 
 def test_summary_matches_numpy() -> None:
@@ -39,7 +39,7 @@ def test_rel_se_shrinks_with_more_samples() -> None:
 
 def test_measure_recovers_a_known_duration() -> None:
     policy = TimingPolicy(min_warmup_iters=2, min_warmup_s=0.0, min_iters=10, min_time_s=0.1, max_time_s=2.0)
-    stats = measure(lambda: time.sleep(0.004), torch.device("cpu"), policy)
+    stats = time_calls(lambda: time.sleep(0.004), torch.device("cpu"), policy)
     assert 3.9 <= stats.median_ms <= 6.0
     assert stats.warmup_iters == 2 and stats.n >= 10
 
@@ -48,7 +48,7 @@ def test_measure_stops_on_budget_with_hard_minimum() -> None:
     policy = TimingPolicy(
         min_warmup_iters=1, min_warmup_s=0.0, min_iters=100, min_time_s=0.0, max_time_s=0.05, hard_min_iters=3
     )
-    stats = measure(lambda: time.sleep(0.03), torch.device("cpu"), policy)
+    stats = time_calls(lambda: time.sleep(0.03), torch.device("cpu"), policy)
     assert stats.n == 3 and not stats.converged
 
 
@@ -56,7 +56,7 @@ def test_measure_converges_on_a_steady_workload() -> None:
     policy = TimingPolicy(
         min_warmup_iters=1, min_warmup_s=0.0, min_iters=10, min_time_s=0.0, max_time_s=5.0, rel_precision=0.05
     )
-    stats = measure(lambda: time.sleep(0.002), torch.device("cpu"), policy)
+    stats = time_calls(lambda: time.sleep(0.002), torch.device("cpu"), policy)
     assert stats.converged and stats.rel_se <= 0.05
 
 

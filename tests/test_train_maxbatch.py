@@ -13,9 +13,9 @@ from conftest import ALLOC_MODEL, assert_peak_is_the_allocation, assert_user_err
 
 from vmibench.analysis import add_roofline
 from vmibench.errors import UserError
+from vmibench.measure.kinds.maxbatch import search_max_batch
 from vmibench.measure.runner import Runner
 from vmibench.measure.timing import TimingPolicy
-from vmibench.measure.worker import search_max_batch
 from vmibench.measure.workloads import Cell, MaxBatch, ModelForward, Settings, StreamTriad
 from vmibench.store import ResultStore
 from vmibench.sweep import bandwidth_cells, plan_cells, plan_maxbatch, triad_elements

@@ -2,6 +2,36 @@
 
 ``import vmibench`` loads the model records (:mod:`vmibench.catalog`, plain data) and imports no torch; a model's
 architecture is imported when it is built.  ``import vmibench.models`` registers every architecture with timm.
+
+Glossary
+--------
+workload
+    *What* one measurement runs: a model's forward or training step, a token-mixer op, the matmul peak, the triad
+    bandwidth, a max-batch search, the timer cross-check.  A frozen dataclass; its fields identify it.
+kind
+    A family of workloads, named by its ``KIND`` and registered in :mod:`vmibench.measure.kinds.registry`: one
+    module of :mod:`vmibench.measure.kinds` says how its cells are planned, what the worker's child runs for it,
+    and how its results become a row (in its ``TABLE``).
+cell
+    One ``(workload, settings)`` pair (:class:`vmibench.measure.cells.Cell`), settings being *how* it is measured
+    (device, dtype, threads, compile, scan backend, timing policy).  Its key -- a hash of environment, workload and
+    settings -- identifies it in the store, so a rerun resumes instead of measuring it again.
+round
+    One fresh worker process's measurement of a cell.  A run visits its cells round-robin, in a new random order
+    each round, and a cell's rounds split its time budget; the interval of a row is taken over its rounds.
+run
+    One :class:`vmibench.measure.runner.Runner` measuring a list of cells in some number of rounds into a store
+    (resuming, topping up, leasing); its rows share a ``run_id``.
+row
+    A cell's record in the store (:mod:`vmibench.records`): the rounds' samples pooled into a median with its
+    interval, counts and provenance -- or the failure or skip that stopped it.
+store
+    The SQLite file of rows and their raw samples (:class:`vmibench.store.ResultStore`, schema-versioned); by
+    default the scratch store ``vmibench.sqlite`` in the working directory.
+result set
+    ``results/<machine>/``, made by ``vmibench publish``: a store (``store.sqlite``), ``manifest.json`` (the data's
+    SHA-256, the measuring and report commits) and ``REPORT.md`` with ``tables/`` and ``figures/``, rebuilt from
+    that store byte for byte.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 sequence lengths -- validated before anything runs.
 
 Running them is :class:`vmibench.measure.runner.Runner`'s job (resume, rounds, ladders, leases); this module only
-says what to measure, and how to predict that the next size of an op's ladder exceeds the caps.
+says what to measure.  How one kind's cells are planned is that kind's own (:mod:`vmibench.measure.kinds`: the
+forward's cross product, the ops' ladders and caps, the peak's and the triad's sizes); they are re-exported here.
 """
 
 from __future__ import annotations
@@ -11,22 +12,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from vmibench.errors import UserError
-from vmibench.measure.runner import CapPredictor
+from vmibench.measure.cells import Cell, Settings
+from vmibench.measure.cells import scan_backend_for as scan_backend_for
+from vmibench.measure.kinds.forward import MODES as MODES
+from vmibench.measure.kinds.forward import TASK_BACKBONE, TASK_CLASSIFY, ModelForward, plan_cells
+from vmibench.measure.kinds.forward import TASKS as TASKS
+from vmibench.measure.kinds.forward import check_mode as check_mode
+from vmibench.measure.kinds.maxbatch import plan_maxbatch as plan_maxbatch
+from vmibench.measure.kinds.op import cap_predictor as cap_predictor
+from vmibench.measure.kinds.op import ops_cells as ops_cells
+from vmibench.measure.kinds.peak import CPU_PEAK_SIZES as CPU_PEAK_SIZES
+from vmibench.measure.kinds.peak import CUDA_PEAK_SIZES as CUDA_PEAK_SIZES
+from vmibench.measure.kinds.peak import peak_cells as peak_cells
+from vmibench.measure.kinds.triad import bandwidth_cells as bandwidth_cells
+from vmibench.measure.kinds.triad import last_level_cache_bytes as last_level_cache_bytes
+from vmibench.measure.kinds.triad import triad_elements as triad_elements
 from vmibench.measure.timing import TimingPolicy
-from vmibench.measure.workloads import (
-    MODES,
-    TASK_BACKBONE,
-    TASK_CLASSIFY,
-    TASKS,
-    Cell,
-    MatmulPeak,
-    MaxBatch,
-    MixerOp,
-    ModelForward,
-    Settings,
-    StreamTriad,
-)
 from vmibench.questions import EXPONENT, OPS, Comparison, ratios
+
+# (`name as name`: each kind plans its own cells in vmibench.measure.kinds; these are the planner's names for them)
 
 GPU_LADDER = [(224, 224), (512, 512), (1024, 1024), (1536, 1536), (2048, 2048)]
 # One model per family, the sizes the paper compares at (Tiny / ~1 GMAC class) plus DeiT-T as softmax reference.
@@ -192,97 +196,10 @@ def get_preset(name: str) -> Preset:
 # -- model sweep -------------------------------------------------------------------------------------------
 
 
-def scan_backend_for(settings: Settings, scans: bool) -> str:
-    """The concrete scan backend a cell runs ("" when nothing in it scans); ``auto`` resolved for its device."""
-    from vmibench.ops import resolve_backend
-
-    if not scans:
-        return ""
-    try:
-        return resolve_backend(settings.scan_backend, settings.device)
-    except (ValueError, RuntimeError) as exc:
-        raise UserError(f"scan backend '{settings.scan_backend}' cannot run on {settings.device} ({exc}): "
-                        "use --scan-backend auto") from None  # fmt: skip
-
-
-def check_mode(mode: str) -> str:
-    """Validate ``--mode``: ``infer`` (one forward) or ``train`` (forward + backward + SGD step)."""
-    if mode not in MODES:
-        raise UserError(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
-    return mode
-
-
-def plan_cells(
-    models: list[str],
-    resolutions: list[tuple[int, int]],
-    batches: list[int],
-    settings: Settings,
-    *,
-    mode: str = "infer",
-    task: str = TASK_CLASSIFY,
-) -> list[Cell]:
-    """The cross product models x resolutions x batches (duplicates dropped), validated before anything runs.
-
-    Raises :class:`vmibench.errors.UserError` for an unknown model, a resolution a model does not accept or an
-    unknown task, so a bad argument fails at once instead of after an hour of measurements.  A model from an
-    ``--import`` file gets the file's digest in its cells and the file in their settings (workers import it).
-    """
-    from vmibench.registry import resolve_info
-    from vmibench.user_models import source_of
-
-    check_mode(mode)
-    if task not in TASKS:
-        raise UserError(f"unknown task '{task}': use {' or '.join(TASKS)}")
-    if task == TASK_BACKBONE and mode != "infer":
-        raise UserError("--task backbone times the feature extractor's forward only: drop --mode train")
-    cells: list[Cell] = []
-    for name in dict.fromkeys(models):
-        info = resolve_info(name)
-        for hw in resolutions:
-            info.check_resolution(hw)
-        source = source_of(name)
-        st = replace(settings, scan_backend=scan_backend_for(settings, info.uses_scan),
-                     imports=(source.spec,) if source else ())  # fmt: skip
-        digest = source.digest if source else ""
-        cells += [Cell(ModelForward(name, h, w, b, mode, task=task, source=digest), st)
-                  for (h, w) in dict.fromkeys(resolutions) for b in batches]  # fmt: skip
-    return list(dict.fromkeys(cells))
-
-
 def _model_order(cell: Cell) -> tuple[bool, str, bool, int, str, float]:
     wl = cell.workload
     assert isinstance(wl, ModelForward)
     return (wl.task != TASK_CLASSIFY, cell.settings.dtype, cell.settings.cuda_graph, wl.batch, wl.model, wl.size())
-
-
-def plan_maxbatch(
-    models: list[str],
-    resolutions: list[tuple[int, int]],
-    settings: Settings,
-    *,
-    mode: str = "infer",
-    mem_limit_gb: float | None = None,
-    batch_cap: int = 4096,
-) -> list[Cell]:
-    """Max-batch cells (model x resolution), validated like :func:`plan_cells`.
-
-    On CPU a limit is required (the worker enforces it with ``RLIMIT_AS``; the machine's whole memory is no
-    meaningful limit); on CUDA it defaults to the device's free memory.
-    """
-    import math
-
-    if mem_limit_gb is not None and not (math.isfinite(mem_limit_gb) and mem_limit_gb > 0):
-        raise UserError(f"bad --mem-limit-gb {mem_limit_gb}: must be a positive number of GiB")
-    if mem_limit_gb is None and not settings.device.startswith("cuda"):
-        raise UserError("give --mem-limit-gb on CPU (e.g. --mem-limit-gb 2): the search needs a memory limit")
-    if batch_cap < 1:
-        raise UserError(f"bad --batch-cap {batch_cap}: must be a positive integer")
-    # a call at the largest batch takes seconds on a CPU: one warm-up call and a few timed ones are enough
-    settings = replace(settings, policy=replace(settings.policy, min_warmup_iters=1, min_warmup_s=0.0,
-                                                max_warmup_s=1.0, min_iters=3, hard_min_iters=2))  # fmt: skip
-    forward = plan_cells(models, resolutions, [1], settings, mode=mode)
-    return [Cell(MaxBatch(c.workload.model, c.workload.height, c.workload.width, mode, mem_limit_gb, batch_cap),  # type: ignore[attr-defined]
-                 c.settings) for c in forward]  # fmt: skip
 
 
 def expand_groups(groups: Iterable[Group], base: Settings) -> list[Cell]:
@@ -301,124 +218,3 @@ def expand_groups(groups: Iterable[Group], base: Settings) -> list[Cell]:
     cells = list(dict.fromkeys(cells))
     cells.sort(key=_model_order)
     return cells
-
-
-def _device_settings(cells: Iterable[Cell]) -> list[Settings]:
-    """The distinct (device, dtype, threads) settings of ``cells``, stripped of what only models use."""
-    return list(dict.fromkeys(replace(c.settings, scan_backend="", count_flops=False, channels_last=False,
-                                      compile=False, cuda_graph=False) for c in cells))  # fmt: skip
-
-
-CPU_PEAK_SIZES = (512, 1024, 2048)
-CUDA_PEAK_SIZES = (4096, 8192)
-
-
-def peak_cells(cells: Iterable[Cell]) -> list[Cell]:
-    """Dense-matmul peak cells per (device, dtype, threads) of ``cells``: the utilisation denominator.
-
-    Several matrix sizes, each measured in rounds like any cell; the roof is the best of them (the fastest round
-    of the fastest size, :func:`vmibench.analysis.fits.add_utilisation`), since one short measurement at one size
-    was beaten by models that cannot beat a true peak."""
-    return [Cell(MatmulPeak(n=n), st) for st in _device_settings(cells)
-            for n in (CUDA_PEAK_SIZES if st.device.startswith("cuda") else CPU_PEAK_SIZES)]  # fmt: skip
-
-
-_ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-_CUDA_TRIAD_BYTES = 1 << 30  # per array: over 4x the L2 of any current GPU (H100/H200: 50-60 MB)
-_DEFAULT_LLC_BYTES = 32 << 20  # where sysfs does not say
-
-
-def last_level_cache_bytes() -> int:
-    """Size of the CPU's largest cache (sysfs, Linux); 32 MiB where it cannot be read."""
-    from pathlib import Path
-
-    sizes = []
-    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-        try:
-            text = (index / "size").read_text().strip()
-        except OSError:
-            continue
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-        digits = text.rstrip("KMG")
-        if digits.isdigit():
-            sizes.append(int(digits) * scale)
-    return max(sizes, default=_DEFAULT_LLC_BYTES)
-
-
-def triad_elements(device: str, dtype: str) -> int:
-    """Elements per triad array: each array at least 4x the last-level cache, so the triad streams from memory."""
-    per_array = _CUDA_TRIAD_BYTES if device.startswith("cuda") else max(4 * last_level_cache_bytes(), 64 << 20)
-    return per_array // _ELEMENT_BYTES[dtype]
-
-
-def bandwidth_cells(cells: Iterable[Cell]) -> list[Cell]:
-    """One STREAM-triad cell per (device, dtype, threads) of ``cells``: the roofline's memory slope."""
-    return [Cell(StreamTriad(n=triad_elements(st.device, st.dtype)), st) for st in _device_settings(cells)]
-
-
-# -- ops sweep ---------------------------------------------------------------------------------------------
-
-
-def ops_cells(
-    ops: list[str], seq_lens: list[int], dim: int, batch: int, dtypes: list[str], base: Settings
-) -> list[Cell]:
-    """The (op, L, dtype) cells, validated; each op's lengths ascend.
-
-    With ``scan_backend="auto"`` the selective scan is swept once per fast backend available on the device;
-    the sequential ``reference`` backend (a correctness oracle, ~20x slower) only when asked for by name.
-    """
-    from vmibench.ops import available_backends
-    from vmibench.ops.mixers import OPS
-
-    for op in ops:
-        if op not in OPS:
-            raise UserError(f"unknown op '{op}': use one of {', '.join(OPS)}")
-    for L in seq_lens:
-        if L < 1:
-            raise UserError(f"bad sequence length {L}: must be a positive integer")
-    cells = []
-    for dtype in dtypes:
-        for op in dict.fromkeys(ops):
-            if op != "selective_scan":
-                backends = [""]
-            elif base.scan_backend == "auto":
-                backends = [b for b in available_backends(base.device) if b != "reference"]
-            else:
-                backends = [scan_backend_for(base, True)]
-            for backend in backends:
-                st = replace(base, dtype=dtype, scan_backend=backend)
-                cells += [Cell(MixerOp(op, L, dim, batch), st) for L in sorted(set(seq_lens))]
-    return cells
-
-
-def _exponent(op: str) -> int:
-    from vmibench.ops.mixers import OPS
-
-    return 2 if OPS[op].expected_complexity == "O(L^2)" else 1
-
-
-def cap_predictor(seq_lens: list[int], time_cap_s: float, mem_cap_mb: float) -> CapPredictor:
-    """Predicts, from a cell's first round, whether the next length of its op exceeds the time or memory cap.
-
-    The prediction scales the measurement by the op's expected exponent (L or L^2), so an O(L^2) op stops before
-    a size that would take minutes or exhaust memory.
-    """
-    ordered = sorted(seq_lens)
-
-    def predict(cell: Cell, median_ms: float, peak_mb: float) -> str:
-        wl = cell.workload
-        if not isinstance(wl, MixerOp):
-            return ""
-        bigger = [L for L in ordered if wl.seq_len < L]
-        if not bigger or median_ms <= 0:
-            return ""
-        scale = (bigger[0] / wl.seq_len) ** _exponent(wl.op)
-        t = median_ms / 1e3 * scale
-        m = peak_mb * scale
-        if t > time_cap_s:
-            return f"not run: predicted {t:.1f} s per call from L={wl.seq_len} exceeds --time-cap {time_cap_s:g} s"
-        if m > mem_cap_mb:
-            return f"not run: predicted {m:.0f} MB from L={wl.seq_len} exceeds --mem-cap {mem_cap_mb:g} MB"
-        return ""
-
-    return predict

@@ -48,9 +48,9 @@ from vmibench.cli.progress import progress_bar
 from vmibench.errors import UserError
 
 if TYPE_CHECKING:
+    from vmibench.measure.cells import Cell, Settings
     from vmibench.measure.cluster import ScaleOut
     from vmibench.measure.runner import RunSummary
-    from vmibench.measure.workloads import Cell, Settings
     from vmibench.sweep import Preset
 
 T = TypeVar("T")
@@ -116,7 +116,7 @@ def latency_cmd(
     A sweep without a ladder: cells already stored for this environment are printed, not re-measured. With
     --mode train each call is one training step (train-mode forward, cross-entropy, backward, plain SGD update);
     its peak_mem_mb then includes activations kept for backward and the gradients."""
-    from vmibench.measure.api import measure, run_settings
+    from vmibench.measure.api import measure_cells, run_settings
     from vmibench.output import check_output
     from vmibench.sweep import plan_cells
 
@@ -128,7 +128,7 @@ def latency_cmd(
                             precision=precision, count_flops=not no_flops, cuda_graph=cuda_graph)  # fmt: skip
     cells = plan_cells(names, parse_resolutions(res), parse_positive_ints(batch, "batch"), settings, mode=mode)
     with progress_bar("measuring") as bar:
-        summary = measure(cells, db=db, rounds=_given(rounds, 1), cell_timeout_s=_given(cell_timeout, 600.0),
+        summary = measure_cells(cells, db=db, rounds=_given(rounds, 1), cell_timeout_s=_given(cell_timeout, 600.0),
                           force=force, retry_failed=retry_failed, progress=bar, stop_ladders=False,
                           with_peak=not no_peak)  # fmt: skip
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
@@ -159,7 +159,7 @@ def maxbatch_cmd(
 ) -> None:
     """Largest batch that runs within a memory limit (powers of two, then bisection to ~12%), and the throughput
     at it (DeiT's max-batch protocol): max_batch, throughput_ips, the probes tried and their outcome."""
-    from vmibench.measure.api import measure, run_settings
+    from vmibench.measure.api import measure_cells, run_settings
     from vmibench.output import check_output
     from vmibench.sweep import plan_maxbatch
 
@@ -170,7 +170,7 @@ def maxbatch_cmd(
     cells = plan_maxbatch(names, parse_resolutions(res), settings, mode=mode, mem_limit_gb=mem_limit_gb,
                           batch_cap=batch_cap)  # fmt: skip
     with progress_bar("searching") as bar:
-        summary = measure(cells, db=db, rounds=1, cell_timeout_s=_given(cell_timeout, 1200.0), force=force,
+        summary = measure_cells(cells, db=db, rounds=1, cell_timeout_s=_given(cell_timeout, 1200.0), force=force,
                           retry_failed=retry_failed, progress=bar, with_peak=False, stop_ladders=False)  # fmt: skip
     _print_rows(summary, "maxbatch", fmt, out, db, columns, all_columns)
 
@@ -254,9 +254,9 @@ def sweep_cmd(
     Cells already stored for this environment are printed, not re-measured (unless --force); after an
     OOM/timeout/crash the larger sizes of that model are stored as 'skipped'. The device's matmul peak is
     measured first (for utilisation)."""
-    from vmibench.measure.api import check_dtype, check_rounds, check_timeout, measure
+    from vmibench.measure.api import check_dtype, check_rounds, check_timeout, measure_cells
     from vmibench.measure.cluster import ScaleOut
-    from vmibench.measure.workloads import TASK_BACKBONE, TASKS
+    from vmibench.measure.kinds.forward import TASK_BACKBONE, TASKS
     from vmibench.output import check_output
     from vmibench.store import default_db_path
     from vmibench.sweep import DENSE_SIZES, Group, expand_groups, get_preset
@@ -307,14 +307,14 @@ def sweep_cmd(
         return
     preset_only = chosen is not None and models is None and res is None and batch is None and dtypes is None
     with progress_bar("measuring") as bar:
-        summary = measure(cells, db=db, rounds=rounds_, cell_timeout_s=timeout, force=force,
+        summary = measure_cells(cells, db=db, rounds=rounds_, cell_timeout_s=timeout, force=force,
                           retry_failed=retry_failed, budget_s=budget, progress=bar, with_peak=not no_peak,
                           **adaptive_args(chosen if preset_only else None, max_rounds))  # fmt: skip
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
 
 
 def adaptive_args(preset: Preset | None, max_rounds: int | None) -> dict[str, Any]:
-    """The adaptive phase's arguments of :func:`vmibench.measure.api.measure` for a whole preset (none for a run
+    """The adaptive phase's arguments of :func:`vmibench.measure.api.measure_cells` for a whole preset (none for a run
     whose cells were picked by hand: its comparisons were not pre-registered)."""
     if preset is None or not preset.comparisons:
         return {}
@@ -399,7 +399,7 @@ def ops_cmd(
     stored as 'skipped'. The output lists every requested cell's row and the fitted log-log slopes with their
     95% t-intervals over rounds.
     """
-    from vmibench.measure.api import check_dtype, measure
+    from vmibench.measure.api import check_dtype, measure_cells
     from vmibench.ops.mixers import OPS
     from vmibench.output import check_output, emit
     from vmibench.sweep import cap_predictor, get_preset, ops_cells
@@ -417,7 +417,7 @@ def ops_cmd(
     cells = ops_cells(names, lengths, dim or p.op_dim, batch or p.op_batch, dts, base)
     predictor = cap_predictor(lengths, time_cap or p.time_cap_s, mem_cap or p.mem_cap_mb)
     with progress_bar("measuring") as bar:
-        summary = measure(cells, db=db, rounds=_given(rounds, p.rounds if explicit else 1),
+        summary = measure_cells(cells, db=db, rounds=_given(rounds, p.rounds if explicit else 1),
                           cell_timeout_s=_given(cell_timeout, p.cell_timeout_s), force=force, retry_failed=retry_failed,
                           budget_s=_budget_s(budget_min), cap_predictor=predictor, progress=bar,
                           with_peak=not no_peak,

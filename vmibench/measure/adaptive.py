@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from vmibench.measure.cells import Cell
+from vmibench.measure.kinds import MixerOp, ModelForward
 from vmibench.measure.runner import Runner
-from vmibench.measure.workloads import Cell, MixerOp, ModelForward
 from vmibench.questions import EXPONENT, OPS, Comparison
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from vmibench.errors import UserError
+from vmibench.measure.cells import Cell, Settings
 from vmibench.measure.runner import CapPredictor, Progress, Runner, RunSummary
 from vmibench.measure.timing import TimingPolicy
-from vmibench.measure.workloads import Cell, Settings
 from vmibench.questions import Comparison
 
 DTYPE_NAMES = ("fp32", "bf16", "fp16")
@@ -102,7 +102,7 @@ def run_settings(
                     cuda_graph=cuda_graph)  # fmt: skip
 
 
-def measure(
+def measure_cells(
     cells: Sequence[Cell],
     *,
     db: str | None = None,
@@ -135,8 +135,9 @@ def measure(
     """
     from vmibench.measure.adaptive import settle
     from vmibench.measure.executor import LocalExecutor
+    from vmibench.measure.kinds.peak import peak_cells
+    from vmibench.measure.kinds.triad import bandwidth_cells
     from vmibench.store import ResultStore
-    from vmibench.sweep import bandwidth_cells, peak_cells
 
     check_rounds(rounds)
     check_timeout(cell_timeout_s)

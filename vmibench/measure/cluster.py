@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from vmibench.errors import UserError
+from vmibench.measure.cells import Cell
 from vmibench.measure.eta import job_prior_s
-from vmibench.measure.workloads import Cell
 
 EXECUTORS = ("local", "slurm")
 
@@ -193,9 +193,9 @@ class ShardJob:
     with_peak: bool = True
 
     def __call__(self) -> dict[str, int]:
-        from vmibench.measure.api import measure
+        from vmibench.measure.api import measure_cells
 
-        summary = measure([Cell.from_json(t) for t in self.cells], db=self.shard, rounds=self.rounds,
+        summary = measure_cells([Cell.from_json(t) for t in self.cells], db=self.shard, rounds=self.rounds,
                           cell_timeout_s=self.cell_timeout_s, force=self.force, retry_failed=self.retry_failed,
                           budget_s=self.budget_s, stop_ladders=self.stop_ladders, with_peak=self.with_peak,
                           reference_db=None if self.force else self.main_db)  # fmt: skip

@@ -10,8 +10,8 @@ from vmibench.env import usable_cores
 from vmibench.errors import UserError
 from vmibench.measure.api import run_settings
 from vmibench.measure.executor import Executor
+from vmibench.measure.kinds.crosscheck import crosscheck_cells
 from vmibench.measure.runner import Progress, Runner
-from vmibench.measure.workloads import Cell, TimerCrosscheck
 
 
 def timer_crosscheck(
@@ -31,13 +31,9 @@ def timer_crosscheck(
     the median over all its rounds.  Returns one row per model with both medians, their ratio, and each
     timer's latency ratio to the first model.
     """
-    from vmibench.registry import resolve_info
-
     threads = threads or usable_cores()
     settings = run_settings(device="cpu", threads=threads, count_flops=False)
-    for name in models:
-        resolve_info(name).check_resolution((res, res))
-    cells = [Cell(TimerCrosscheck(name, res, res), settings) for name in dict.fromkeys(models)]
+    cells = crosscheck_cells(models, res, settings)
     summary = Runner(None, rounds=repeats, cell_timeout_s=900, progress=progress, executor=executor).run(cells)
     ours: dict[str, list[float]] = {}
     theirs: dict[str, list[float]] = {}
@@ -46,8 +42,8 @@ def timer_crosscheck(
         for result in summary.results.get(key, []):
             if not result.ok:
                 raise UserError(f"{name} failed in the cross-check worker: {result.error or 'unknown error'}")
-            ours.setdefault(name, []).extend(result.extra["ours_ms"])
-            theirs.setdefault(name, []).extend(result.extra["timer_ms"])
+            ours.setdefault(name, []).extend(result.values["ours_ms"])
+            theirs.setdefault(name, []).extend(result.values["timer_ms"])
     models = list(dict.fromkeys(models))
     first = models[0]
     ref_ours, ref_timer = statistics.median(ours[first]), statistics.median(theirs[first])
@@ -95,8 +91,8 @@ def repeat_comparison(
     from dataclasses import replace
 
     from vmibench.analysis.bootstrap import ratio_ci
+    from vmibench.measure.kinds.forward import plan_cells
     from vmibench.measure.timing import TimingPolicy
-    from vmibench.sweep import plan_cells
 
     policy = TimingPolicy(min_warmup_iters=2, min_warmup_s=0.2, min_iters=6, min_time_s=max_time_s / 3,
                           max_time_s=max_time_s, rel_precision=0.02, max_warmup_s=4.0)  # fmt: skip

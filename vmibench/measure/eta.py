@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from vmibench.measure.workloads import Cell
+from vmibench.measure.cells import Cell
 
 # Seconds a job spends outside its timing loop: fork a worker, build the model, allocate the input, report back.
 SETUP_S = 2.0

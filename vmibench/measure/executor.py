@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from vmibench.measure.workloads import Cell, WorkerResult
+from vmibench.measure.cells import Cell, WorkerResult
 from vmibench.records import STATUS_CRASHED, STATUS_OOM, STATUS_TIMEOUT
 
 ZYGOTE_START_TIMEOUT_S = 300.0  # importing torch + timm + models; minutes on a loaded machine

@@ -1,38 +1,26 @@
-"""From worker results to typed rows: pool a cell's rounds, summarise them, attach the interval and provenance."""
+"""From worker results to typed rows, the parts every kind shares: pool a cell's rounds, summarise them, attach
+the interval and provenance.  What is a kind's own -- its record type and columns -- is its
+:meth:`~vmibench.measure.kinds.registry.Workload.record` and ``pooled_fields``; the timed kinds (a forward, an op,
+a max-batch search) share :class:`TimedWorkload`, the machine's roofs (matmul peak, triad) :func:`roof_record`."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from vmibench.env import Environment, utc_now
-from vmibench.measure.timing import TimingPolicy, summarize
-from vmibench.measure.workloads import (
-    Cell,
-    MatmulPeak,
-    MaxBatch,
-    Memory,
-    MixerOp,
-    ModelForward,
-    StreamTriad,
-    WorkerResult,
-)
-from vmibench.records import (
-    STATUS_OK,
-    BandwidthRecord,
-    LatencyRecord,
-    MaxBatchRecord,
-    OpsRecord,
-    PeakRecord,
-    RunRecord,
-    TimedRecord,
-)
-from vmibench.resolution import label
+from vmibench.measure.cells import Cell, Memory, Settings, WorkerResult, Workload
+from vmibench.measure.timing import TimingPolicy, TimingStats, summarize
+from vmibench.records import STATUS_OK, RunRecord, TimedRecord
 
-ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+if TYPE_CHECKING:
+    import torch
+
+R = TypeVar("R", bound=RunRecord)
+T = TypeVar("T", bound=TimedRecord)
 
 
 def split_policy(policy: TimingPolicy, rounds: int) -> TimingPolicy:
@@ -68,31 +56,6 @@ def _base_fields(cell: Cell, env: Environment, env_key: str, status: str, error:
                 round_policy=json.dumps(asdict(split_policy(policy, rounds))))  # fmt: skip
 
 
-def _timed(cell: Cell, common: dict[str, Any]) -> TimedRecord:
-    st, wl = cell.settings, cell.workload
-    common = dict(common, device=st.device, dtype=st.dtype, threads=st.threads, channels_last=st.channels_last,
-                  compile=st.compile, cuda_graph=st.cuda_graph)  # fmt: skip
-    if isinstance(wl, MixerOp):
-        from vmibench.ops.mixers import OPS
-
-        info = OPS.get(wl.op)
-        backend = common.get("scan_backend", "")
-        return OpsRecord(**common, batch=wl.batch, op=f"{wl.op}[{backend}]" if backend else wl.op, op_name=wl.op,
-                         seq_len=wl.seq_len, dim=wl.dim, expected_complexity=info.expected_complexity if info else "",
-                         reconstruction=bool(info and info.reconstruction))  # fmt: skip
-    if isinstance(wl, MaxBatch):
-        common = dict(common)
-        found = common.pop("max_batch", None)
-        limit = common.pop("mem_limit_gb", wl.mem_limit_gb)
-        return MaxBatchRecord(**common, batch=found or 0, max_batch=found, model=wl.model, mem_limit_gb=limit,
-                              res=label((wl.height, wl.width)), height=wl.height, width=wl.width,
-                              mode=wl.mode)  # fmt: skip
-    assert isinstance(wl, ModelForward)
-    hw = (wl.height, wl.width)
-    return LatencyRecord(**common, batch=wl.batch, model=wl.model, res=label(hw), height=hw[0], width=hw[1],
-                         mode=wl.mode, task=wl.task, model_source=wl.source)  # fmt: skip
-
-
 def failure_record(
     cell: Cell,
     env: Environment,
@@ -107,15 +70,7 @@ def failure_record(
     """A row for a cell that has no timing: it failed, or was not run (``skipped``)."""
     common = _base_fields(cell, env, env_key, status, error, rounds)
     common.update(error_detail=detail, skip_reason=skip_reason, scan_backend=cell.settings.scan_backend)
-    if isinstance(cell.workload, MatmulPeak):
-        st = cell.settings
-        common.pop("scan_backend")
-        return PeakRecord(**common, device=st.device, dtype=st.dtype, threads=st.threads, matmul_n=cell.workload.n)
-    if isinstance(cell.workload, StreamTriad):
-        st = cell.settings
-        common.pop("scan_backend")
-        return BandwidthRecord(**common, device=st.device, dtype=st.dtype, threads=st.threads, triad_n=cell.workload.n)
-    return _timed(cell, common)
+    return cell.workload.record(cell.settings, common)
 
 
 def stored_results(row: dict[str, Any], samples_by_round: Sequence[Sequence[float]]) -> list[WorkerResult]:
@@ -155,25 +110,22 @@ def pooled_record(
                       warmup_s=min(r.warmup_s for r in results))  # fmt: skip
     ci = median_ci(per_round)
     medians = [summarize(s).median_ms for s in per_round if s]
-    first = results[0]
     common = _base_fields(cell, env, env_key, STATUS_OK, "", rounds or len(results))
     common.update(rounds=len(results), latency_ms_ci_low=ci.low, latency_ms_ci_high=ci.high, ci_method=ci.method,
                   ci_level=ci.level, latency_ms_median=stats.median_ms, n_iters=stats.n)  # fmt: skip
-    if isinstance(cell.workload, MatmulPeak):
-        n = cell.workload.n
-        return PeakRecord(**common, device=cell.settings.device, dtype=cell.settings.dtype,
-                          threads=cell.settings.threads, matmul_n=n,
-                          peak_gflops=2 * n**3 / (stats.median_ms / 1e3) / 1e9,
-                          peak_gflops_best=2 * n**3 / (min(medians) / 1e3) / 1e9)  # fmt: skip
-    if isinstance(cell.workload, StreamTriad):
-        n, st = cell.workload.n, cell.settings
-        moved = 3 * n * ELEMENT_BYTES[st.dtype]  # read b and c, write a (STREAM's count: no write-allocate)
-        return BandwidthRecord(**common, device=st.device, dtype=st.dtype, threads=st.threads, triad_n=n,
-                               bw_peak_gbs=moved / (stats.median_ms / 1e3) / 1e9)  # fmt: skip
+    common.update(cell.workload.pooled_fields(cell.settings, results, stats, medians))
+    return cell.workload.record(cell.settings, common)
+
+
+def timed_fields(results: Sequence[WorkerResult], stats: TimingStats, medians: Sequence[float]) -> dict[str, Any]:
+    """The columns of a timed row (:class:`vmibench.records.TimedRecord`) from its rounds: the first round's counts
+    (FLOPs from the round that counted them), the largest memory peak, the latency distribution, the spread
+    between processes."""
+    first = results[0]
     flops = next((r for r in results if r.gmacs is not None or r.gbytes_moved is not None), first)
     extra = {"flops_error": first.flops_error} if first.flops_error else {}
     memory = max((r.memory for r in results if r.memory is not None), key=lambda m: m.peak_mb, default=None)
-    common.update(
+    fields = dict(
         params_m=first.params_m, gmacs=flops.gmacs, gflops=flops.gflops, gbytes_moved=flops.gbytes_moved,
         scan_backend=first.scan_backend,
         timer=first.timer, interop_threads=first.interop_threads, wall_s=sum(r.wall_s or 0.0 for r in results),
@@ -183,14 +135,58 @@ def pooled_record(
         process_spread=(max(medians) - min(medians)) / stats.median_ms if len(medians) > 1 else None,
         extra=json.dumps(extra) if extra else "",
     )  # fmt: skip
-    if isinstance(cell.workload, MaxBatch):
-        found = first.extra
-        common.update(max_batch=found.get("max_batch"), mem_limit_gb=found.get("mem_limit_gb"),
-                      mem_limit_method=found.get("mem_limit_method", ""),
-                      probes=json.dumps(found.get("probes", {})))  # fmt: skip
-    rec = _timed(cell, common)
-    rec.throughput_ips = rec.batch / (stats.median_ms / 1e3)
     if memory is not None:
-        rec.peak_mem_mb, rec.peak_mem_total_mb = memory.peak_mb, memory.total_mb
-        rec.peak_mem_reserved_mb, rec.mem_method = memory.reserved_mb, memory.method
+        fields.update(peak_mem_mb=memory.peak_mb, peak_mem_total_mb=memory.total_mb,
+                      peak_mem_reserved_mb=memory.reserved_mb, mem_method=memory.method)  # fmt: skip
+    return fields
+
+
+def timed_record(cls: type[T], settings: Settings, fields: dict[str, Any], **values: Any) -> T:
+    """A timed kind's row: the shared ``fields``, the settings' columns and the kind's ``values`` (its ``batch``
+    among them); an ok row's throughput is that batch over the median latency."""
+    st = settings
+    rec = cls(**fields, **values, device=st.device, dtype=st.dtype, threads=st.threads, channels_last=st.channels_last,
+              compile=st.compile, cuda_graph=st.cuda_graph)  # fmt: skip
+    if rec.status == STATUS_OK:
+        rec.throughput_ips = rec.batch / (rec.latency_ms_median / 1e3)  # type: ignore[operator]
     return rec
+
+
+def roof_record(cls: type[R], settings: Settings, fields: dict[str, Any], **values: Any) -> R:
+    """A row of one of the machine's roofs (matmul peak, triad bandwidth): no scan backend, no model columns."""
+    fields = {k: v for k, v in fields.items() if k != "scan_backend"}
+    return cls(**fields, **values, device=settings.device, dtype=settings.dtype, threads=settings.threads)  # type: ignore[call-arg]
+
+
+@dataclass(frozen=True)
+class TimedWorkload(Workload):
+    """Base of the kinds whose rows are :class:`vmibench.records.TimedRecord`: their ok rows carry
+    :func:`timed_fields`, and their :meth:`record` is :func:`timed_record` of their record type."""
+
+    def pooled_fields(
+        self, settings: Settings, results: Sequence[WorkerResult], stats: TimingStats, medians: Sequence[float]
+    ) -> dict[str, Any]:
+        return timed_fields(results, stats, medians)
+
+
+@dataclass(frozen=True)
+class RoofWorkload(Workload):
+    """Base of the machine's roofs (matmul peak, triad bandwidth): one kernel on operands of size ``n``, its row a
+    ``RECORD`` with ``n`` in the column ``N_COLUMN`` (see :func:`roof_record`)."""
+
+    RECORD: ClassVar[type[RunRecord]]
+    N_COLUMN: ClassVar[str]
+
+    n: int
+
+    def kernel(self, settings: Settings, device: torch.device) -> Callable[[], object]:
+        """The call to time, its operands allocated (in the child)."""
+        raise NotImplementedError
+
+    def run(self, settings: Settings, device: torch.device) -> WorkerResult:
+        from vmibench.measure.steps import Step, time_step
+
+        return time_step(lambda: Step(self.kernel(settings, device)), settings, device)
+
+    def record(self, settings: Settings, fields: dict[str, Any]) -> RunRecord:
+        return roof_record(self.RECORD, settings, fields, **{self.N_COLUMN: self.n})

@@ -33,11 +33,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vmibench.env import Environment, capture
+from vmibench.measure.cells import Cell, WorkerResult
 from vmibench.measure.eta import RunClock
 from vmibench.measure.executor import Executor, LocalExecutor
 from vmibench.measure.interrupt import Interrupted
 from vmibench.measure.rows import failure_record, pooled_record, split_policy, stored_results
-from vmibench.measure.workloads import Cell, WorkerResult
 from vmibench.records import (
     FAILED,
     SKIP_AFTER_FAILURE,
@@ -175,15 +175,15 @@ class Runner:
 
     # -- resume and leases -------------------------------------------------------------------------------------------
 
-    def _short(self, row: dict[str, Any]) -> bool:
-        """A stored ok row with fewer rounds than this run asks for: it is topped up, not taken as it is."""
-        # a max-batch row is a search, not rounds of one timing: it is never topped up
-        return bool(row.get("status") == STATUS_OK and int(row.get("rounds") or 0) < self.rounds
-                    and row.get("row_id") and "max_batch" not in row)  # fmt: skip
+    def _short(self, state: _CellState, row: dict[str, Any]) -> bool:
+        """A stored ok row with fewer rounds than this run asks for: it is topped up, not taken as it is (unless
+        its kind says rounds do not add up, as a max-batch search's do not)."""
+        return bool(state.cell.workload.TOP_UP and row.get("status") == STATUS_OK
+                    and int(row.get("rounds") or 0) < self.rounds and row.get("row_id"))  # fmt: skip
 
-    def _reopen(self, row: dict[str, Any]) -> bool:
+    def _reopen(self, state: _CellState, row: dict[str, Any]) -> bool:
         """Whether a stored row's cell is measured again (from scratch, or topped up when short of rounds)."""
-        if self.force or self._short(row):
+        if self.force or self._short(state, row):
             return True
         if not self.retry_failed:
             return False
@@ -195,12 +195,12 @@ class Runner:
         if self.store is None:
             return states
         stored = self._stored_rows(states)
-        todo = [s for s in states if s.key not in stored or self._reopen(stored[s.key])]
+        todo = [s for s in states if s.key not in stored or self._reopen(s, stored[s.key])]
         summary.from_store = len(states) - len(todo)
         if self.force or self.retry_failed:
-            self.store.drop_pending([s.key for s in todo if s.key in stored and not self._short(stored[s.key])])
+            self.store.drop_pending([s.key for s in todo if s.key in stored and not self._short(s, stored[s.key])])
         if not self.force:
-            self._load_stored_rounds([s for s in todo if s.key in stored and self._short(stored[s.key])], stored)
+            self._load_stored_rounds([s for s in todo if s.key in stored and self._short(s, stored[s.key])], stored)
         stale_after = max(3 * self.cell_timeout_s, 600.0)
         mine, theirs = self.store.acquire_leases([s.key for s in todo], self.owner, stale_after)
         self._foreign = {s.key: s for s in todo if s.key in theirs}

@@ -146,7 +146,7 @@ def warm_up(fn: Callable[[], object], clock: _CpuClock | _CudaClock, policy: Tim
     return n, time.perf_counter() - start
 
 
-def measure(fn: Callable[[], object], device: torch.device, policy: TimingPolicy) -> TimingStats:
+def time_calls(fn: Callable[[], object], device: torch.device, policy: TimingPolicy) -> TimingStats:
     """Warm up, then time ``fn`` call by call until the median is stable or the budget ends."""
     clock = clock_for(device)
     warm_n, warm_s = warm_up(fn, clock, policy)

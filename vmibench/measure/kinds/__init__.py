@@ -1,0 +1,43 @@
+"""The workload kinds, one module each; importing this package registers them (as timm's ``models/__init__.py``
+imports its model files).  :mod:`vmibench.measure.kinds.registry` is the registry, and knows none of them.
+
+========================  ==================  ===================================================
+module                    kind (``KIND``)     rows
+========================  ==================  ===================================================
+:mod:`.forward`           ``forward``         ``latency``: a model's forward or training step
+:mod:`.maxbatch`          ``maxbatch``        ``maxbatch``: the largest batch in a memory limit
+:mod:`.op`                ``op``              ``ops``: one call of a token mixer
+:mod:`.peak`              ``matmul``          ``peak``: the dense-matmul roof
+:mod:`.triad`             ``triad``           ``bandwidth``: the STREAM-triad memory roof
+:mod:`.crosscheck`        ``crosscheck``      not stored: vmibench's timer against torch's
+========================  ==================  ===================================================
+
+Nothing here imports torch (the kinds' child steps import it in the worker).
+"""
+
+from vmibench.measure.kinds import crosscheck, forward, maxbatch, op, peak, triad  # noqa: F401  # registers them
+from vmibench.measure.kinds.crosscheck import TimerCrosscheck
+from vmibench.measure.kinds.forward import MODES, TASK_BACKBONE, TASK_CLASSIFY, TASKS, ModelForward
+from vmibench.measure.kinds.maxbatch import MaxBatch
+from vmibench.measure.kinds.op import MixerOp
+from vmibench.measure.kinds.peak import MatmulPeak
+from vmibench.measure.kinds.registry import WORKLOADS, Kind, Workload, register_kind, workload_class
+from vmibench.measure.kinds.triad import StreamTriad
+
+__all__ = [
+    "MODES",
+    "TASKS",
+    "TASK_BACKBONE",
+    "TASK_CLASSIFY",
+    "WORKLOADS",
+    "Kind",
+    "MatmulPeak",
+    "MaxBatch",
+    "MixerOp",
+    "ModelForward",
+    "StreamTriad",
+    "TimerCrosscheck",
+    "Workload",
+    "register_kind",
+    "workload_class",
+]
