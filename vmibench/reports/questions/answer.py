@@ -40,7 +40,8 @@ class AnswerRow:
     verdict: str
     effect: str
     where: str
-    caveat: str
+    caveat: str  # the caveat of this row
+    machine: str = ""  # the machine caveat of its rows (stated once under the table where every row shares it)
 
 
 @dataclass
@@ -182,9 +183,7 @@ def group_row(question: str, rows: pd.DataFrame, d: ReportData, levels: dict[int
         or "none with an interval"
     )
     effect = effect_text(headline(rows, prefer), level_of(rows, levels))
-    return AnswerRow(
-        question, count_verdicts(rows, unit, prep), effect, where, f"{base}{'; ' + caveat if caveat else ''}"
-    )
+    return AnswerRow(question, count_verdicts(rows, unit, prep), effect, where, caveat, base)
 
 
 def undetermined_note() -> str:

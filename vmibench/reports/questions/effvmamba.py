@@ -122,7 +122,7 @@ def question_effvmamba(b: Builder, table: pd.DataFrame, levels: dict[int, str]) 
         answer.rows.append(AnswerRow("(3) effvmamba_t cost per GMAC vs size", _growth(g).split(":")[0]
                                      + (": grows" if g["verdict"] == HIGHER else ""),
                                      effect_text(headline(growth), level_of(growth, levels)),
-                                     "its ladder", machine_caveat(rows_of(d, {NAME}))))  # fmt: skip
+                                     "its ladder", "", machine_caveat(rows_of(d, {NAME}))))  # fmt: skip
         text.append(f"Over its ladder, latency exponent minus GMACs exponent {effect_text(g, level_of(growth, levels))}"
                     f": {_growth(g)}.")  # fmt: skip
     measured = not d.latency.empty and NAME in set(d.latency["model"])

@@ -31,11 +31,17 @@ def section_questions(b: Builder, table: pd.DataFrame, calibration: pd.DataFrame
                question_effvmamba(b, table, levels), question_causal(b, table, levels)]  # fmt: skip
     rows: list[AnswerRow] = [r for a in answers for r in a.rows]
     s = Section(ANSWERS)
+    machines = {r.machine for r in rows}
+    shared = machines.pop() if len(machines) == 1 else ""
+    for r in rows:  # a machine caveat every row shares is said once, under the table
+        r.caveat = "; ".join(c for c in (r.machine if not shared else "", r.caveat) if c) or "--"
     if rows:
         frame = pd.DataFrame([vars(r) for r in rows]).rename(columns=COLUMNS)
         s.lines += md_table(frame, list(COLUMNS.values()))
     else:
         s.lines.append("*No comparison could be made from these rows.*")
+    if shared:
+        s.lines += ["", f"Main caveat of every row: {shared}."]
     s.lines += ["", undetermined_note() + " Intervals: t-intervals over rounds of the ratio or exponent difference "
                 "itself, paired by round; the level is the calibration study's where stored. Every comparison: "
                 "[Appendix](#appendix)."]  # fmt: skip
