@@ -39,8 +39,8 @@ SETTINGS = Settings(device="cpu", dtype="fp32", threads=2, scan_backend="", poli
 ROUNDS, CALLS = 3, 25
 SECTIONS = ["Answers", "(1) Linear complexity: the algorithm or the machine?",
             "(2) VMINet against MLLA and FLatten Transformer, matched",
-            "(3) EfficientVMamba: slow for its FLOPs, and growing with size?", "(4) The causal mask's cost (reconstruction)",
-            "Setup", "Appendix"]  # fmt: skip
+            "(3) EfficientVMamba: slow for its FLOPs, and growing with size?",
+            "(4) The causal mask's cost (reconstruction)", "Setup", "Appendix"]  # fmt: skip
 APPENDIX = ["Pre-registered comparisons", "Models, parameters and FLOPs", "Latency, throughput and memory at 224",
             "Roofline: bytes moved against measured bandwidth", "Resolution scaling", "Token mixers vs sequence length",
             "Training", "Throughput at max batch", "Accuracy vs latency", "Protocol"]  # fmt: skip
@@ -189,7 +189,7 @@ def test_rivals_are_matched_and_verdicts_are_three_way(built: tuple[Path, str]) 
     q2 = section_of(text, SECTIONS[2])
     assert "vminet_b ~ mlla_t, flatten_swin_t" in q2  # GMACs 4.8 against 4.2 and 4.5 (records)
     assert "vminet_t" not in q2  # 0.35 GMACs against 4.2-4.5: never paired with them
-    value, low, high = interval(q2, r"vminet_b/mlla_t: slower at 1 of 4 sizes; no interval at 3; 224:")
+    value, low, _ = interval(q2, r"vminet_b/mlla_t: slower at 1 of 4 sizes; no interval at 3; 224:")
     assert value == pytest.approx(3.5, rel=0.03) and low > 1.1
     row = next(line for line in q2.splitlines() if line.startswith("| vminet_b |"))
     assert "| 82.4 | 80.9 |" in row  # the paper's and the released checkpoint's top-1, side by side
@@ -468,7 +468,8 @@ def test_every_figure_passes_the_lint(store_path: Path, tmp_path: Path) -> None:
     drawn = {f"{name}/{Path(rel).name}" for name, text in texts.items()
              for rel in re.findall(r"\]\((figures/[^)]+\.png)\)", text)}  # fmt: skip
     assert drawn and drawn <= set(found)  # every figure in a report went through the lint
-    assert {"synthetic/roofline_models.png", "synthetic/accuracy_vs_latency.png", "fixture/roofline_mixers.png"} <= drawn
+    assert {"synthetic/roofline_models.png", "synthetic/accuracy_vs_latency.png",
+            "fixture/roofline_mixers.png"} <= drawn  # fmt: skip
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
