@@ -15,7 +15,7 @@ import pandas as pd
 
 from vmibench.analysis import Estimate
 from vmibench.analysis.fits import fit_loglog
-from vmibench.analysis.intervals import HIGHER, difference_verdict
+from vmibench.analysis.intervals import EQUIVALENT, HIGHER, LOWER, difference_verdict
 from vmibench.questions import EXPONENT, OPS, Comparison
 from vmibench.reports.figures import Builder
 from vmibench.reports.questions.answer import (
@@ -139,9 +139,15 @@ def question_linear(b: Builder, table: pd.DataFrame, levels: dict[int, str]) -> 
         s.lines += ["", f"Latency grows faster than both its GMACs and its bytes moved for {join(faster)} (by at "
                         "least the margin): the counts of the algorithm do not explain that growth."
                         + _mixer_sentence(d, faster)]  # fmt: skip
-    elif len(frame[frame["latency exponent"] != TOO_FEW_SIZES]):
-        s.lines += ["", "No model's latency grows faster than both its GMACs and its bytes moved by the margin: "
-                        "what the ladder shows is what the algorithm counts."]  # fmt: skip
+    fitted = frame[frame["latency exponent"] != TOO_FEW_SIZES]
+    no_faster = list(fitted.loc[fitted["latency vs counts"].isin([EQUIVALENT, LOWER]), "model"])
+    unknown = list(fitted.loc[~fitted["latency vs counts"].isin([EQUIVALENT, LOWER, HIGHER]), "model"])
+    if no_faster:
+        s.lines += ["", f"Latency grows no faster than its counts (equivalent or lower) for {join(no_faster)}: there "
+                        "the ladder shows what the algorithm counts."]  # fmt: skip
+    if unknown:
+        s.lines += ["", f"This run cannot tell for {join(unknown)} (undetermined: intervals too wide for the "
+                        "margin)."]  # fmt: skip
     s.lines += _figure(b)
     return answer
 
