@@ -61,7 +61,8 @@ def test_a_rebuild_depends_on_data_and_manifest_only(tmp_path: Path) -> None:
     a, b = rebuild(FIXTURE, tmp_path / "a"), rebuild(FIXTURE, tmp_path / "b")
     assert a.read_bytes() == b.read_bytes() == (FIXTURE / "REPORT.md").read_bytes()
     manifest = check_data(FIXTURE)
-    assert manifest.data_sha256[:16] in a.read_text().splitlines()[2]  # the header names the data's hash
+    setup = a.read_text().split("\n## Setup\n")[1].split("\n## ")[0]
+    assert f"SHA-256 `{manifest.data_sha256[:16]}`" in setup  # the Setup block names the data's hash
 
 
 def _readme_commands() -> list[list[str]]:

@@ -38,9 +38,13 @@ from vmibench.store import ResultStore
 ENV = capture("cpu")
 SETTINGS = Settings(device="cpu", dtype="fp32", threads=2, scan_backend="", policy=TimingPolicy.quick())
 ROUNDS, CALLS = 3, 25
-SECTIONS = ["Setup", "Reviewer questions", "Models, parameters and FLOPs", "Latency, throughput and memory at 224",
+SECTIONS = ["Answers", "(1) Linear complexity: the algorithm or the machine?",
+            "(2) VMINet against MLLA and FLatten Transformer, matched",
+            "(3) EfficientVMamba: slow for its FLOPs, and growing with size?",
+            "(4) The causal mask's cost (reconstruction)", "Setup", "Appendix"]  # fmt: skip
+APPENDIX = ["Pre-registered comparisons", "Models, parameters and FLOPs", "Latency, throughput and memory at 224",
             "Roofline: bytes moved against measured bandwidth", "Resolution scaling", "Token mixers vs sequence length",
-            "Training", "Throughput at max batch", "Accuracy vs latency"]  # fmt: skip
+            "Training", "Throughput at max batch", "Accuracy vs latency", "Protocol"]  # fmt: skip
 
 # model: (latency ms at 224, exponent in pixels, GMACs at 224, noise seed).  Models sharing a seed get the same
 # relative noise, so their exponents and intervals are identical: "not distinguishable" by construction.
@@ -123,7 +127,12 @@ def built(store_path: Path, tmp_path_factory) -> tuple[Path, str]:
 
 
 def answers_of(text: str) -> str:
-    return text.split("## Reviewer questions")[1].split("\n## ")[0]
+    """Everything above the appendix: the answers table and the four questions' sections."""
+    return text.split("\n## Setup")[0]
+
+
+def section_of(text: str, title: str) -> str:
+    return text.split(f"## {title}\n")[1].split("\n## ")[0]
 
 
 def interval(text: str, pattern: str) -> tuple[float, float, float]:
@@ -136,28 +145,36 @@ def interval(text: str, pattern: str) -> tuple[float, float, float]:
 def test_report_has_every_section_and_valid_figures(built: tuple[Path, str]) -> None:
     out, text = built
     for title in SECTIONS:
-        assert f"## {title}" in text
+        assert f"\n## {title}\n" in text
+    for title in APPENDIX:
+        assert f"\n### {title}\n" in text.split("\n## Appendix\n")[1]
     figures = re.findall(r"\]\((figures/[^)]+\.png)\)", text)
     assert {"figures/latency_vs_resolution.png", "figures/ops_latency_vs_L.png", "figures/accuracy_vs_latency.png",
-            "figures/memory_vs_resolution.png", "figures/utilisation_vs_resolution.png",
-            "figures/latency_vs_gmacs.png", "figures/ops_memory_vs_L.png"} <= set(figures)  # fmt: skip
+            "figures/memory_vs_resolution.png", "figures/roofline_models.png", "figures/latency_vs_gmacs.png",
+            "figures/ops_memory_vs_L.png"} <= set(figures)  # fmt: skip
+    # throughput at batch 1 is 1/latency, utilisation latency over GMACs: never drawn again
+    assert not {"figures/throughput_vs_resolution.png", "figures/utilisation_vs_resolution.png"} & set(figures)
     for rel in figures:
         image = mpimg.imread(out / rel)
         assert image.ndim == 3 and image.shape[0] > 100
     assert "threads 2" in text and "scan backend" in text and "torch " + ENV.torch_version in text
+    # provenance once: the setup line is in the Setup block only, captions refer to it
+    assert "torch " + ENV.torch_version not in text.replace(section_of(text, "Setup"), "")
+    assert "setup as in [Setup](#setup)" in text
 
 
-def test_exponents_carry_intervals_and_comparisons_need_disjoint_ones(built: tuple[Path, str]) -> None:
+def test_exponents_side_by_side_with_the_counts(built: tuple[Path, str]) -> None:
     out, text = built
-    answers = answers_of(text)
-    value, low, high = interval(answers, r"vminet_t")
+    q1 = section_of(text, SECTIONS[1])
+    row = next(line for line in q1.splitlines() if line.startswith("| vminet_t |"))
+    value, low, high = interval(row, r"\| 1\.00 \| 1\.00 \|")  # GMACs and bytes moved exponents, then latency's
     assert value == pytest.approx(1.0, abs=0.01) and low <= value <= high and high - low < 0.05
-    assert interval(answers, r"deit_t")[0] == pytest.approx(1.6, abs=0.01)
-    assert re.search(r"vs deit_t [\d.]+ \[[\d., ]+\]: lower \(intervals do not overlap\)", answers)
-    assert re.search(r"vs mlla_t [\d.]+ \[[\d., ]+\]: lower \(intervals do not overlap\)", answers)
-    # effvmamba_t shares vminet_t's relative noise: same exponent, same interval -> no verdict either way
-    assert re.search(r"vs effvmamba_t [\d.]+ \[[\d., ]+\]: not distinguishable on this machine", answers)
-    assert "its interval includes 1, so it is not distinguishable on this machine from linear cost" in answers
+    assert row.rstrip().endswith("| equivalent |")  # latency exponent against the larger count exponent
+    assert re.search(r"\| flatten_swin_t \| 3 [^\n]*\| higher \|", q1)  # latency 1.2 against counts 1.0
+    assert "for flatten_swin_t (by at least the margin)" in q1
+    assert re.search(r"\| deit_t \| 2 \(224x224-448x448\) \|  \|  \| too few sizes \|", q1)  # oom at 896
+    answers = section_of(text, "Answers")
+    assert "| (1) latency exponent vs 1 (linear) | higher for 1 of 6 models; equivalent for 2" in answers
     for name in ("resolution_fits", "ops_fits"):
         fits = pd.read_csv(out / "tables" / f"{name}.csv")
         lat = fits[fits["metric"] == "latency_ms_median"]
@@ -168,54 +185,61 @@ def test_exponents_carry_intervals_and_comparisons_need_disjoint_ones(built: tup
     assert sdpa == pytest.approx(2.0, abs=0.01)
 
 
-def test_ratios_are_called_only_when_their_interval_excludes_one(built: tuple[Path, str]) -> None:
-    answers = answers_of(built[1])
-    value, low, high = interval(answers, r"at 224, vminet_t [^:]+ vs mlla_t [^:]+: ratio")
-    assert value == pytest.approx(0.5, abs=0.02) and high < 1
-    assert re.search(r"at 224, vminet_t [^:]+ vs mlla_t [^:]+: ratio [^:]+: vminet_t faster than mlla_t", answers)
-    # identical noisy samples: the paired interval straddles 1 and no direction is claimed
-    value, low, high = interval(answers, r"at 224, vminet_t [^:]+ vs flatten_swin_t [^:]+: ratio")
-    assert value == pytest.approx(1.0) and low < 1 < high
-    assert re.search(r"vs flatten_swin_t [^:]+: ratio [^:]+: not distinguishable on this machine", answers)
-    assert re.search(r"at 896x896, vminet_t [^:]+ vs flatten_swin_t [^:]+: ratio [^:]+: vminet_t faster", answers)
-    assert "published" in answers  # top-1 comes from the model records here, and says so
-    assert "vminet_b has GMACs within 20% of mlla_t, flatten_swin_t." in answers  # 4.78 vs 4.15 and 4.50
+def test_rivals_are_matched_and_verdicts_are_three_way(built: tuple[Path, str]) -> None:
+    text = built[1]
+    q2 = section_of(text, SECTIONS[2])
+    assert "vminet_b ~ mlla_t, flatten_swin_t" in q2  # GMACs 4.8 against 4.2 and 4.5 (records)
+    assert "vminet_t" not in q2  # 0.35 GMACs against 4.2-4.5: never paired with them
+    value, low, _ = interval(q2, r"vminet_b/mlla_t: slower at 1 of 4 sizes; no interval at 3; 224:")
+    assert value == pytest.approx(3.5, rel=0.03) and low > 1.1
+    row = next(line for line in q2.splitlines() if line.startswith("| vminet_b |"))
+    assert "| 82.4 | 80.9 |" in row  # the paper's and the released checkpoint's top-1, side by side
+    assert "vminet_b top-1 80.9 (released) below flatten_swin_t 82.1" in q2
 
 
-def test_closing_count_matches_the_verdicts(built: tuple[Path, str]) -> None:
-    answers = answers_of(built[1])
-    m = re.search(r"Of the (\d+) comparisons above, (\d+) (?:is|are) resolved on this machine \(intervals exclude "
-                  r"equality\); (\d+) (?:is|are) not distinguishable", answers)  # fmt: skip
-    assert m, answers
-    total, resolved, unresolved = map(int, m.groups())
-    assert total == resolved + unresolved and 0 < resolved < total
-    body = answers.split("Of the ")[0]
-    grouped = re.findall(r"and (\d+) (?:is|are) not distinguishable on this machine", body)  # ms per GMAC vs peers
-    clauses = body.count("not distinguishable on this machine") - len(grouped)  # one per ratio / exponent verdict
-    assert unresolved == clauses + sum(map(int, grouped))
-    verdicts = len(re.findall(r"(?:faster|slower) than|do not overlap\)|interval excludes 1", answers))
-    assert resolved >= verdicts
+def test_ratio_wording_is_the_three_way_verdict() -> None:
+    from vmibench.analysis import Estimate
+    from vmibench.reports.text import Tally, ratio_clause
+
+    tally = Tally()
+    assert ratio_clause(Estimate(0.5, 0.45, 0.55), "a", "b", tally).endswith(": a faster than b")
+    assert ratio_clause(Estimate(1.0, 0.97, 1.03), "a", "b", tally).endswith(": equivalent")
+    # the interval misses 1 but crosses the margin: undetermined, never "slower"
+    assert ratio_clause(Estimate(1.06, 1.02, 1.12), "a", "b", tally).endswith(": undetermined")
+    assert (tally.decided, tally.undetermined) == (2, 1)
+
+
+def test_answers_table_counts_the_verdict_table(built: tuple[Path, str]) -> None:
+    out, text = built
+    verdicts = pd.read_csv(out / "tables" / "verdicts.csv")
+    answers = section_of(text, "Answers")
+    for (a, b), rows in verdicts[verdicts["question"] == "q2"].groupby(["a", "b"]):
+        line = next(x for x in answers.splitlines() if x.startswith(f"| (2) {a} vs {b} |"))
+        assert f" of {len(rows)} sizes" in line
+        for verdict, n in rows["verdict"].value_counts().items():
+            assert f"{verdict} at {n}" in line, line
+    assert "2-thread CPU" in answers and "GPU claims are not tested by this run" in answers
 
 
 def test_effvmamba_answer_comes_from_the_data_and_the_roofline(built: tuple[Path, str]) -> None:
     out, text = built
-    answers = answers_of(text)
+    answers = section_of(text, SECTIONS[3])
     assert "fewest FLOPs" not in answers
     # 4 of the 5 others have more GMACs (vminet_t has fewer): "few" is the conditional verdict, not a given
     assert "effvmamba_t has fewer GMACs than 4 of the 5 other models with a count at 224 here: few FLOPs" in answers
-    value, low, high = interval(answers, r"Its latency is [^:]+: ")
-    assert value == pytest.approx(40.0 / 0.81, rel=0.02) and low < value < high
-    assert "ms per GMAC; of the 5 other models with a GMACs count" in answers
-    assert "utilisation 0.404 of the dense-matmul peak" in answers and "At 896x896 (" in answers
+    # the same exponent as its GMACs (1.0): its cost per GMAC does not grow with size, said from the data
+    assert "equivalent: its cost per GMAC does not grow with size" in answers
+    value = float(re.search(r"vminet_t@224 ([\d.]+)x slower", answers).group(1))  # per-GMAC ratio, paired
+    assert value == pytest.approx((40.0 / 0.81) / (10.0 / 0.35), rel=0.03)
     assert "effvmamba_t moves 0.200 GB per image, 8.10 FLOP/byte, so it is memory-bound" in answers
-    assert re.search(r"its roofline time 20 ms is 0\.49\d of its measured latency", answers)
-    assert "Among the 6 models with a roofline, 1 is memory-bound (effvmamba_t)" in answers
+    assert re.search(r"its roofline time 20 ms is 0\.49\d of its latency", answers)
+    assert "1 of the 6 models with a roofline is memory-bound" in answers
     assert "effvmamba_t is further from its roof than the others" in answers
     roof = pd.read_csv(out / "tables" / "roofline_224.csv").set_index("model")
     assert roof.loc["effvmamba_t", "bound"] == "memory" and roof.loc["vminet_t", "bound"] == "compute"
     assert roof.loc["vminet_t", "arith_intensity"] == pytest.approx(2 * 0.35 / 0.05)
     assert roof.loc["vminet_t", "roofline_ms"] == pytest.approx(0.7 / 100 * 1e3)  # compute roof: 2*gmacs/peak
-    assert (out / "figures" / "roofline.png").is_file()
+    assert (out / "figures" / "roofline_models.png").is_file()
 
 
 def test_effvmamba_with_many_flops_is_not_called_low(tmp_path: Path) -> None:
@@ -249,14 +273,14 @@ def test_training_and_max_batch_sections(built: tuple[Path, str]) -> None:
 
 def test_causal_mask_and_crossovers_with_intervals(built: tuple[Path, str]) -> None:
     out, text = built
-    answers = answers_of(text)
-    value, low, _ = interval(answers, r"vmisa_recurrent [^:]+ vs vmisa [^:]+: ratio")
-    assert value == pytest.approx(6.0, rel=0.02) and low > 1
-    assert re.search(
-        r"at L=16384, vmisa_recurrent [^:]+ vs vmisa [^:]+: ratio [^:]+: vmisa_recurrent slower than", answers
-    )
-    assert re.search(r"vmisa_recurrent [\d.]+ \[[\d., ]+\] vs vmisa [\d.]+ \[[\d., ]+\]: not distinguishable", answers)
-    assert "vmisa_matrix was not run from L=65536 (skipped" in answers
+    q4 = section_of(text, SECTIONS[4])
+    for L in LENGTHS:  # the whole L range, each with its verdict
+        assert re.search(rf"\| {L} \| 6\.00x \[[\d.]+, [\d.]+\] slower \| [\d.]+x \[[\d.]+, [\d.]+\] slower \|", q4)
+    # VMINet-T's stage 1 at 224 (56 x 56 tokens, from its stage strides) lies between measured lengths
+    assert "stage 1 (L=3,136): recurrent ~6.00x (interpolated between L=1024 and 4096, no verdict)" in q4
+    assert "vmisa_matrix was not run from L=65536 (skipped" in q4
+    assert "| (4) recurrent mask / vmisa | slower at 4 of 4 lengths |" in text
+    assert "slower from L=256 on" in text
     cross = pd.read_csv(out / "tables" / "ops_crossovers.csv").set_index("op")
     assert {"crossover_ci_low", "crossover_ci_high", "never_fraction", "at_smallest"} <= set(cross.columns)
     assert cross.loc["vmisa", "at_smallest"] and cross.loc["vmisa", "faster_than_sdpa_from_L"] == 256
@@ -267,7 +291,6 @@ def test_causal_mask_and_crossovers_with_intervals(built: tuple[Path, str]) -> N
     ops_section = text.split("## Token mixers vs sequence length")[1]
     assert re.search(r"\| vmisa \| fp32 \| 64 \| 1 \| ≤ 256", ops_section)
     assert "none up to 16384" in ops_section
-    assert "faster than deit_t from an input side of ≤ 224 px" in answers  # at the smallest shared size
 
 
 def test_tables_show_intervals_protocol_and_failures(built: tuple[Path, str]) -> None:
@@ -280,10 +303,11 @@ def test_tables_show_intervals_protocol_and_failures(built: tuple[Path, str]) ->
     assert (lat["latency_ms_ci_low"] < lat["latency_ms_median"]).all() and (lat["rounds"] == ROUNDS).all()
     section = text.split("## Latency, throughput and memory at 224")[1].split("\n## ")[0]
     assert "| ci95 |" in section and re.search(r"\| vminet_t \| 10\.\d \| \d+\.\d+-\d+\.\d+ \| 3 \|", section)
-    setup = text.split("## Setup")[1].split("\n## ")[0]
+    setup = section_of(text, "Setup")
+    protocol = text.split("### Protocol\n")[1]
     policy = TimingPolicy.quick()
     assert f"each cell: {ROUNDS} rounds (worker processes)" in setup
-    assert f"warm-up >= {policy.min_warmup_iters} calls" in setup and "precision target 1%" in setup
+    assert f"warm-up >= {policy.min_warmup_iters} calls" in protocol and "precision target 1%" in protocol
 
 
 @pytest.fixture
@@ -356,8 +380,7 @@ def test_latency_rows_alone_from_the_cli(vmi, small_store, tmp_path: Path) -> No
     rep = vmi("report", "--db", str(small_store(ENV.git_commit)), "--out", str(out))
     assert rep.returncode == 0, rep.stderr
     text = (out / "REPORT.md").read_text()
-    assert "## Reviewer questions" in text and re.search(r"vminet_t 1\.00 \[[\d.]+, [\d.]+\]", text)
-    assert "Figure utilisation_vs_resolution skipped" in text
+    assert "## Answers" in text and "| vminet_t | 2 (224x224-448x448) |  |  | too few sizes |" in text
     assert (out / "figures" / "latency_vs_resolution.png").is_file() and (
         out / "figures" / "latency_vs_gmacs.png"
     ).is_file()
@@ -366,6 +389,7 @@ def test_latency_rows_alone_from_the_cli(vmi, small_store, tmp_path: Path) -> No
     assert "each cell: 2 rounds (worker processes)" in text and "precision target 2%" in text
     assert "1-3 s" in text  # the cell's timing budget, from the stored policy
     assert "## Token mixers vs sequence length\n\n*(no ops rows" in text
+    assert "Throughput at max batch" not in text  # no max-batch rows: no section at all
     assert_user_error(vmi("report", "--db", "missing.sqlite"), "no results database")
 
 
@@ -415,3 +439,102 @@ def test_results_columns_take_the_printed_name_of_the_time_stamp(vmi, small_stor
     stamped = results_rows(vmi, small_store(ENV.git_commit), "--columns", "model,measured_at,timestamp")
     assert list(stamped.columns) == ["model", "measured_at", "timestamp"] and len(stamped) == 4
     assert (stamped["measured_at"] == stamped["timestamp"]).all()
+
+
+# -- a report a reviewer reads in five minutes -------------------------------------------------------------------
+
+WORD_BUDGET = 1500  # words above the appendix
+
+
+def above_appendix(text: str) -> str:
+    assert "\n## Appendix\n" in text
+    return text.split("\n## Appendix\n")[0]
+
+
+def test_answers_table_is_the_first_thing_after_the_title(built: tuple[Path, str]) -> None:
+    lines = built[1].splitlines()
+    assert lines[0].startswith("# vmibench report -- ") and lines[1] == "" and lines[3] == ""
+    assert lines[4] == "## Answers" and lines[5] == ""
+    assert lines[6] == "| question | verdict | effect [interval, level] | where | main caveat |"
+
+
+@pytest.mark.parametrize("source", ["synthetic", "fixture"])
+def test_words_above_the_appendix_fit_the_budget(built: tuple[Path, str], source: str) -> None:
+    text = built[1] if source == "synthetic" else (Path(__file__).parent / "fixtures/resultset/REPORT.md").read_text()
+    words = len(above_appendix(text).split())
+    assert 0 < words <= WORD_BUDGET, words
+
+
+def test_a_two_size_ladder_is_too_few_sizes_never_a_verdict(small_store, tmp_path: Path) -> None:
+    text = write_report(str(small_store(ENV.git_commit)), tmp_path / "out").read_text()  # 224 and 448 only
+    front = above_appendix(text)
+    assert "| vminet_t | 2 (224x224-448x448) |  |  | too few sizes |" in front
+    assert "| mlla_t | 2 (224x224-448x448) |  |  | too few sizes |" in front
+    assert not re.search(r"R\^?2|latency grows faster|No model's latency grows", front)
+    row = next(line for line in front.splitlines() if line.startswith("| (1) latency exponent vs 1"))
+    assert not re.search(r"\b(higher|lower|equivalent|undetermined)\b", row), row
+    fits = text.split("### Resolution scaling\n")[1]
+    assert not re.search(r"\| latency_ms_median \| [-\d.]+ \[", fits)  # no exponent printed from two points
+    assert "| too few sizes |" in fits
+
+
+def test_a_toy_accuracy_set_is_never_called_imagenet(store_path: Path, tmp_path: Path) -> None:
+    from vmibench.accuracy import AccuracyRecord
+
+    path = tmp_path / "acc.sqlite"
+    path.write_bytes(store_path.read_bytes())
+    with ResultStore(path) as store:
+        for model, top1, images, classes, name in (("vminet_t", 99.0, 21, 3, "toyset"),
+                                                   ("deit_t", 70.0, 50_000, 1_000, "val")):  # fmt: skip
+            store.add(AccuracyRecord(timestamp=utc_now(), env=ENV, env_key=ENV.key("cpu"), model=model, res="224",
+                                     top1=top1, n_samples=images, num_classes=classes, dataset=name,
+                                     data_dir=f"/data/{name}"))  # fmt: skip
+    out = tmp_path / "out"
+    text = write_report(str(path), out).read_text()
+    points = pd.read_csv(out / "tables" / "accuracy_vs_latency.csv").set_index(["model", "top1_source"])
+    assert ("deit_t", "measured (ImageNet-1k val)") in points.index  # the full validation set is ImageNet top-1
+    assert 99.0 not in set(points["top1"])  # the toy set's 99% is not plotted as ImageNet top-1
+    assert "| vminet_t | 224 | toyset (21 images, 3 classes) | 99 |" in text
+    for line in text.splitlines():
+        if "toyset" in line or "99.0" in line:
+            assert "imagenet" not in line.lower() or "not ImageNet" in line, line
+
+
+def test_every_figure_passes_the_lint(store_path: Path, tmp_path: Path) -> None:
+    """Every figure the report makes, from the synthetic store and the committed fixture, linted as it is built."""
+    from vmibench.reports import plots
+    from vmibench.reports.lint import lint_figure
+
+    found: dict[str, list[str]] = {}
+    hook = lambda fig, path: found.__setitem__(f"{path.parent.parent.name}/{path.name}", lint_figure(fig))  # noqa: E731
+    plots.FIGURE_HOOKS.append(hook)
+    try:
+        texts = {name: write_report(str(db), tmp_path / name).read_text()
+                 for name, db in (("synthetic", store_path),
+                                  ("fixture", Path(__file__).parent / "fixtures/resultset/store.sqlite"))}  # fmt: skip
+    finally:
+        plots.FIGURE_HOOKS.remove(hook)
+    drawn = {f"{name}/{Path(rel).name}" for name, text in texts.items()
+             for rel in re.findall(r"\]\((figures/[^)]+\.png)\)", text)}  # fmt: skip
+    assert drawn and drawn <= set(found)  # every figure in a report went through the lint
+    assert {"synthetic/roofline_models.png", "synthetic/accuracy_vs_latency.png",
+            "fixture/roofline_mixers.png"} <= drawn  # fmt: skip
+    assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+def test_the_lint_catches_overlaps_off_canvas_text_and_covered_points() -> None:
+    import matplotlib.pyplot as plt
+
+    from vmibench.reports.lint import lint_figure
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1, 2], [0, 1, 2], marker="o", label="data")
+    ax.legend(loc="center")  # over the middle point
+    ax.annotate("first label", (1, 1))
+    ax.annotate("second label", (1, 1))  # on top of the first
+    fig.text(0.9, 0.5, "a footer running off the right edge of the canvas")
+    problems = lint_figure(fig)
+    plt.close(fig)
+    assert any(p.startswith("overlapping text: 'first label' and 'second label'") for p in problems), problems
+    assert any(p.startswith("text outside the canvas: 'a footer") for p in problems), problems
+    assert "legend covers 1 data point(s)" in problems, problems

@@ -96,6 +96,7 @@ class AccuracyRecord(Record):
     checkpoint: str = ""  # the file, or hf-hub:<id> for cached timm weights
     ema: bool = False
     data_dir: str = ""
+    dataset: str = ""  # the evaluated set's name (its folder); with n_samples and num_classes its identity
     batch: int = 0
     limit: int | None = None
     model_source: str = ""  # SHA-256 (16 hex) of the --import file defining the model; "" for vmibench's and timm's
@@ -755,6 +756,7 @@ def _record(
         checkpoint=weights.source,
         ema=plan.spec.ema,
         data_dir=str(plan.images.root),
+        dataset=Path(plan.images.root).name,
         batch=plan.spec.batch,
         limit=plan.spec.limit,
         height=hw[0],

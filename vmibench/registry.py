@@ -51,7 +51,8 @@ class Published:
     gmacs: float | None = None  # what papers print as "GFLOPs": one multiply-add counted once
     top1: float | None = None
     top5: float | None = None
-    eval_res: int | None = None
+    eval_res: int | None = None  # the resolution top1 and gmacs were printed at
+    released_top1: float | None = None  # what the released checkpoint scores, where its README says it differs
     throughput_ips: float | None = None
     throughput_setup: str = ""
     source: str = ""
@@ -99,6 +100,7 @@ class ModelInfo:
     fixed_input_size: bool = False  # weights or buffers are built for one input size (timm's cfg flag)
     first_conv: str = ""  # timm cfg: module of the first conv (for in_chans adaptation)
     classifier: str = ""  # timm cfg: module of the classifier
+    stage_strides: tuple[int, ...] = ()  # down-sampling of each stage's token grid (input side / grid side)
     adaptation: str = ""  # how the model is adapted to resolutions other than its build size (our generalisation)
     reconstruction: str = ""  # parts that are not verified against official code, if any
     timm_name: str | None = None  # set for timm references: the timm architecture this short name builds

@@ -37,7 +37,8 @@ class Builder:
         return f"figures/{name}.png"
 
     def lines_figure(self, frame: pd.DataFrame, name: str, *, group: str, x: str, y: str, title: str, xlabel: str,
-                     ylabel: str, setup: str, xticks: dict[float, str] | None = None) -> list[str]:  # fmt: skip
+                     ylabel: str, setup: str, xticks: dict[float, str] | None = None,
+                     guides: bool = False) -> list[str]:  # fmt: skip
         """Markdown for a per-group lines figure, or a note where ``y`` has nothing a log axis can show (e.g.
         utilisation without a matmul-peak row) -- matplotlib cannot log-scale an empty axis."""
         if plots.drawable(frame[frame["status"] == "ok"], x, y).empty:
@@ -45,7 +46,7 @@ class Builder:
         yerr = CI_COLUMNS if y == LATENCY and all(c in frame.columns for c in CI_COLUMNS) else None
         rel = self.figure(
             lambda p: plots.lines_vs_size(frame, group=group, x=x, y=y, path=p, title=title, xlabel=xlabel,
-                                          ylabel=ylabel, setup=setup, yerr=yerr, xticks=xticks),
+                                          ylabel=ylabel, setup=setup, yerr=yerr, xticks=xticks, guides=guides),
             name,
         )  # fmt: skip
-        return ["", f"![{title}]({rel})", "", f"*Figure: {title}. {setup}.*"]
+        return ["", f"![{title}]({rel})", "", f"*Figure: {title}.*"]

@@ -1,7 +1,12 @@
-"""Matplotlib figures of the report (Agg backend, PNG).  Every figure carries its setup line as a footer."""
+"""Matplotlib figures of the report (Agg backend, PNG).  Every figure carries a one-line setup footer (the full
+setup is the report's *Setup* block) below its axes, its legend outside the data, and labels only on the points
+the report discusses; :data:`FIGURE_HOOKS` see each figure once it is laid out (the tests lint it there:
+:mod:`vmibench.reports.lint`)."""
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import matplotlib
@@ -16,11 +21,25 @@ import pandas as pd
 FAILED = ("oom", "timeout", "crashed", "skipped", "error")
 
 
-def _finish(fig: plt.Figure, path: Path, setup: str) -> Path:
-    """Footer, fixed margins, PNG.  Every figure has the same size and fonts, so fixed margins fit; tight_layout
-    measured every tick label again and took most of a report's run time."""
-    fig.text(0.01, 0.005, setup, fontsize=6, color="0.35", ha="left", va="bottom", wrap=True)
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.93)
+FIGURE_HOOKS: list[Callable[[plt.Figure, Path], None]] = []  # called on every figure before it is saved
+FOOTER_PT = 6.0
+LEGEND = {"fontsize": 7, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0.0}  # beside the axes
+
+
+def _finish(fig: plt.Figure, path: Path, setup: str, notes: Collection[str] = (), *,
+            labels: tuple[plt.Axes, list] | None = None) -> Path:  # type: ignore[type-arg]  # fmt: skip
+    """Footer (notes, then the setup line) in its own strip below the axes, layout that keeps every label on the
+    canvas, point labels pushed apart (``labels``: the axes and its annotations), hooks, PNG."""
+    footer = "\n".join(textwrap.wrap("; ".join([*notes, setup] if setup else notes), 150))
+    lines = footer.count("\n") + 1 if footer else 0
+    if footer:
+        fig.text(0.01, 0.01, footer, fontsize=FOOTER_PT, color="0.35", ha="left", va="bottom")
+    strip = (lines * FOOTER_PT * 1.35 + 8) / (fig.get_figheight() * 72)
+    fig.tight_layout(rect=(0, strip, 1, 1))
+    if labels is not None:
+        repel_labels(*labels)
+    for hook in FIGURE_HOOKS:
+        hook(fig, path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -70,8 +89,10 @@ def lines_vs_size(
     logy: bool = True,
     yerr: tuple[str, str] | None = None,
     xticks: dict[float, str] | None = None,
+    guides: bool = False,
 ) -> Path:
-    """One line per ``group`` of ``y`` against ``x`` (log-log); failed/skipped cells drawn as x at the top.
+    """One line per ``group`` of ``y`` against ``x`` (log-log); failed/skipped cells drawn as x at the top;
+    ``guides`` adds O(N) and O(N^2) lines through the lowest point at the smallest x.
 
     ``yerr`` names the columns of a confidence interval (low, high) drawn as error bars; ``xticks`` labels the
     x axis at the sizes measured (``{pixels: "224²"}``) instead of decades.  Points that a log axis cannot show
@@ -98,19 +119,30 @@ def lines_vs_size(
     if xticks:
         ax.set_xticks(list(xticks), [xticks[k] for k in xticks], rotation=30, fontsize=7)
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # only the measured sizes are labelled
+    if guides and not shown.empty:
+        _guides(ax, shown[x].astype(float), shown[y].astype(float), shown.loc[shown[x].astype(float).idxmin(), x])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
-    ax.legend(fontsize=7, ncol=2)
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels of a short log axis collide
+    ax.legend(**LEGEND)
     notes = []
     if (frame["status"].isin(FAILED)).any():
         notes.append("x = not measured (oom / timeout / skipped)")
     if yerr is not None:
         notes.append("bars = 95% bootstrap CI of the median")
-    if notes:
-        ax.annotate("; ".join(notes), xy=(0.01, 0.98), xycoords="axes fraction", fontsize=7, va="top")
-    return _finish(fig, path, setup)
+    return _finish(fig, path, setup, notes)
+
+
+def _guides(ax: plt.Axes, xs: pd.Series, ys: pd.Series, x0: float) -> None:
+    """O(N) and O(N^2) through the lowest point at the smallest x, over the x range; the y range stays the data's."""
+    limits = ax.get_ylim()
+    y0 = float(ys[xs == float(x0)].min())
+    grid = np.geomspace(float(xs.min()), float(xs.max()), 50)
+    for power, style, name in ((1, "--", "O(N)"), (2, ":", "O(N²)")):
+        ax.plot(grid, y0 * (grid / float(x0)) ** power, ls=style, color="0.45", lw=1.0, label=f"{name} guide")
+    ax.set_ylim(limits)
 
 
 def scatter_labelled(
@@ -130,28 +162,33 @@ def scatter_labelled(
     pareto: bool = False,
     xerr: tuple[str, str] | None = None,
     yerr: tuple[str, str] | None = None,
+    labelled: Collection[str] | None = None,
 ) -> Path:
-    """Scatter with a text label per point, labels pushed apart (:func:`repel_labels`); ``marker_col`` splits
-    markers (e.g. measured vs published); ``xerr``/``yerr`` name interval columns drawn as error bars.
+    """Scatter with a text label on each point named in ``labelled`` (all where None), labels pushed apart
+    (:func:`repel_labels`); ``marker_col`` splits markers (e.g. measured vs published); ``xerr``/``yerr`` name
+    interval columns drawn as error bars.
 
     Rows a log axis cannot show (missing or non-positive values) are left out; check :func:`drawable` first.
     """
     frame = drawable(frame, x, y, logx=logx, logy=logy)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    markers = {"measured": "o", "published": "^"}
+    markers = {"measured": "o", "published": "^", "released": "v"}
     groups = frame.groupby(marker_col) if marker_col else [("", frame)]
     for i, (kind, sub) in enumerate(groups):
-        ax.scatter(sub[x], sub[y], marker=markers.get(str(kind), "o"), s=28, label=str(kind) or None, zorder=3)
+        marker = next((m for k, m in markers.items() if str(kind).startswith(k)), "o")
+        ax.scatter(sub[x], sub[y], marker=marker, s=28, label=str(kind) or None, zorder=3)
         ex, ey = _error_bars(sub, x, xerr), _error_bars(sub, y, yerr)
         if ex is not None or ey is not None:
             ax.errorbar(sub[x], sub[y], xerr=ex, yerr=ey, fmt="none", ecolor=f"C{i}", elinewidth=0.8, capsize=2)
+    named = frame if labelled is None else frame[frame[label].isin(labelled)]
+    named = named.drop_duplicates(label)  # one label per model, on its first point
     texts = [ax.annotate(str(getattr(row, label)), (getattr(row, x), getattr(row, y)), fontsize=6.5,
                          xytext=(4, 4), textcoords="offset points",
                          arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
-             for row in frame.itertuples(index=False)]  # fmt: skip
-    if xerr is not None or yerr is not None:
-        ax.annotate("bars = 95% bootstrap CI of the median latency", xy=(0.01, 0.98), xycoords="axes fraction",
-                    fontsize=7, va="top")  # fmt: skip
+             for row in named.itertuples(index=False)]  # fmt: skip
+    notes = ["bars = 95% bootstrap CI of the median latency"] if xerr is not None or yerr is not None else []
+    if labelled is not None and len(named) < frame[label].nunique():
+        notes.append("unlabelled points: models the text does not discuss (tables in the appendix)")
     if pareto and not frame.empty:
         front = pareto_front(frame, x, y)
         ax.plot(front[x], front[y], lw=1, ls="--", color="0.4", label="Pareto front")
@@ -163,16 +200,11 @@ def scatter_labelled(
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if marker_col or pareto:
-        ax.legend(fontsize=7)
-    _finish_layout(fig)
-    repel_labels(ax, texts)
-    return _finish(fig, path, setup)
-
-
-def _finish_layout(fig: plt.Figure) -> None:
-    """The margins :func:`_finish` sets, applied before labels are placed in display coordinates."""
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.93)
+        ax.legend(**LEGEND)
+    return _finish(fig, path, setup, notes, labels=(ax, texts))
 
 
 def repel_labels(ax: plt.Axes, texts: list, iterations: int = 80, pad_px: float = 2.0) -> None:  # type: ignore[type-arg]
@@ -240,11 +272,13 @@ def roofline(
     path: Path,
     title: str,
     setup: str,
+    labelled: Collection[str] = (),
 ) -> Path:
     """Log-log roofline: attained GFLOP/s against arithmetic intensity (FLOP/byte), both roofs drawn.
 
-    ``points`` has ``label``, ``kind`` (marker group: models, ops), ``arith_intensity``, ``attained_gflops`` and,
-    optionally, ``attained_low``/``attained_high`` (from the latency's interval) for error bars.
+    ``points`` has ``label``, ``series`` (one marker colour and legend entry each: a model, or an op over its L),
+    ``arith_intensity``, ``attained_gflops`` and, optionally, ``attained_low``/``attained_high`` (from the latency's
+    interval) for error bars; only points whose label is in ``labelled`` are labelled.
     """
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     shown = drawable(points, "arith_intensity", "attained_gflops")
@@ -252,21 +286,23 @@ def roofline(
     lo = min(float(xs.min()) / 2, peak_gflops / bw_gbs / 4) if not shown.empty else 0.1
     hi = max(float(xs.max()) * 2, peak_gflops / bw_gbs * 4) if not shown.empty else 100.0
     grid = np.geomspace(lo, hi, 200)
-    ax.plot(grid, np.minimum(peak_gflops, bw_gbs * grid), color="0.2", lw=1.4, label="roofline")
+    ax.plot(grid, np.minimum(peak_gflops, bw_gbs * grid), color="0.2", lw=1.4,
+            label=f"roof: matmul {peak_gflops:.3g} GFLOP/s,\ntriad {bw_gbs:.3g} GB/s")  # fmt: skip
     ax.axvline(peak_gflops / bw_gbs, color="0.6", lw=0.6, ls=":")
-    ax.annotate(f"matmul peak {peak_gflops:.3g} GFLOP/s", (hi, peak_gflops), fontsize=7, ha="right", va="bottom")
-    ax.annotate(f"triad {bw_gbs:.3g} GB/s", (lo, bw_gbs * lo), fontsize=7, ha="left", va="bottom", rotation=0)
     texts = []
-    for i, (kind, sub) in enumerate(shown.groupby("kind", sort=True)):
-        ax.scatter(sub["arith_intensity"], sub["attained_gflops"], s=24, marker="os^"[i % 3], color=f"C{i}",
-                   label=str(kind), zorder=3)  # fmt: skip
+    labelled_points = shown[shown["label"].isin(labelled)]
+    series = shown.groupby("series", sort=True) if len(labelled_points) < len(shown) else [("", shown)]
+    for i, (name, sub) in enumerate(series):
+        sub = sub.sort_values("arith_intensity")
+        ax.plot(sub["arith_intensity"], sub["attained_gflops"], marker="os^Dv"[i % 5], ms=4.5, color=f"C{i % 10}",
+                lw=0.8 if len(sub) > 1 else 0, label=str(name) or None, zorder=3)  # fmt: skip
         err = _error_bars(sub, "attained_gflops", ("attained_low", "attained_high"))
         if err is not None:
-            ax.errorbar(sub["arith_intensity"], sub["attained_gflops"], yerr=err, fmt="none", ecolor=f"C{i}",
+            ax.errorbar(sub["arith_intensity"], sub["attained_gflops"], yerr=err, fmt="none", ecolor=f"C{i % 10}",
                         elinewidth=0.7, capsize=1.5)  # fmt: skip
-        texts += [ax.annotate(str(r.label), (r.arith_intensity, r.attained_gflops), fontsize=6, xytext=(4, 4),
-                              textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
-                  for r in sub.itertuples(index=False)]  # fmt: skip
+    texts += [ax.annotate(str(r.label), (r.arith_intensity, r.attained_gflops), fontsize=6.5, xytext=(4, 4),
+                          textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
+              for r in labelled_points.itertuples(index=False)]  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP / byte moved, unfused lower bound of traffic)")
@@ -275,7 +311,5 @@ def roofline(
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
-    ax.legend(fontsize=7, loc="lower right")
-    _finish_layout(fig)
-    repel_labels(ax, texts)
-    return _finish(fig, path, setup)
+    ax.legend(**LEGEND)
+    return _finish(fig, path, setup, labels=(ax, texts))

@@ -1,28 +1,33 @@
 """``vmibench report``: results/REPORT.md, CSV tables and PNG figures, generated from the results store.
 
-Everything printed is read from the store at generation time -- the *Reviewer questions* sentences included --
-so the report cannot drift from its data.  One report covers one device (``--device``, default: that of the
-newest latency row) and, for it, the newest environment (machine + libraries + vmibench commit) of the
-latency and ops tables, so rows of different code versions are never mixed.  Published numbers appear only in
-columns named ``published_*`` and are marked as such in figures.
+Everything printed is read from the store at generation time, so the report cannot drift from its data.  One
+report covers one device (``--device``, default: that of the newest latency row) and, for it, the newest
+environment (machine + libraries + vmibench commit), so rows of different code versions are never mixed.
 
-Uncertainty.  Each stored row keeps its raw per-call samples, one list per round (worker process).  From them
-the report gives every conclusion a 95% bootstrap interval (:mod:`vmibench.analysis`): exponents, latency
-ratios (paired by round), crossovers.  A difference is stated only where the intervals resolve it -- a ratio's
-interval excludes 1, two exponents' intervals do not overlap -- and is otherwise called "not distinguishable on
-this machine"; the reviewer answers end with a count of how many of their comparisons were resolved.
+Order.  A reviewer reads it in five minutes: right after the title, the *Answers* table (question, verdict,
+effect [interval, level as calibrated], where, main caveat), then one short section per reviewer question, then
+the *Setup* block -- the only place the provenance (source data, code version and staleness, device, libraries)
+is stated; captions refer to it.  Everything else (full tables, per-model notes, protocol, every pre-registered
+comparison) is in the *Appendix*.  Above the appendix the report stays within a word budget (a test holds it).
 
-Staleness.  The header names the commit(s) that measured the rows and the commit the report was generated at, and
-marks as stale the models and ops (and lists the measurement files) whose code changed in between, so a report
-does not pass old timings off as current ones.  A published result set (:mod:`vmibench.resultset`) records this
-in its manifest when it is published, so its report is rebuilt from the data and manifest alone, byte for byte.
+Uncertainty.  Every verdict is three-way with a 10% margin (faster/slower/higher/lower, equivalent, undetermined,
+no interval) on a t-interval over rounds of the ratio or exponent difference itself, paired by round
+(:mod:`vmibench.analysis.intervals`): pre-registered comparisons from the preset, and matched comparisons the
+preset did not declare through the same evaluation, marked as not pre-registered.  A fit on fewer than 3 sizes is
+"too few sizes", never a verdict.
+
+Staleness.  The *Setup* block names the commit(s) that measured the rows and the commit the report was generated
+at, and marks as stale the models and ops whose code changed in between.  A published result set
+(:mod:`vmibench.resultset`) records this in its manifest, so its report is rebuilt from the data and manifest
+alone, byte for byte.
 
 Layout.  :mod:`~vmibench.reports.selection` turns stored rows into the frames a report reads (one device, its
 newest environment, the newest row per cell); :mod:`~vmibench.reports.sections` and
 :mod:`~vmibench.reports.questions` are functions from those frames to markdown (one module per section and per
 reviewer question); :mod:`~vmibench.reports.figures` writes the CSV tables and PNG figures they refer to, drawn
 by :mod:`~vmibench.reports.plots`; :mod:`~vmibench.reports.text` holds the number formatting and the conditional
-wording every finding sentence is built from.  This module only orders the sections.
+wording every finding sentence is built from; :mod:`~vmibench.reports.lint` checks every figure as it is drawn
+(in the tests).  This module only orders the sections.
 """
 
 from __future__ import annotations
@@ -40,15 +45,18 @@ from vmibench.reports.sections.ops import section_ops
 from vmibench.reports.sections.pareto import section_pareto
 from vmibench.reports.sections.roofline import section_roofline
 from vmibench.reports.sections.scaling import section_scaling
-from vmibench.reports.sections.setup import section_setup
+from vmibench.reports.sections.setup import section_protocol, section_setup
 from vmibench.reports.sections.training import section_training
-from vmibench.reports.sections.verdicts import CALIBRATION_TABLE, section_verdicts
+from vmibench.reports.sections.verdicts import CALIBRATION_TABLE, section_verdicts, verdict_table
 from vmibench.reports.selection import load
 from vmibench.reports.staleness import Staleness, check_staleness, staleness_lines
+from vmibench.reports.text import Section
 from vmibench.store import ResultStore
 
 if TYPE_CHECKING:
     from vmibench.resultset import Manifest
+
+APPENDIX = "Appendix"
 
 
 def provenance_of(store: ResultStore, device: str | None = None) -> tuple[str, Staleness]:
@@ -73,21 +81,26 @@ def write_report(
     staleness = Staleness.from_dict(manifest.staleness) if manifest is not None else check_staleness(data)
     data.staleness = staleness
     b = Builder(data, out)
-    scaling, model_fits = section_scaling(b)
-    ops_section, op_fits = section_ops(b)
-    verdicts, _ = section_verdicts(b, calibration)
-    sections = [section_setup(b), verdicts, section_questions(data, model_fits, op_fits), section_flops(b),
-                section_latency(b),
-                section_roofline(b), scaling, section_backbone(b), ops_section, section_training(b),
-                section_maxbatch(b), section_pareto(b)]  # fmt: skip
+    table = verdict_table(data)
     if manifest is not None:
-        source = (f"from the result set's `{db_path.name}` (SHA-256 `{manifest.data_sha256[:16]}`, see "
-                  f"`manifest.json`)")  # fmt: skip
+        source = (f"Data: the result set's `{db_path.name}` (SHA-256 `{manifest.data_sha256[:16]}`, see "
+                  f"`manifest.json`), newest environment of this device.")  # fmt: skip
     else:
-        source = f"from the scratch store `{db_path.name}` (not a published result set)"
-    head = (f"# vmibench report -- {data.device}\n\nGenerated by `vmibench report` {source}, newest environment of "
-            f"this device. Regenerate, do not edit.\n\n" + "\n".join(staleness_lines(staleness)) + "\n")  # fmt: skip
-    text = head + "\n" + "\n".join(s.render() for s in sections)
+        source = f"Data: the scratch store `{db_path.name}` (not a published result set), newest environment."
+    # above the appendix: what a reviewer reads (answers, one short section per question, provenance once)
+    front = [*section_questions(b, table, calibration), section_setup(b, [source, "", *staleness_lines(staleness)])]
+    appendix = [section_verdicts(b, calibration, table), section_flops(b), section_latency(b), section_roofline(b),
+                section_scaling(b), section_backbone(b), section_ops(b), section_training(b), section_maxbatch(b),
+                section_pareto(b), section_protocol(b)]  # fmt: skip
+    appendix = [s for s in appendix if s is not None]
+    for s in appendix:
+        s.level = 3
+    head = (f"# vmibench report -- {data.device}\n\nThe reviewers' questions answered from this run's data; "
+            "provenance in [Setup](#setup), every table and the full verdict table in the [Appendix](#appendix). "
+            "Generated by `vmibench report`: regenerate, do not edit.\n")  # fmt: skip
+    intro = Section(APPENDIX, ["Full tables (also as CSV under `tables/`), per-model notes, the protocol and every "
+                               "pre-registered comparison."])  # fmt: skip
+    text = head + "\n" + "\n".join(s.render() for s in [*front, intro, *appendix])
     out.mkdir(parents=True, exist_ok=True)
     path = out / "REPORT.md"
     path.write_text(text)

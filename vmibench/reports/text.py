@@ -1,7 +1,8 @@
 """Formatting and wording of findings: numbers, intervals, and sentences whose verdicts come from the data.
 
-A verdict (faster, slower, lower, different from linear) is printed only where intervals resolve it; the
-:class:`Tally` counts each comparison so the closing count is computed, never typed.
+Every verdict is the three-way one of :mod:`vmibench.analysis.intervals` on the paired ratio or difference itself
+(faster/slower/higher/lower by the 10% margin, equivalent within it, undetermined, or no interval) -- never the
+overlap of two separate intervals; the :class:`Tally` counts them so a closing count is computed, never typed.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from vmibench.analysis import Estimate, distinguishable, ratio_differs_from_one
+from vmibench.analysis import Estimate
 from vmibench.analysis.estimates import ratio_estimate
+from vmibench.analysis.intervals import DEFAULT_MARGIN, decided, ratio_verdict
+from vmibench.analysis.intervals import NO_INTERVAL as NO_INTERVAL_VERDICT
 from vmibench.measure.timing import TimingPolicy
 
 LATENCY = "latency_ms_median"
-
-
-NOT_DISTINGUISHABLE = "not distinguishable on this machine"
 
 
 NO_INTERVAL = "no interval: no raw samples stored"
@@ -37,37 +37,37 @@ class Section:
 
     title: str
     lines: list[str] = field(default_factory=list)
+    level: int = 2  # markdown heading level: 2 above the appendix, 3 inside it
 
     def render(self) -> str:
-        return f"## {self.title}\n\n" + "\n".join(self.lines).rstrip() + "\n"
+        return f"{'#' * self.level} {self.title}\n\n" + "\n".join(self.lines).rstrip() + "\n"
 
 
 @dataclass
 class Tally:
-    """Outcome of each key comparison the reviewer answers make, so the closing count is computed, not typed."""
+    """Three-way verdicts of the comparisons a section makes (:mod:`vmibench.analysis.intervals`), so its closing
+    count is computed, not typed."""
 
-    resolved: int = 0
-    unresolved: int = 0
+    decided: int = 0
+    undetermined: int = 0
     no_interval: int = 0
 
-    def add(self, resolved: bool | None) -> None:
-        """Count one comparison: resolved by its intervals, not resolved, or without an interval (None)."""
-        if resolved is None:
+    def add(self, verdict: str) -> None:
+        if verdict == NO_INTERVAL_VERDICT:
             self.no_interval += 1
-        elif resolved:
-            self.resolved += 1
+        elif decided(verdict):
+            self.decided += 1
         else:
-            self.unresolved += 1
+            self.undetermined += 1
 
     def sentence(self) -> str:
-        total = self.resolved + self.unresolved + self.no_interval
+        total = self.decided + self.undetermined + self.no_interval
         if total == 0:
             return "No comparison above could be made from these rows."
-        text = (
-            f"Of the {total} {'comparison' if total == 1 else 'comparisons'} above, {self.resolved} "
-            f"{are(self.resolved)} resolved on this machine "
-            f"(intervals exclude equality); {self.unresolved} {are(self.unresolved)} {NOT_DISTINGUISHABLE}"
-        )
+        text = (f"Of the {total} {'comparison' if total == 1 else 'comparisons'} above, {self.decided} "
+                f"{are(self.decided)} decided (different by at least the {DEFAULT_MARGIN:.0%} margin, or equivalent "
+                f"within it) and {self.undetermined} {are(self.undetermined)} undetermined on this "
+                "machine")  # fmt: skip
         if self.no_interval:
             text += f"; {self.no_interval} had no interval (no raw samples stored)"
         return text + "."
@@ -184,7 +184,22 @@ def setup_line(frame: pd.DataFrame, *, extra: str = "") -> str:
 
 
 def caption(frame: pd.DataFrame, source: str, extra: str = "") -> str:
-    return f"*{setup_line(frame, extra=extra)}. Data: {source}.*"
+    """A table's caption: what its columns mean and where its data is; the setup it was measured under is stated
+    once, in the report's *Setup* block, and only named here where these rows differ from it."""
+    return f"*{extra + '. ' if extra else ''}Data: {source}; setup as in [Setup](#setup).*"
+
+
+def short_setup(frame: pd.DataFrame) -> str:
+    """A figure's one-line footer: device, dtype, batch, threads and commit (the rest is in the Setup block)."""
+    if frame.empty:
+        return ""
+
+    def values(col: str) -> str:
+        vals = sorted({str(v) for v in frame[col].dropna() if str(v) != ""}) if col in frame.columns else []
+        return ",".join(vals) if vals else "?"
+
+    return (f"{values('device')} ({values('device_name')}), {values('dtype')}, batch {values('batch')}, "
+            f"{values('threads')} thread(s), vmibench @ {values('git_commit')}; full setup in REPORT.md")  # fmt: skip
 
 
 def _policy(text: str) -> TimingPolicy | None:
@@ -287,37 +302,25 @@ def ratio_of(a: pd.Series, b: pd.Series, samples: pd.DataFrame) -> Estimate:
 
 
 def ratio_clause(e: Estimate, a: str, b: str, tally: Tally) -> str:
-    """``ratio 0.17x [0.16, 0.18]: a faster`` -- faster or slower only when the interval excludes 1."""
-    if not has_interval(e):
-        tally.add(None)
+    """``ratio 0.17x [0.16, 0.18]: a faster`` -- the three-way verdict of the paired ratio with the 10% margin
+    (faster, slower, equivalent, undetermined), never a direction read off an interval edge missing 1."""
+    verdict = ratio_verdict(e)
+    tally.add(verdict)
+    if verdict == NO_INTERVAL_VERDICT:
         return f"ratio {fmt_ratio(e)}"
-    resolved = ratio_differs_from_one(e)
-    tally.add(resolved)
-    if not resolved:
-        return f"ratio {fmt_ratio(e)}: {NOT_DISTINGUISHABLE} (interval includes 1)"
-    return f"ratio {fmt_ratio(e)}: {a} {'faster' if e.high < 1 else 'slower'} than {b}"
-
-
-def exponent_clause(a: Estimate, b: Estimate, name_b: str, tally: Tally, name_a: str = "") -> str:
-    """``[a 1.00 [..] ]vs b 1.60 [..]: lower (intervals do not overlap)`` -- different only without overlap."""
-    head = (f"{name_a} {fmt_estimate(a)} " if name_a else "") + f"vs {name_b} {fmt_estimate(b)}"
-    if not (has_interval(a) and has_interval(b)):
-        tally.add(None)
-        return f"{head}: no interval to compare"
-    resolved = distinguishable(a, b)
-    tally.add(resolved)
-    if not resolved:
-        return f"{head}: {NOT_DISTINGUISHABLE} (intervals overlap)"
-    return f"{head}: {'lower' if a.high < b.low else 'higher'} (intervals do not overlap)"
+    if verdict in ("faster", "slower"):
+        return f"ratio {fmt_ratio(e)}: {a} {verdict} than {b}"
+    return f"ratio {fmt_ratio(e)}: {verdict}"
 
 
 def with_exponent_text(fits: pd.DataFrame) -> pd.DataFrame:
     """Fits with an ``exponent`` column for markdown: ``1.00 [0.99, 1.01]``, or the bare slope where no interval."""
     if fits.empty:
         return fits
-    text = [fmt_estimate(Estimate(r.slope, r.slope_ci_low, r.slope_ci_high)) if r.metric == LATENCY else
-            f"{r.slope:.2f}" for r in fits.itertuples(index=False)]  # fmt: skip
-    return fits.assign(exponent=text)
+    text = ["too few sizes" if r.n < 3 else fmt_estimate(Estimate(r.slope, r.slope_ci_low, r.slope_ci_high))
+            if r.metric == LATENCY else f"{r.slope:.2f}" for r in fits.itertuples(index=False)]  # fmt: skip
+    r2 = [r.r2 if r.n >= 3 else float("nan") for r in fits.itertuples(index=False)]  # no R^2 of a 2-point line
+    return fits.assign(exponent=text, r2=r2)
 
 
 def status_pivot(

@@ -1,5 +1,9 @@
-"""Question (3): is EfficientVMamba slow for its FLOPs?  Its GMACs rank, ms per GMAC against the others, and
-the roofline: whether it is memory- or compute-bound and how far it is from its roof.
+"""Question (3): is EfficientVMamba slow for its FLOPs, and does its cost per GMAC grow with size?
+
+From the data, either way: the pre-registered ``exp(effvmamba_t) - exp(GMACs)`` (latency exponent minus its own
+GMACs exponent over its ladder) says whether its cost per GMAC grows with size; its ms per GMAC against the other
+models comes from paired per-GMAC ratios (pre-registered at the ends of the ladder), and the roofline says whether
+it is memory- or compute-bound and how far from its roof.
 """
 
 from __future__ import annotations
@@ -8,22 +12,26 @@ import math
 
 import pandas as pd
 
-from vmibench.analysis import Estimate, distinguishable
-from vmibench.reports.selection import ReportData, column_or_nan, latency_224, scaling_rows, with_gmacs
-from vmibench.reports.text import (
-    LATENCY,
-    NOT_DISTINGUISHABLE,
-    Tally,
-    are,
-    as_float,
-    fmt,
-    fmt_latency,
-    fmt_ms_per_gmac,
-    has_interval,
-    latency_estimate,
-    res_label,
+from vmibench.analysis.intervals import EQUIVALENT, HIGHER, LOWER, NO_INTERVAL
+from vmibench.questions import EXPONENT, RATIO, Comparison
+from vmibench.reports.figures import Builder
+from vmibench.reports.questions.answer import (
+    Answer,
+    AnswerRow,
+    count_verdicts,
+    effect_text,
+    group_row,
+    headline,
+    level_of,
+    machine_caveat,
+    paired_verdicts,
+    rows_of,
 )
+from vmibench.reports.selection import ReportData, column_or_nan, latency_224
+from vmibench.reports.text import Section, are, as_float, fmt, fmt_latency, join
 
+NAME = "effvmamba_t"
+TITLE = "(3) EfficientVMamba: slow for its FLOPs, and growing with size?"
 LOW_FLOPS_SHARE = 0.5  # "few FLOPs for this set": fewer GMACs than at least half of the other models
 ROOF_FAR, ROOF_NEAR = 0.75, 1.25  # roofline_frac against the others' median: "further" below, "closer" above
 
@@ -44,47 +52,6 @@ def gmacs_standing(ok: pd.DataFrame, model: str) -> str:
     return f"fewer GMACs than {more} of the {len(others)} other models with a count at 224 here: {verdict}"
 
 
-def _ms_per_gmac(row: pd.Series) -> Estimate:
-    """Latency per GMAC with the latency's interval (GMACs is an exact count)."""
-    g = as_float(row.get("gmacs"))
-    e = latency_estimate(row)
-    return Estimate(e.value / g, e.low / g, e.high / g)
-
-
-def _ms_per_gmac_vs_peers(target: pd.Series, peers: pd.DataFrame, tally: Tally) -> str:
-    """How many peers need resolvably fewer / more ms per GMAC than ``target``, and how many overlap."""
-    mine = _ms_per_gmac(target)
-    fewer = more = same = no_ci = 0
-    for _, peer in peers.iterrows():
-        other = _ms_per_gmac(peer)
-        if not (has_interval(mine) and has_interval(other)):
-            tally.add(None)
-            no_ci += 1
-            continue
-        resolved = distinguishable(mine, other)
-        tally.add(resolved)
-        if not resolved:
-            same += 1
-        elif other.high < mine.low:
-            fewer += 1
-        else:
-            more += 1
-    text = (
-        f"{fmt_ms_per_gmac(mine)} ms per GMAC; of the {len(peers)} other models with a GMACs count, {fewer} need "
-        f"resolvably fewer ms per GMAC, {more} resolvably more, and {same} {are(same)} {NOT_DISTINGUISHABLE}"
-    )
-    return text + (f" ({no_ci} without interval)" if no_ci else "")
-
-
-def _utilisation_text(row: pd.Series, peers: pd.DataFrame) -> str:
-    u = as_float(row.get("utilisation"))
-    if not math.isfinite(u):
-        return "utilisation unknown (no matmul-peak row or no GMACs count)"
-    others = pd.to_numeric(peers["utilisation"], errors="coerce").dropna()
-    med = f" (others: median {fmt(float(others.median()))})" if not others.empty else ""
-    return f"utilisation {fmt(u)} of the dense-matmul peak{med}"
-
-
 def _roofline_text(ok: pd.DataFrame, name: str) -> str:
     """Which models are memory- or compute-bound and how far each is from its roof, then where ``name`` stands:
     every verdict from ``bound`` / ``roofline_frac`` (see :mod:`vmibench.analysis.roofline`)."""
@@ -97,17 +64,12 @@ def _roofline_text(ok: pd.DataFrame, name: str) -> str:
         return f" No roofline here ({why}): rerun `vmibench sweep`, which measures both roofs first."
     e = have[have["model"] == name].iloc[0]
     peak, bw = as_float(e["peak_gflops"]), as_float(e["bw_peak_gbs"])
-    text = (f" Roofline (dense-matmul peak {fmt(peak)} GFLOP/s, triad bandwidth {fmt(bw)} GB/s, ridge at "
-            f"{fmt(peak / bw)} FLOP/byte): {name} moves {fmt(e['gbytes_moved'])} GB per image, "
-            f"{fmt(e['arith_intensity'])} FLOP/byte, so it is {e['bound']}-bound, and its roofline time "
-            f"{fmt(e['roofline_ms'])} ms is {fmt(e['roofline_frac'])} of its measured latency "
-            "(roofline_frac).")  # fmt: skip
+    text = (f" Roofline (ridge {fmt(peak / bw)} FLOP/byte): {name} moves {fmt(e['gbytes_moved'])} GB per image, "
+            f"{fmt(e['arith_intensity'])} FLOP/byte, so it is {e['bound']}-bound; its roofline time "
+            f"{fmt(e['roofline_ms'])} ms is {fmt(e['roofline_frac'])} of its latency (roofline_frac).")  # fmt: skip
     others = have[have["model"] != name]
     memory = sorted(have.loc[have["bound"] == "memory", "model"])
-    text += (f" Among the {len(have)} models with a roofline, {len(memory)} {are(len(memory))} memory-bound"
-             + (f" ({', '.join(memory)})" if memory else "") + "; roofline_frac per model: "
-             + ", ".join(f"{r.model} {fmt(r.roofline_frac)}" for r in have.sort_values("roofline_frac").itertuples())
-             + ".")  # fmt: skip
+    text += f" {len(memory)} of the {len(have)} models with a roofline {are(len(memory))} memory-bound."
     if others.empty:
         return text
     median = float(others["roofline_frac"].astype(float).median())
@@ -125,44 +87,80 @@ def _roofline_text(ok: pd.DataFrame, name: str) -> str:
     return f"{text} {verdict}."
 
 
-def question_effvmamba(d: ReportData, tally: Tally) -> list[str]:
-    name = "effvmamba_t"
-    head = "**(3) Is EfficientVMamba slow for its FLOPs, and does that change on longer sequences?** "
+GROWTH = {HIGHER: "higher: its cost per GMAC grows with size", LOWER: "lower: its cost per GMAC falls with size",
+          EQUIVALENT: "equivalent: its cost per GMAC does not grow with size (within the margin)",
+          NO_INTERVAL: "no interval (needs 3 sizes with raw samples)"}  # fmt: skip
+
+
+def _growth(row: pd.Series) -> str:
+    return GROWTH.get(str(row["verdict"]), "undetermined: this run cannot say whether its cost per GMAC grows with "
+                                          "size")  # fmt: skip
+
+
+def _per_gmac(d: ReportData, table: pd.DataFrame, ok: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Per-GMAC latency ratios of EfficientVMamba against the others: the pre-registered ones where the data has
+    them (True), else paired ratios at 224 against every other model with a GMACs count (False: not
+    pre-registered)."""
+    q3 = table[(table["question"] == "q3") & (table["kind"] == RATIO)]
+    if (not q3.empty and q3["ci_low"].notna().any()) or ok.empty or NAME not in set(ok["model"]):
+        return q3, True
+    gmacs = pd.to_numeric(ok["gmacs"], errors="coerce")
+    peers = [m for m, g in zip(ok["model"], gmacs, strict=True) if m != NAME and g > 0]
+    return paired_verdicts(d, [Comparison("q3", RATIO, NAME, m, at=224, per_gmac=True) for m in peers]), False
+
+
+def question_effvmamba(b: Builder, table: pd.DataFrame, levels: dict[int, str]) -> Answer:
+    d = b.data
+    answer = Answer(section=Section(TITLE))
+    s = answer.section
     sub = latency_224(d)
     ok = sub[sub["status"] == "ok"] if not sub.empty else sub
-    if ok.empty or name not in set(ok["model"]):
-        return [head + "Not measured here: sweep effvmamba_t with other models at 224."]
-    e = ok[ok["model"] == name].iloc[0]
-    lat_rank = list(ok.sort_values(LATENCY)["model"]).index(name) + 1
-    text = (f"At 224 {name} has {gmacs_standing(ok, name)}. Its latency is {fmt_latency(e)} (rank {lat_rank} of "
-            f"{len(ok)} by latency)")  # fmt: skip
-    peers = with_gmacs(ok[ok["model"] != name])
-    if as_float(e.get("gmacs")) > 0 and not peers.empty:
-        text += f": {_ms_per_gmac_vs_peers(e, peers, tally)}; {_utilisation_text(e, peers)}."
-    else:
-        text += "; ms per GMAC cannot be compared (no GMACs count for it or for the others)."
-    text += _roofline_text(ok, name)
-    text += _effvmamba_at_largest(d, name, tally)
-    backend = ", ".join(sorted({str(v) for v in sub.loc[sub["model"] == name, "scan_backend"] if v}))
-    if backend:
-        text += f" Its selective scan ran on the `{backend}` backend here."
-    text += (" (Tables: `tables/latency_224.csv` with the roofline columns, `tables/resolution_sweep.csv`; figures "
-             "`roofline.png`, `utilisation_vs_resolution.png`.)")  # fmt: skip
-    return [head + text]
+    growth = table[(table["question"] == "q3") & (table["kind"] == EXPONENT) & (table["a"] == NAME)]
+    text = []
+    if not growth.empty:
+        g = growth.iloc[0]
+        answer.rows.append(AnswerRow("(3) effvmamba_t cost per GMAC vs size", _growth(g).split(":")[0]
+                                     + (": grows" if g["verdict"] == HIGHER else ""),
+                                     effect_text(headline(growth), level_of(growth, levels)),
+                                     "its ladder", "", machine_caveat(rows_of(d, {NAME}))))  # fmt: skip
+        text.append(f"Over its ladder, latency exponent minus GMACs exponent {effect_text(g, level_of(growth, levels))}"
+                    f": {_growth(g)}.")  # fmt: skip
+    measured = not d.latency.empty and NAME in set(d.latency["model"])
+    if not measured:
+        s.lines.append("Not measured here: sweep effvmamba_t with other models (cpu-default preset).")
+        return answer
+    if not ok.empty and NAME in set(ok["model"]):
+        e = ok[ok["model"] == NAME].iloc[0]
+        text.insert(0, f"At 224 {NAME} has {gmacs_standing(ok, NAME)}; latency {fmt_latency(e)}.")
+    per_gmac, registered = _per_gmac(d, table, ok)
+    if not per_gmac.empty and per_gmac["ci_low"].notna().any():
+        row = group_row("(3) effvmamba_t ms per GMAC vs others" + ("" if registered else " (not pre-registered)"),
+                        per_gmac, d, levels, unit="comparisons")  # fmt: skip
+        row.where = (
+            f"vs {join(dict.fromkeys(per_gmac['b']))} at {join(str(a) for a in dict.fromkeys(per_gmac['at']))} px"
+        )
+        answer.rows.append(row)
+        text.append(
+            f"Its ms per GMAC against the others{'' if registered else ' (not pre-registered)'}: "
+            f"{count_verdicts(per_gmac, 'comparisons')} ("
+            + ", ".join(f"{r.b}@{int(r.at)} {_short(r)}" for r in per_gmac.itertuples(index=False))
+            + ")."
+        )
+    if not ok.empty and NAME in set(ok["model"]):
+        text.append(_roofline_text(ok, NAME).strip())
+    s.lines.append(" ".join(text))
+    s.lines += breakdown_hook(d)
+    return answer
 
 
-def _effvmamba_at_largest(d: ReportData, name: str, tally: Tally) -> str:
-    """The same ms-per-GMAC comparison at the largest size of its ladder (longer token sequences)."""
-    scal = scaling_rows(d)
-    if scal.empty or name not in set(scal["model"]):
-        return ""
-    ok = scal[scal["status"] == "ok"]
-    mine = with_gmacs(ok[ok["model"] == name]).sort_values("pixels")
-    if len(mine) < 2:
-        return ""
-    top = mine.iloc[-1]
-    peers = with_gmacs(ok[(ok["res"] == top["res"]) & (ok["model"] != name)])
-    if peers.empty:
-        return f" At {res_label(top['res'])} ({fmt_latency(top)}) no other model has a row to compare with."
-    compared = _ms_per_gmac_vs_peers(top, peers, tally)
-    return f" At {res_label(top['res'])} ({fmt_latency(top)}): {compared}; {_utilisation_text(top, peers)}."
+def _short(r) -> str:  # type: ignore[no-untyped-def]
+    return f"{r.value:.2f}x {r.verdict}" if math.isfinite(r.ci_low) else "no interval"
+
+
+def breakdown_hook(d: ReportData) -> list[str]:
+    """HOOK for the per-operator breakdown (another issue adds a ``breakdown`` frame to ``ReportData``): where it
+    exists, its section goes here; without it, nothing is said about it."""
+    breakdown = getattr(d, "breakdown", None)
+    if breakdown is None or getattr(breakdown, "empty", True):
+        return []
+    return ["", f"Per-operator breakdown: {len(breakdown)} rows in the appendix table `tables/breakdown.csv`."]

@@ -1,105 +1,164 @@
-"""Question (1): does linear complexity hold at high resolution?  Exponents with intervals, and the crossover."""
+"""Question (1): does the linear complexity hold at high resolution -- and is what grows the algorithm or the machine?
+
+Side by side per model: the exponent (in pixels) of its GMACs and of its bytes moved (analytic counts: the
+algorithm) and of its measured latency with its interval (the algorithm on this machine), the local slope of each
+segment of the ladder, and the verdict of the latency exponent against the larger count exponent.  Where latency
+grows faster than both counts, the ops sweep says whether the mixer alone does too (then it is the machine: caches).
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from vmibench.analysis import Estimate
-from vmibench.analysis.estimates import slope_estimate
-from vmibench.reports.sections.ops import crossover_row
-from vmibench.reports.selection import LADDER_ORDER, LINEAR_RIVALS, SOFTMAX_REFERENCE, SUBJECT, ReportData, scaling_rows
-from vmibench.reports.text import (
-    LATENCY,
-    NOT_DISTINGUISHABLE,
-    Tally,
-    exponent_clause,
-    fmt_estimate,
-    has_interval,
+from vmibench.analysis.fits import fit_loglog
+from vmibench.analysis.intervals import EQUIVALENT, HIGHER, LOWER, difference_verdict
+from vmibench.questions import EXPONENT, OPS, Comparison
+from vmibench.reports.figures import Builder
+from vmibench.reports.questions.answer import (
+    MIN_FIT_SIZES,
+    TOO_FEW_SIZES,
+    Answer,
+    fmt_value,
+    group_row,
+    paired_verdicts,
 )
+from vmibench.reports.selection import LADDER_ORDER, SOFTMAX_REFERENCE, SQUARE, SUBJECT, scaling_rows
+from vmibench.reports.text import LATENCY, Section, join, md_table, res_label, short_setup
+
+# the token mixer of each model that the ops sweep measures alone
+MIXER = {"vminet_t": "vmisa", "vminet_xs": "vmisa", "vminet_s": "vmisa", "vminet_b": "vmisa",
+         "mlla_t": "mlla_linear", "flatten_swin_t": "flatten_fla", "deit_t": "sdpa"}  # fmt: skip
+TITLE = "(1) Linear complexity: the algorithm or the machine?"
 
 
-def _fit_row(fits: pd.DataFrame, key: str, value: str, metric: str) -> pd.Series | None:
-    if fits.empty:
-        return None
-    row = fits[(fits[key] == value) & (fits["metric"] == metric)]
-    return None if row.empty else row.iloc[0]
-
-
-def _res_range(row: pd.Series) -> str:
-    return f"{round(math.sqrt(row['x_min']))}^2-{round(math.sqrt(row['x_max']))}^2 px"
-
-
-def _ladder(fits: pd.DataFrame) -> list[str]:
-    """Models with a latency fit: the subject and its rivals in a fixed order, then any others by name."""
-    have = set(fits.loc[fits["metric"] == LATENCY, "model"])
-    return [m for m in LADDER_ORDER if m in have] + sorted(have - set(LADDER_ORDER))
-
-
-def _model_exponents(fits: pd.DataFrame, model: str) -> str:
-    """``vminet_t 1.00 [0.99, 1.01] (R^2 1.00, 224^2-896^2 px; peak memory 1.00, GMACs 1.00)``."""
-    lat = _fit_row(fits, "model", model, LATENCY)
-    assert lat is not None
-    est = slope_estimate(fits, "model", model)
-    extra = [f"{label} {row['slope']:.2f}" for label, metric in (("peak memory", "peak_mem_mb"), ("GMACs", "gmacs"))
-             if (row := _fit_row(fits, "model", model, metric)) is not None]  # fmt: skip
-    return f"{model} {fmt_estimate(est)} (R^2 {lat['r2']:.2f}, {_res_range(lat)}{''.join('; ' + e for e in extra)})"  # type: ignore[arg-type]
-
-
-def _against_linear(e: Estimate, tally: Tally) -> str:
-    """Whether an exponent's interval excludes 1 (linear cost)."""
-    if not has_interval(e):
-        tally.add(None)
-        return "no interval to compare with 1 (linear)"
-    resolved = e.excludes(1.0)
-    tally.add(resolved)
-    if not resolved:
-        return f"its interval includes 1, so it is {NOT_DISTINGUISHABLE} from linear cost"
-    return f"its interval excludes 1: {'below' if e.high < 1 else 'above'} linear on this machine"
-
-
-def _subject_comparisons(fits: pd.DataFrame, tally: Tally) -> str:
-    """VMINet-Ti's latency exponent against 1, each other linear model's and the softmax reference's."""
-    vm = slope_estimate(fits, "model", SUBJECT)
-    if vm is None:
-        return ""
-    text = f" VMINet-Ti ({SUBJECT}) latency exponent {fmt_estimate(vm)}: {_against_linear(vm, tally)}."
-    rivals = [(m, e) for m in LINEAR_RIVALS if (e := slope_estimate(fits, "model", m)) is not None]
-    if rivals:
-        text += " Against the other linear models: " + "; ".join(exponent_clause(vm, e, m, tally)
-                                                                for m, e in rivals) + "."  # fmt: skip
-    ref = slope_estimate(fits, "model", SOFTMAX_REFERENCE)
-    if ref is not None:
-        text += f" Against the softmax-attention {SOFTMAX_REFERENCE}: "
-        text += exponent_clause(vm, ref, SOFTMAX_REFERENCE, tally) + "."
-    return text
-
-
-def _resolution_crossover(d: ReportData) -> str:
-    """Input size (pixels) from which VMINet-Ti is faster than the softmax reference, with its interval."""
+def _ladders(d) -> dict[str, pd.DataFrame]:  # type: ignore[no-untyped-def]
+    """Each model's ok, square, batch-1 rows, one per size, in ladder order."""
     sub = scaling_rows(d)
     if sub.empty:
-        return ""
-    ok = sub[sub["status"] == "ok"]
-    a, b = ok[ok["model"] == SUBJECT], ok[ok["model"] == SOFTMAX_REFERENCE]
-    if a.empty or b.empty or not set(a["pixels"]) & set(b["pixels"]):
-        return ""
-    # on the side of a square input (sqrt of pixels): the same crossover, printed as a resolution ("≤ 224")
-    side = {"side": lambda f: f["pixels"] ** 0.5}
-    found = crossover_row(a.assign(**side), b.assign(**side), "side", d.samples_latency)
-    return (f" {SUBJECT} is faster than {SOFTMAX_REFERENCE} from an input side of {found['crossover']} px "
-            "(square-equivalent side, sqrt of the pixel count; crossover of the latency curves on their shared "
-            "sizes).")  # fmt: skip
+        return {}
+    ok = sub[(sub["status"] == "ok") & (sub["aspect"] == SQUARE)]
+    names = [m for m in LADDER_ORDER if m in set(ok["model"])] + sorted(set(ok["model"]) - set(LADDER_ORDER))
+    return {m: ok[ok["model"] == m].sort_values("pixels").drop_duplicates("pixels", keep="last") for m in names}
 
 
-def question_linear(d: ReportData, fits: pd.DataFrame, tally: Tally) -> list[str]:
-    head = "**(1) Does the linear complexity hold at high resolution?** "
-    if fits.empty or not (fits["metric"] == LATENCY).any():
-        return [head + "Not measured here: run a resolution sweep (`vmibench sweep --preset cpu-default`)."]
-    parts = [_model_exponents(fits, m) for m in _ladder(fits)]
-    return [head + "Latency exponents vs pixel count (tokens are proportional to pixels; 1 = linear, 2 = quadratic) "
-            "with their bootstrap 95% intervals; peak-memory and GMACs exponents are one reading per size, without "
-            "interval: " + "; ".join(parts) + "." + _subject_comparisons(fits, tally) + _resolution_crossover(d)
-            + " (Table: `tables/resolution_fits.csv`; figures `latency_vs_resolution.png`, "
-            "`memory_vs_resolution.png`.)"]  # fmt: skip
+def _count_exponent(rows: pd.DataFrame, col: str) -> float:
+    if col not in rows.columns:
+        return math.nan
+    fit = fit_loglog(rows["pixels"].tolist(), pd.to_numeric(rows[col], errors="coerce").tolist(), upper_fraction=1.0)
+    return fit.slope if fit is not None else math.nan
+
+
+def _exp(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else "--"
+
+
+def _local_slopes(rows: pd.DataFrame) -> str:
+    px, lat = rows["pixels"].astype(float).to_numpy(), rows[LATENCY].astype(float).to_numpy()
+    slopes = np.diff(np.log(lat)) / np.diff(np.log(px))
+    return ", ".join(f"{s:.2f}" for s in slopes)
+
+
+def count_table(d) -> tuple[pd.DataFrame, list[str]]:  # type: ignore[no-untyped-def]
+    """Per model: sizes, GMACs and bytes exponents, latency exponent [interval], local slopes, latency vs counts;
+    and the models whose latency grows faster than both counts by the margin."""
+    ladders = _ladders(d)
+    fitted = [m for m, rows in ladders.items() if len(rows) >= MIN_FIT_SIZES]
+    lat = paired_verdicts(d, [Comparison("q1", EXPONENT, m, reference=0.0) for m in fitted]).set_index("a") \
+        if fitted else pd.DataFrame()  # fmt: skip
+    out, faster = [], []
+    for model, rows in ladders.items():
+        sizes = f"{len(rows)} ({res_label(rows['res'].iloc[0])}-{res_label(rows['res'].iloc[-1])})"
+        row = {"model": model, "sizes": sizes}
+        if model not in fitted:
+            out.append({**row, "latency exponent": TOO_FEW_SIZES})
+            continue
+        gm, by = _count_exponent(rows, "gmacs"), _count_exponent(rows, "gbytes_moved")
+        r = lat.loc[model]
+        e = Estimate(float(r["value"]), float(r["ci_low"]), float(r["ci_high"]))
+        counts = [c for c in (gm, by) if math.isfinite(c)]
+        versus = (
+            "no count"
+            if not counts
+            else (difference_verdict(Estimate(e.value - max(counts), e.low - max(counts), e.high - max(counts))))
+        )
+        if versus == HIGHER:
+            faster.append(model)
+        text = f"{e.value:.2f}" + (f" [{e.low:.2f}, {e.high:.2f}]" if e.has_interval else " (no interval)")
+        out.append({**row, "GMACs exp.": _exp(gm), "bytes exp.": _exp(by), "latency exponent": text,
+                    "local slopes": _local_slopes(rows), "latency vs counts": versus})  # fmt: skip
+    cols = ["model", "sizes", "GMACs exp.", "bytes exp.", "latency exponent", "local slopes", "latency vs counts"]
+    return pd.DataFrame(out, columns=cols), faster
+
+
+def _mixer_sentence(d, models: list[str]) -> str:  # type: ignore[no-untyped-def]
+    """Whether the mixer of ``models`` alone grows faster than its own GMACs in the ops sweep."""
+    mixers = [op for op in dict.fromkeys(MIXER.get(m, "") for m in models) if op]
+    ops = set(d.ops["op"]) if not d.ops.empty else set()
+    mixers = [op for op in mixers if op in ops]
+    if not mixers:
+        return " The ops sweep has no mixer of these models to tell the machine from the model."
+    rows = paired_verdicts(d, [Comparison("q1", EXPONENT, op, table=OPS, reference=None) for op in mixers])
+    parts = []
+    for r in rows.itertuples(index=False):
+        if not math.isfinite(r.ci_low):
+            parts.append(f"`{r.a}` alone: no interval (needs 3 lengths with raw samples)")
+            continue
+        what = {HIGHER: "also grows faster than its own GMACs: that excess is the machine (caches), not the "
+                        "algorithm"}.get(r.verdict, f"{r.verdict} against its own GMACs: the excess is not "
+                                                    "explained by the mixer alone")  # fmt: skip
+        parts.append(f"`{r.a}` alone (ops sweep) exponent minus GMACs exponent {fmt_value(r.value, EXPONENT)} "
+                     f"[{fmt_value(r.ci_low, EXPONENT)}, {fmt_value(r.ci_high, EXPONENT)}]: {what}")  # fmt: skip
+    return " " + "; ".join(parts) + "."
+
+
+def question_linear(b: Builder, table: pd.DataFrame, levels: dict[int, str]) -> Answer:
+    d = b.data
+    q1 = table[(table["question"] == "q1") & (table["kind"] == EXPONENT)]
+    answer = Answer(section=Section(TITLE))
+    for other, label in (("", "(1) latency exponent vs 1 (linear)"),
+                         (SOFTMAX_REFERENCE, f"(1) exponent vs {SOFTMAX_REFERENCE} (softmax)")):  # fmt: skip
+        rows = q1[q1["b"] == other]
+        if not rows.empty:
+            answer.rows.append(group_row(label, rows, d, levels, unit="models", prep="for", prefer=SUBJECT,
+                                         caveat="exponents in pixels over each model's whole ladder"))  # fmt: skip
+    s = answer.section
+    frame, faster = count_table(d)
+    if frame.empty:
+        s.lines.append("Not measured here: run a resolution sweep (`vmibench sweep --preset cpu-default`).")
+        return answer
+    csv = b.table(frame, "q1_exponents")
+    s.lines += ["Exponents in pixels (1 = linear, 2 = quadratic) over each model's whole ladder: GMACs and bytes "
+                "moved are analytic counts (the algorithm), latency is measured (t-interval over rounds); local "
+                f"slopes per ladder segment; a fit needs {MIN_FIT_SIZES} sizes. Table: `{csv}`.", "",
+                *md_table(frame)]  # fmt: skip
+    if faster:
+        s.lines += ["", f"Latency grows faster than both its GMACs and its bytes moved for {join(faster)} (by at "
+                        "least the margin): the counts of the algorithm do not explain that growth."
+                        + _mixer_sentence(d, faster)]  # fmt: skip
+    fitted = frame[frame["latency exponent"] != TOO_FEW_SIZES]
+    no_faster = list(fitted.loc[fitted["latency vs counts"].isin([EQUIVALENT, LOWER]), "model"])
+    unknown = list(fitted.loc[~fitted["latency vs counts"].isin([EQUIVALENT, LOWER, HIGHER]), "model"])
+    if no_faster:
+        s.lines += ["", f"Latency grows no faster than its counts (equivalent or lower) for {join(no_faster)}: there "
+                        "the ladder shows what the algorithm counts."]  # fmt: skip
+    if unknown:
+        s.lines += ["", f"This run cannot tell for {join(unknown)} (undetermined: intervals too wide for the "
+                        "margin)."]  # fmt: skip
+    s.lines += _figure(b)
+    return answer
+
+
+def _figure(b: Builder) -> list[str]:
+    sub = scaling_rows(b.data)
+    if sub.empty:
+        return []
+    sizes = sub.drop_duplicates("pixels").sort_values("pixels")
+    ticks = {float(p): res_label(r).replace("x", "×") for p, r in zip(sizes["pixels"], sizes["res"], strict=True)}
+    return b.lines_figure(sub, "latency_vs_resolution", group="series", x="pixels", y=LATENCY,
+                          title="Latency vs input size, with O(N) and O(N²) guides", xlabel="input size (axis: pixel "
+                          "count N, log)", ylabel="median latency (ms)", setup=short_setup(sub), xticks=ticks,
+                          guides=True)  # fmt: skip

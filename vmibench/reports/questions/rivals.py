@@ -1,62 +1,126 @@
-"""Question (2): VMINet against MLLA and FLatten Transformer, as latency ratios with paired intervals."""
+"""Question (2): VMINet against MLLA and FLatten Transformer -- matched comparisons only.
+
+Groups are matched from the model records (published numbers at 224): by GMACs within ``GMACS_MATCH`` and,
+separately, by top-1 within ``TOP1_MATCH`` points (the released checkpoint's top-1 where its README differs from the
+paper's).  Top-1, GMACs and latency in a row are always at one resolution.  Verdicts are the pre-registered ones
+(VMINet-B against MLLA-T and FLatten-Swin-T over the ladder), and paired verdicts for any other GMACs match the data
+holds (marked as not pre-registered).
+"""
 
 from __future__ import annotations
 
 import math
 
-from vmibench.reports.selection import (
-    SUBJECT,
-    ReportData,
-    highest_common,
-    model_gmacs,
-    model_row,
-    top1_column,
-)
-from vmibench.reports.text import Tally, fmt, fmt_latency, ratio_clause, ratio_of, res_label
+import pandas as pd
+
+from vmibench.questions import RATIO
+from vmibench.reports.figures import Builder
+from vmibench.reports.questions.answer import Answer, at_every_size, count_verdicts, group_row
+from vmibench.reports.selection import ReportData, latency_224, published_at
+from vmibench.reports.text import Section, fmt, fmt_latency, join, md_table
+
+GMACS_MATCH = 0.25  # GMACs within 25% of each other: a like-for-like pair
+TOP1_MATCH = 1.0  # top-1 within 1 point
+TITLE = "(2) VMINet against MLLA and FLatten Transformer, matched"
 
 
-def question_rivals(d: ReportData, tally: Tally) -> list[str]:
-    head = "**(2) How does VMINet compare with MLLA and FLatten Transformer?** "
-    pairs = [(SUBJECT, "mlla_t"), (SUBJECT, "flatten_swin_t"), ("vminet_b", "mlla_t"), ("vminet_b", "flatten_swin_t")]
-    top = top1_column(d, [m for p in pairs for m in p]).set_index("model")
-    bits = []
-    for a, c in pairs:
-        ra, rc = model_row(d, a), model_row(d, c)
-        if ra is None or rc is None:
+def _records(d: ReportData) -> pd.DataFrame:
+    """Models with an ok latency row: family, published GMACs and top-1 (at 224), released top-1, latency at 224."""
+    lat = d.latency[d.latency["status"] == "ok"] if not d.latency.empty else d.latency
+    at_224 = latency_224(d)
+    at_224 = at_224[at_224["status"] == "ok"].set_index("model") if not at_224.empty else at_224
+    pub = published_at(d)
+    rows = []
+    for m in dict.fromkeys(lat["model"] if not lat.empty else []):
+        if m not in pub.index:
             continue
-        acc = ""
-        if a in top.index and c in top.index:
-            acc = (f"; top-1 {top['top1'][a]:.1f} ({top['top1_source'][a]}) vs {top['top1'][c]:.1f} "
-                   f"({top['top1_source'][c]})")  # fmt: skip
-        bits.append(f"at 224, {a} {fmt_latency(ra)} vs {c} {fmt_latency(rc)}: "
-                    f"{ratio_clause(ratio_of(ra, rc, d.samples_latency), a, c, tally)} (GMACs "
-                    f"{fmt(model_gmacs(d, a))} vs {fmt(model_gmacs(d, c))}{acc})")  # fmt: skip
-    hi = highest_common(d, [SUBJECT, "mlla_t", "flatten_swin_t"])
-    if hi:
-        res, rows = hi
-        for c in ("mlla_t", "flatten_swin_t"):
-            ratio = ratio_clause(ratio_of(rows[SUBJECT], rows[c], d.samples_latency), SUBJECT, c, tally)
-            bits.append(f"at {res_label(res)}, {SUBJECT} {fmt_latency(rows[SUBJECT])} vs {c} {fmt_latency(rows[c])}: "
-                        f"{ratio}")  # fmt: skip
-    if not bits:
-        return [head + "Not measured here: sweep vminet_t, vminet_b, mlla_t and flatten_swin_t at 224."]
-    return [head + "Median latency [95% CI] and latency ratio [paired bootstrap 95% CI]: " + "; ".join(bits) + "."
-            + _similar_gmacs(d) + " (Tables: `tables/latency_224.csv`, `tables/resolution_sweep.csv`.)"]  # fmt: skip
+        p = pub.loc[m]
+        released = p["released_top1"]
+        row = at_224.loc[m] if not at_224.empty and m in at_224.index else None
+        rows.append({"model": m, "family": p["family"], "gmacs": p["published_gmacs"],
+                     "gmacs_ours": None if row is None else row.get("gmacs"), "top1_paper": p["published_top1"],
+                     "top1_released": released, "top1": released if math.isfinite(released) else p["published_top1"],
+                     "latency_224": "not measured at 224" if row is None else fmt_latency(row)})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
-SIMILAR_GMACS = 0.2  # GMACs within 20% of each other: "similar", the like-for-like pairing of the comparison
+def matches(records: pd.DataFrame, col: str, close) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """For each VMINet variant, the other families' models whose ``col`` is ``close`` to its own."""
+    if records.empty:
+        return {}
+    ours = records[records["family"] == "vminet"]
+    others = records[records["family"] != "vminet"]
+    found = {}
+    for _, v in ours.iterrows():
+        if not math.isfinite(v[col]):
+            continue
+        found[v["model"]] = [
+            o["model"] for _, o in others.iterrows() if math.isfinite(o[col]) and close(v[col], o[col])
+        ]
+    return found
 
 
-def _similar_gmacs(d: ReportData) -> str:
-    """Which VMINet variant matches the rivals' GMACs, as measured here (within ``SIMILAR_GMACS``)."""
-    counted = {m: g for m in (SUBJECT, "vminet_b", "mlla_t", "flatten_swin_t")
-               if (g := model_gmacs(d, m)) is not None and math.isfinite(g) and g > 0}  # fmt: skip
-    rivals = [(m, counted[m]) for m in ("mlla_t", "flatten_swin_t") if m in counted]
-    variants = [(m, counted[m]) for m in (SUBJECT, "vminet_b") if m in counted]
-    if not rivals or not variants:
+def question_rivals(b: Builder, table: pd.DataFrame, levels: dict[int, str]) -> Answer:
+    d = b.data
+    answer = Answer(section=Section(TITLE))
+    s = answer.section
+    records = _records(d)
+    by_gmacs = matches(records, "gmacs", lambda a, c: abs(c / a - 1) <= GMACS_MATCH)
+    by_top1 = matches(records, "top1", lambda a, c: abs(c - a) <= TOP1_MATCH)
+    q2 = table[(table["question"] == "q2") & (table["kind"] == RATIO)]
+    pairs = list(dict.fromkeys([*zip(q2["a"], q2["b"], strict=True), *((v, c) for v, rs in by_gmacs.items()
+                                                                       for c in rs)]))  # fmt: skip
+    verdicts = at_every_size(d, q2, pairs, "q2")
+    top = records.set_index("model") if not records.empty else records
+    for (a, c), rows in verdicts.groupby(["a", "b"], sort=False) if not verdicts.empty else []:
+        tag = "" if rows["registered"].all() else " (not pre-registered)" if not rows["registered"].any() else \
+            " (partly pre-registered)"  # fmt: skip
+        answer.rows.append(group_row(f"(2) {a} vs {c}{tag}", rows, d, levels, unit="sizes",
+                                     caveat=_caveat(top, a, c)))  # fmt: skip
+    if records.empty:
+        s.lines.append("Not measured here: sweep vminet_b, mlla_t and flatten_swin_t (cpu-default preset).")
+        return answer
+    shown = [m for m in dict.fromkeys(m for pair in pairs for m in pair) if m in top.index]
+    if shown:
+        frame = top.loc[shown].reset_index()
+        csv = b.table(frame, "q2_matched")
+        s.lines += ["GMACs and top-1 from the model records at 224 (paper; `top1_released` where the released "
+                    "checkpoint scores otherwise), beside the latency at 224, median ms [95% CI]. Table: "
+                    f"`{csv}`.", "", *md_table(frame, ["model", "gmacs", "gmacs_ours", "top1_paper", "top1_released",
+                                                       "latency_224"])]  # fmt: skip
+    s.lines += ["", f"Matched by GMACs (within {GMACS_MATCH:.0%}): " + _pairs(by_gmacs) + ". By top-1 (released "
+                f"checkpoint where it differs, within {TOP1_MATCH:g} point): " + _pairs(by_top1) + "."]  # fmt: skip
+    if not verdicts.empty:
+        s.lines += ["", "Latency ratio a/b per size (paired by round; * = not pre-registered):", ""]
+    for (a, c), rows in verdicts.groupby(["a", "b"], sort=False) if not verdicts.empty else []:
+        s.lines.append(f"- {a}/{c}: {count_verdicts(rows, 'sizes')}; "
+                       + ", ".join(f"{int(r.at)}{'' if r.registered else '*'}: {_ratio(r)}"
+                                   for r in rows.itertuples(index=False)) + ".")  # fmt: skip
+    below = [t.split("; ", 1)[-1] for a, c in pairs if "below" in (t := _caveat(top, a, c))]
+    if below:
+        s.lines += ["", "Accuracy: " + "; ".join(below) + "."]
+    return answer
+
+
+def _ratio(r) -> str:  # type: ignore[no-untyped-def]
+    if not math.isfinite(r.ci_low):
+        return "no interval"
+    return f"{r.value:.2f}x [{r.ci_low:.2f}, {r.ci_high:.2f}] {r.verdict}"
+
+
+def _pairs(found: dict[str, list[str]]) -> str:
+    text = "; ".join(f"{v} ~ {join(rs)}" for v, rs in found.items() if rs)
+    return text or "no pair in these rows"
+
+
+def _caveat(top: pd.DataFrame, a: str, c: str) -> str:
+    """``GMACs 4.8 vs 4.15; top-1 80.9 (released) below 82.1`` from the records."""
+    if top.empty or a not in top.index or c not in top.index:
         return ""
-    close = [m for m, g in variants if all(abs(g / r - 1) <= SIMILAR_GMACS for _, r in rivals)]
-    names = ", ".join(m for m, _ in rivals)
-    if not close:
-        return f" No VMINet variant here has GMACs within {SIMILAR_GMACS:.0%} of {names}."
-    return f" {', '.join(close)} {'has' if len(close) == 1 else 'have'} GMACs within {SIMILAR_GMACS:.0%} of {names}."
+    ra, rc = top.loc[a], top.loc[c]
+    text = f"GMACs {fmt(ra['gmacs'])} vs {fmt(rc['gmacs'])}"
+    if math.isfinite(ra["top1"]) and math.isfinite(rc["top1"]):
+        source = " (released)" if math.isfinite(ra["top1_released"]) else ""
+        relation = "below" if ra["top1"] < rc["top1"] else "vs"
+        text += f"; {a} top-1 {fmt(ra['top1'])}{source} {relation} {c} {fmt(rc['top1'])}"
+    return text

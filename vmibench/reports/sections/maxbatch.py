@@ -10,12 +10,12 @@ COLUMNS = ["model", "res", "mode", "max_batch", "throughput_ips", "latency_ms_me
            "mem_limit_method", "status", "error"]  # fmt: skip
 
 
-def section_maxbatch(b: Builder) -> Section:
-    s = Section("Throughput at max batch")
+def section_maxbatch(b: Builder) -> Section | None:
+    """The max-batch table, or None (no section at all) where the store has no max-batch rows."""
     frame = b.data.maxbatch
     if frame.empty:
-        s.lines.append("*(no max-batch rows: run `vmibench maxbatch --models ... --mem-limit-gb N`)*")
-        return s
+        return None
+    s = Section("Throughput at max batch")
     csv = b.table(frame[[c for c in [*COLUMNS, "probes"] if c in frame.columns]], "maxbatch")
     s.lines += md_table(frame.sort_values(["mode", "throughput_ips"], ascending=[True, False]), COLUMNS)
     for mode, sub in frame[frame["status"] == "ok"].groupby("mode"):

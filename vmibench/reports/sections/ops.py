@@ -18,19 +18,19 @@ from vmibench.reports.text import (
     fmt,
     md_table,
     samples_for,
-    setup_line,
+    short_setup,
     status_pivot,
     with_exponent_text,
 )
 
 
-def section_ops(b: Builder) -> tuple[Section, pd.DataFrame]:
+def section_ops(b: Builder) -> Section:
     d = b.data
     s = Section("Token mixers vs sequence length")
     ops = d.ops
     if ops.empty:
         s.lines.append("*(no ops rows: run `vmibench ops`)*")
-        return s, pd.DataFrame()
+        return s
     for (dtype, dim, batch), sub in ops.groupby(["dtype", "dim", "batch"]):
         shown = status_pivot(sub, "op", "seq_len")
         label = f"{dtype}, dim {dim}, batch {batch}"
@@ -41,13 +41,10 @@ def section_ops(b: Builder) -> tuple[Section, pd.DataFrame]:
         s.lines += md_table(shown)
     csv = b.table(ops, "ops_sweep")
     s.lines += ["", caption(ops, f"`{csv}`", "95% CIs in the CSV (latency_ms_ci_low/high)")]
-    setup = setup_line(ops)
-    for name, y, ylabel, title in [
-        ("ops_latency_vs_L", LATENCY, "median latency (ms)", "Token mixers: latency vs L"),
-        ("ops_memory_vs_L", "peak_mem_mb", "peak memory rise (MB)", "Token mixers: peak memory vs L"),
-    ]:
-        s.lines += b.lines_figure(ops, name, group="op", x="seq_len", y=y, title=title, xlabel="sequence length L",
-                                  ylabel=ylabel, setup=setup)  # fmt: skip
+    # latency vs L is question (4)'s figure
+    s.lines += b.lines_figure(ops, "ops_memory_vs_L", group="op", x="seq_len", y="peak_mem_mb",
+                              title="Token mixers: peak memory vs L", xlabel="sequence length L",
+                              ylabel="peak memory rise (MB)", setup=short_setup(ops))  # fmt: skip
     fits = slope_table(ops, d.samples_ops, OP_GROUP, "seq_len", [LATENCY, "peak_mem_mb", "gmacs"])
     if not fits.empty:
         fits_csv = b.table(fits, "ops_fits")
@@ -65,7 +62,7 @@ def section_ops(b: Builder) -> tuple[Section, pd.DataFrame]:
     s.lines += ["", "`vmisa_recurrent` and `vmisa_matrix` are vmibench's RECONSTRUCTION of the causal-mask VMI-SA the "
                     "paper describes (cumulative-sum and L x L lower-triangular-mask forms); the released code has "
                     "only the global form `vmisa`. They are tested to agree numerically."]  # fmt: skip
-    return s, fits
+    return s
 
 
 def crossover_row(a: pd.DataFrame, b: pd.DataFrame, x_col: str, samples: pd.DataFrame) -> dict[str, object]:

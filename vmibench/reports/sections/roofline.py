@@ -10,8 +10,8 @@ import pandas as pd
 from vmibench.analysis import add_roofline
 from vmibench.reports import plots
 from vmibench.reports.figures import Builder
-from vmibench.reports.selection import column_or_nan, latency_224
-from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, are, caption, fmt, md_table, setup_line
+from vmibench.reports.selection import DISCUSSED, column_or_nan, latency_224
+from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, are, caption, fmt, md_table, short_setup
 
 COLUMNS = ["model", LATENCY, "gmacs", "gbytes_moved", "arith_intensity", "peak_gflops", "bw_peak_gbs", "roofline_ms",
            "roofline_frac", "bound"]  # fmt: skip
@@ -28,14 +28,15 @@ def _attained(frame: pd.DataFrame) -> pd.DataFrame:
 def roofline_points(models: pd.DataFrame, ops: pd.DataFrame) -> pd.DataFrame:
     """One point per model (at 224) and per op and L, with what the figure draws."""
     parts = []
-    sources = ((models, "models at 224", lambda f: f["model"]),
-               (ops, "token mixers", lambda f: f["op"] + " L=" + f["seq_len"].astype(str)))  # fmt: skip
-    for frame, kind, label in sources:
+    sources = ((models, "models at 224", lambda f: f["model"], lambda f: f["model"]),
+               (ops, "token mixers", lambda f: f["op"] + " L=" + f["seq_len"].astype(str),
+                lambda f: f["op"]))  # fmt: skip
+    for frame, kind, label, series in sources:
         ok = frame[(frame["status"] == "ok") & frame["roofline_frac"].notna()] if not frame.empty else frame
         if ok.empty:
             continue
-        parts.append(_attained(ok).assign(kind=kind, label=label(ok)))
-    cols = ["label", "kind", "arith_intensity", "attained_gflops", "attained_low", "attained_high"]
+        parts.append(_attained(ok).assign(kind=kind, label=label(ok), series=series(ok)))
+    cols = ["label", "series", "kind", "arith_intensity", "attained_gflops", "attained_low", "attained_high"]
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
 
 
@@ -85,15 +86,29 @@ def section_roofline(b: Builder) -> Section:
                       "roofline_ops")  # fmt: skip
         s.lines += ["", f"Token mixers: {int((ops_ok['bound'] == 'memory').sum())} of {len(ops_ok)} (op, L) cells are "
                         f"memory-bound." + above_roof(ops_ok, "op") + f" Table: `{csv}`."]  # fmt: skip
-    points = roofline_points(have, ops_ok)
-    first = (have if not have.empty else ops_ok).iloc[0]
-    peak, bw = float(first["peak_gflops"]), float(first["bw_peak_gbs"])
-    if points.empty or not (math.isfinite(peak) and math.isfinite(bw)):
-        return s
-    setup = setup_line(pd.concat([f for f in (have, ops_ok) if not f.empty]))
-    rel = b.figure(lambda p: plots.roofline(points, peak_gflops=peak, bw_gbs=bw, path=p, setup=setup,
-                                            title="Roofline: models at 224 (batch 1) and token mixers"),
-                   "roofline")  # fmt: skip
-    s.lines += ["", f"![roofline]({rel})", "", f"*Figure: roofline; bars from the 95% CI of the median latency. "
-                                                f"{setup}.*"]  # fmt: skip
+    # two figures, models and mixers: one would pile a label per model and per (op, L) on one axis
+    for name, frame, title in (("roofline_models", have, "Roofline: models at 224, batch 1"),
+                               ("roofline_mixers", ops_ok, "Roofline: token mixers over L")):  # fmt: skip
+        s.lines += _figure(b, name, frame, title)
     return s
+
+
+def _figure(b: Builder, name: str, frame: pd.DataFrame, title: str) -> list[str]:
+    points = roofline_points(frame, frame.iloc[0:0]) if name == "roofline_models" else \
+        roofline_points(frame.iloc[0:0], frame)  # fmt: skip
+    if points.empty:
+        return []
+    first = frame.iloc[0]
+    peak, bw = float(first["peak_gflops"]), float(first["bw_peak_gbs"])
+    if not (math.isfinite(peak) and math.isfinite(bw)):
+        return []
+    labelled = DISCUSSED if name == "roofline_models" else ()
+    rel = b.figure(lambda p: plots.roofline(points, peak_gflops=peak, bw_gbs=bw, path=p, setup=short_setup(frame),
+                                            title=title, labelled=labelled), name)  # fmt: skip
+    return [
+        "",
+        f"![{title}]({rel})",
+        "",
+        "*Figure: bars from the 95% CI of the median latency"
+        + ("; labelled: the models the questions discuss.*" if labelled else "; one series per op over L.*"),
+    ]

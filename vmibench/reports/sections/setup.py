@@ -1,4 +1,5 @@
-"""*Setup*: device, libraries, protocol, and the measured roofs (matmul peak, triad bandwidth)."""
+"""*Setup*: the report's provenance, stated once -- data source, code version and staleness, device, libraries,
+settings, measured roofs -- and, in the appendix, the measurement *Protocol*."""
 
 from __future__ import annotations
 
@@ -8,14 +9,21 @@ from vmibench.reports.figures import Builder
 from vmibench.reports.text import Section, few_rounds_caveat, fmt, protocol_lines, setup_line
 
 
-def section_setup(b: Builder) -> Section:
+def _rows(d) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """Every selected row (selection guarantees one): inference, ops, training and backbone rows."""
+    return pd.concat([f for f in (d.latency, d.ops, d.training, d.backbone) if not f.empty])
+
+
+def section_setup(b: Builder, provenance: list[str]) -> Section:
+    """Provenance, once: every table and figure caption refers here instead of repeating it."""
     d = b.data
-    # every selected row (selection guarantees one): inference, ops, training and backbone rows
-    both = pd.concat([f for f in (d.latency, d.ops, d.training, d.backbone) if not f.empty])
+    both = _rows(d)
     first = both.iloc[0]
     peak = d.peak[(d.peak["status"] == "ok") & d.peak["env_key"].isin(both["env_key"])] if not d.peak.empty else d.peak
     s = Section("Setup")
     s.lines += [
+        *provenance,
+        "",
         f"- Device: `{d.device}` -- {first.get('device_name', '?')}; CPU {first.get('cpu_model', '?')}, "
         f"{first.get('cpu_count', '?')} usable cores; host {first.get('hostname', '?')} "
         f"({first.get('platform', '?')}).",
@@ -23,7 +31,30 @@ def section_setup(b: Builder) -> Section:
         f"{first.get('fvcore_version')}, CUDA {first.get('cuda_version')}, Python {first.get('python')}; vmibench "
         f"{first.get('vmibench_version')} at commit `{first.get('git_commit')}`.",
         f"- Settings found: {setup_line(both)}.",
+        "- Protocol: "
+        + (protocol_lines(both) or ["not stored"])[0].split(";")[0]
+        + "; per-round policy, timing, memory and FLOPs rules in [Protocol](#protocol).",
     ]
+    if not peak.empty:
+        best = peak.loc[peak["peak_gflops"].astype(float).idxmax()]
+        s.lines.append(f"- Roofs measured in the same environment: dense-matmul peak {fmt(best['peak_gflops'])} GFLOP/s"
+                       + _bandwidth(d, both))  # fmt: skip
+    return s
+
+
+def _bandwidth(d, both: pd.DataFrame) -> str:  # type: ignore[no-untyped-def]
+    bw = d.bandwidth
+    if not bw.empty:
+        bw = bw[(bw["status"] == "ok") & bw["env_key"].isin(both["env_key"])]
+    return "." if bw.empty else f", STREAM-triad bandwidth {fmt(float(bw['bw_peak_gbs'].astype(float).max()))} GB/s."
+
+
+def section_protocol(b: Builder) -> Section:
+    """The measurement protocol in full (appendix)."""
+    d = b.data
+    both = _rows(d)
+    peak = d.peak[(d.peak["status"] == "ok") & d.peak["env_key"].isin(both["env_key"])] if not d.peak.empty else d.peak
+    s = Section("Protocol", level=3)
     protocol = protocol_lines(both)
     if len(protocol) == 1:
         s.lines.append(f"- Protocol (from the rows' stored timing policy): {protocol[0]}.")
@@ -32,9 +63,9 @@ def section_setup(b: Builder) -> Section:
                     *[f"  - {p}." for p in protocol]]  # fmt: skip
     s.lines += [
         "- Timing: per call (perf_counter on CPU, CUDA events on GPU). Latency = median of all calls of all rounds, "
-        "with a hierarchical bootstrap 95% CI (rounds, then calls); throughput = batch / median. Ratios, exponents "
-        "and crossovers carry bootstrap 95% intervals from the raw samples (ratios paired by round)."
-        + few_rounds_caveat(both),
+        "with a hierarchical bootstrap 95% CI (rounds, then calls); throughput = batch / median. Verdicts rest on "
+        "t-intervals over rounds of the ratio or exponent difference itself (paired by round); crossovers carry "
+        "bootstrap 95% intervals from the raw samples." + few_rounds_caveat(both),
         "- Memory: `peak_mem_mb` = rise above what was held before the first forward (activations + workspaces; "
         "for ops also the op's own buffers), by `mem_method` (rss_hwm = resident-set high-water mark on CPU).",
         '- FLOPs: fvcore, 1 multiply-add = 1 FLOP (`gmacs`, the papers\' "GFLOPs"); selective scans as one op, '

@@ -34,16 +34,20 @@ def verdict_table(data: ReportData, comparisons: tuple[Comparison, ...] | None =
                     {"latency": data.samples_latency, "ops": data.samples_ops}, margin=DEFAULT_MARGIN)  # fmt: skip
 
 
-def calibrated_level(calibration: pd.DataFrame, rounds: int) -> str:
+def calibrated_level(calibration: pd.DataFrame, rounds: int, *, short: bool = False) -> str:
     """``"95% nominal, 94.6% actual (simulated, 3 rounds)"`` from a stored calibration study, or the nominal
-    level with a pointer to the study when none is stored for that round count."""
+    level with a pointer to the study when none is stored for that round count; ``short``: ``"95%, 94.6% actual"``
+    or ``"95% nominal"`` (for a table cell)."""
     if calibration.empty:
-        return "95% nominal (actual coverage not measured for this data: `vmibench check calibrate`)"
+        return "95% nominal" if short else ("95% nominal (actual coverage not measured for this data: `vmibench check "
+                                            "calibrate`)")  # fmt: skip
     sim = calibration[(calibration["method"] == "t-rounds") & (calibration["source"] == "simulated")]
     sim = sim.assign(k=pd.to_numeric(sim["rounds"], errors="coerce")).dropna(subset=["k"])
     if sim.empty:
-        return "95% nominal (no simulated t-rounds coverage stored)"
+        return "95% nominal" if short else "95% nominal (no simulated t-rounds coverage stored)"
     row = sim.iloc[(sim["k"] - rounds).abs().argsort().iloc[0]]
+    if short:
+        return f"95%, {float(row['actual']):.1%} actual"
     return f"95% nominal, {float(row['actual']):.1%} actual (simulated at this data's variance, {int(row['k'])} rounds)"
 
 
@@ -53,9 +57,8 @@ def _fmt(value: float, kind: str) -> str:
     return f"{value:+.2f}" if kind == "exponent" else f"{value:.2f}x"
 
 
-def section_verdicts(b: Builder, calibration: pd.DataFrame) -> tuple[Section, pd.DataFrame]:
-    s = Section("Pre-registered comparisons")
-    table = verdict_table(b.data)
+def section_verdicts(b: Builder, calibration: pd.DataFrame, table: pd.DataFrame) -> Section:
+    s = Section("Pre-registered comparisons", level=3)
     csv = b.table(table, "verdicts")
     n_decided = int(sum(decided(v) for v in table["verdict"]))
     shown = table.assign(
@@ -73,4 +76,4 @@ def section_verdicts(b: Builder, calibration: pd.DataFrame) -> tuple[Section, pd
         "",
     ]
     s.lines += md_table(shown, ["question", "comparison", "estimate", "rounds", "verdict"])
-    return s, table
+    return s
