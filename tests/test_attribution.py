@@ -181,7 +181,7 @@ def test_block_attribution_two_stages() -> None:
     assert t.mode == "train"
     for block in ("stages.0.0", "stages.1.0", "loss", "optimizer"):
         assert t.block_ms()[block] > 0
-    assert t.times_ms[("stages.0.0", "conv_depthwise")] > s.times_ms[("stages.0.0", "conv_depthwise")]
+    assert not {k for k in t.times_ms if k[0] == "" and k[1].startswith("conv")}  # no backward conv left unplaced
 
 
 def _ev(id: int, parent: int | None, name: str, start: float, total: float, self_us: float, dev: float = 0.0,
