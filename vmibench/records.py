@@ -160,6 +160,52 @@ class OpsRecord(TimedRecord):
 
 
 @dataclass(kw_only=True)
+class ProfileRecord(TimedRecord):
+    """One profiled (model, resolution, batch, mode) cell: its unprofiled latency (the timed samples), the profiled
+    call's latency beside it, and how much of that call the operator classes account for.  Its breakdown by block
+    and operator class is in the ``breakdown`` table (one row per block and class, ``profile_row_uid`` = this
+    row's ``row_uid``)."""
+
+    TABLE: ClassVar[str] = "profile"
+    LEADING: ClassVar[tuple[str, ...]] = ("model", "res", "mode", *_TIMED_LEADING)
+
+    model: str
+    res: str
+    height: int = 0
+    width: int = 0
+    mode: str = "infer"
+    task: str = "classify"
+    model_source: str = ""
+    profiled_ms_median: float | None = None  # median wall time of a profiled call (profiler on)
+    profile_overhead: float | None = None  # profiled / unprofiled median latency
+    class_sum_frac: float | None = None  # sum of class times / profiled call time (median over calls)
+    unclassified_ms: float | None = None  # self time of non-operator events per call (scopes, autograd wrappers)
+    other_ops: str = ""  # operators that fell into class "other" (comma-separated)
+    clock: str = ""  # "cpu" (host self time) or "cuda" (kernel time)
+
+
+@dataclass(kw_only=True)
+class RoofKernelRecord(RunRecord):
+    """A roof of one operator class (see vmibench.attribution.classes): a large fused-free add (elementwise) or
+    exp (transcendental) on ``roof_n`` elements, out of cache."""
+
+    TABLE: ClassVar[str] = "roofs"
+    LEADING: ClassVar[tuple[str, ...]] = ("device", "dtype", "threads", "roof", "roof_n", "roof_gbs", "roof_gelems")
+
+    device: str
+    dtype: str
+    threads: int
+    roof: str = ""  # "elementwise" or "transcendental"
+    roof_n: int = 0
+    roof_gbs: float | None = None  # bytes read + written per second at the median time, 1e9
+    roof_gelems: float | None = None  # elements per second at the median time, 1e9
+    latency_ms_median: float | None = None
+    n_iters: int = 0
+    status: str = STATUS_OK
+    error: str = ""
+
+
+@dataclass(kw_only=True)
 class PeakRecord(RunRecord):
     """Dense-matmul throughput of a device: the denominator of utilisation."""
 

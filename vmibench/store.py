@@ -300,15 +300,29 @@ class ResultStore:
                 n += 1
         return n
 
-    def add(self, record: Record, samples: Sequence[Sequence[float]] = (), cell_key: str = "") -> int:
+    def add(
+        self,
+        record: Record,
+        samples: Sequence[Sequence[float]] = (),
+        cell_key: str = "",
+        companions: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    ) -> int:
         """Store one record (and its raw samples, one sequence per worker process) in one transaction.
+
+        ``companions``: rows of other tables that belong to this one (a profile's breakdown), stored in the same
+        transaction with this row's ``row_uid`` in ``<record table>_row_uid``.
 
         ``cell_key``'s pending rounds and lease are dropped in the same transaction: the row replaces them.
         Returns the row's ``row_id``.
         """
         with self._conn:
             self._conn.execute("BEGIN IMMEDIATE")
-            row_id = self._insert(record.TABLE, record.to_row())
+            row = record.to_row()
+            row["row_uid"] = row.get("row_uid") or uuid.uuid4().hex
+            row_id = self._insert(record.TABLE, row)
+            for table, rows in (companions or {}).items():
+                for extra in rows:
+                    self._insert(table, {**extra, f"{record.TABLE}_row_uid": row["row_uid"]})
             if samples:
                 self._conn.executemany(
                     _INSERT_SAMPLE,

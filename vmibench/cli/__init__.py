@@ -18,7 +18,7 @@ import typer
 
 from vmibench.cli.accuracy import accuracy_cmd
 from vmibench.cli.check import check_app
-from vmibench.cli.measure import collect_cmd, latency_cmd, maxbatch_cmd, ops_cmd, sweep_cmd
+from vmibench.cli.measure import PROFILE_HELP, collect_cmd, latency_cmd, maxbatch_cmd, ops_cmd, profile_cmd, sweep_cmd
 from vmibench.cli.models_flops import FLOPS_HELP, flops_cmd, models_cmd
 from vmibench.cli.options import METRICS_HELP, verbatim
 from vmibench.cli.results import compare_cmd, publish_cmd, report_cmd, results_cmd
@@ -62,6 +62,7 @@ app.command("models")(models_cmd)
 app.command("flops", epilog=verbatim(FLOPS_HELP))(flops_cmd)
 app.command("latency", epilog=verbatim(METRICS_HELP))(latency_cmd)
 app.command("maxbatch", epilog=verbatim(METRICS_HELP))(maxbatch_cmd)
+app.command("profile", epilog=verbatim(PROFILE_HELP))(profile_cmd)
 app.command("results")(results_cmd)
 app.command("sweep", epilog=verbatim(METRICS_HELP))(sweep_cmd)
 app.command("collect")(collect_cmd)

@@ -175,6 +175,61 @@ def maxbatch_cmd(
     _print_rows(summary, "maxbatch", fmt, out, db, columns, all_columns)
 
 
+PROFILE_HELP = """
+Columns (table profile): latency_ms_median = unprofiled latency (the timed calls, as `latency`); profiled_ms_median
+= a profiled call; profile_overhead = profiled / unprofiled; class_sum_frac = the classes' time / a profiled call
+(the rest is profiler bookkeeping: unclassified_ms). Table breakdown (`vmibench results --table breakdown`): per
+block (timm stage/block names; "*" = all blocks) and operator class (matmul, conv_dense, conv_depthwise, attention,
+scan, elementwise, transcendental, norm, reduction, layout, other): time_ms per call, time_share with a 95%
+t-interval over rounds, flop_share and byte_share (GMACs and bytes counted by the same classes). Compare shares,
+not absolute times, with latency rows: profiling slows a call. Roofs (table roofs): the elementwise (large add)
+and transcendental (exp) roofs beside the matmul peak and the triad.
+"""
+
+
+def profile_cmd(
+    models: ModelsOpt = None,
+    res: ResListOpt = "224",
+    mode: Annotated[str, typer.Option(help="infer (forward) or train (forward + backward + SGD step).")] = "infer",
+    task: Annotated[str, typer.Option(metavar="classify|backbone", help="classify or backbone (features).")] = (
+        "classify"
+    ),
+    batch: Annotated[int, typer.Option(min=1, help="Images per call.")] = 1,
+    threads: ThreadsOpt = None,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = "fp32",
+    max_time: Annotated[float, typer.Option(help="Timing budget of the unprofiled calls per cell, seconds.")] = 3.0,
+    rounds: RoundsOpt = None,
+    cell_timeout: TimeoutOpt = None,
+    force: ForceOpt = False,
+    no_peak: NoPeakOpt = False,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+    columns: ColumnsOpt = None,
+    all_columns: AllColumnsOpt = False,
+    db: DbOpt = None,
+    imports: ImportOpt = None,
+) -> None:
+    """Where the time goes: each model's forward (or training step) under torch.profiler, each operator's self time
+    attributed to its class and timm stage/block, in worker processes with rounds like any cell; GMACs and bytes by
+    the same classes; the class roofs measured first. Rows go to the tables profile and breakdown."""
+    from vmibench.measure.api import check_rounds, measure_cells, run_settings
+    from vmibench.measure.kinds.profile import plan_profile
+    from vmibench.output import check_output
+
+    check_output(fmt, out)
+    load_imports(imports)
+    names = parse_models(models, lambda: ["effvmamba_t", "vim_t", "vminet_t", "mlla_t"])
+    settings = run_settings(device=device, dtype=dtype, threads=threads or 1, min_time=min(0.5, max_time),
+                            max_time=max_time)  # fmt: skip
+    cells = plan_profile(names, parse_resolutions(res), settings, mode=mode, task=task, batch=batch)
+    with progress_bar("profiling") as bar:
+        summary = measure_cells(cells, db=db, rounds=check_rounds(_given(rounds, 3)),
+                                cell_timeout_s=_given(cell_timeout, 1800.0), force=force, progress=bar,
+                                with_peak=not no_peak, stop_ladders=False)  # fmt: skip
+    _print_rows(summary, "profile", fmt, out, db, columns, all_columns)
+
+
 def _sweep_settings(
     chosen: Preset | None, *, device: str | None, threads: int | None, channels_last: bool = False,
     compile_: bool = False, scan_backend: str = "auto", max_time: float | None = None, count_flops: bool = True,

@@ -21,7 +21,19 @@ from vmibench.cli.options import (
 )
 from vmibench.errors import UserError
 
-RESULT_TABLES = ("latency", "ops", "flops", "peak", "bandwidth", "maxbatch", "accuracy", "samples")
+RESULT_TABLES = (
+    "latency",
+    "ops",
+    "flops",
+    "peak",
+    "bandwidth",
+    "maxbatch",
+    "profile",
+    "breakdown",
+    "roofs",
+    "accuracy",
+    "samples",
+)
 
 
 def results_cmd(

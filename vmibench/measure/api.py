@@ -136,6 +136,7 @@ def measure_cells(
     from vmibench.measure.adaptive import settle
     from vmibench.measure.executor import LocalExecutor
     from vmibench.measure.kinds.peak import peak_cells
+    from vmibench.measure.kinds.profile import ModelProfile, class_roof_cells
     from vmibench.measure.kinds.triad import bandwidth_cells
     from vmibench.store import ResultStore
 
@@ -146,8 +147,10 @@ def measure_cells(
     try:
         with ResultStore(db) as store:
             if with_peak and cells:
-                peaks = [replace(c, settings=replace(c.settings, policy=_PEAK_POLICY))
-                         for c in [*peak_cells(cells), *bandwidth_cells(cells)]]  # fmt: skip
+                # a profile holds each operator class against its own roof: those are measured with the other two
+                profiled = [c for c in cells if c.workload.KIND == ModelProfile.KIND]
+                roofs = [*peak_cells(cells), *bandwidth_cells(cells), *class_roof_cells(profiled)]
+                peaks = [replace(c, settings=replace(c.settings, policy=_PEAK_POLICY)) for c in roofs]
                 Runner(store, rounds=PEAK_ROUNDS, cell_timeout_s=max(cell_timeout_s, 300.0), executor=executor,
                        reference=reference).run(peaks)  # fmt: skip
 

@@ -68,6 +68,11 @@ class Workload:
         median (the shared ones -- rounds, interval, median, policy -- are already filled)."""
         return {}
 
+    def companion_rows(self, settings: Settings, results: Sequence[WorkerResult]) -> dict[str, list[dict[str, Any]]]:
+        """Rows of other tables that belong to an ok row (a profile's breakdown by block and class), by table;
+        stored in the same transaction, each with the row's ``row_uid`` in ``<table of this kind>_row_uid``."""
+        return {}
+
     def record(self, settings: Settings, fields: dict[str, Any]) -> RunRecord:
         """The row of this workload under ``settings`` from ``fields``: the shared columns (failure rows) or those
         plus :meth:`pooled_fields` (ok rows)."""

@@ -345,7 +345,8 @@ class Runner:
             return
         env = _env_of(results[0], envs[state.cell.settings.device])
         rec = pooled_record(state.cell, results, env, env.key(state.cell.settings.device), rounds=self.rounds)
-        self._store(rec, [list(r.samples_ms) for r in results], state.key, run_id=state.run_id)
+        companions = state.cell.workload.companion_rows(state.cell.settings, results)
+        self._store(rec, [list(r.samples_ms) for r in results], state.key, run_id=state.run_id, companions=companions)
 
     def _finish_failure(
         self,
@@ -373,14 +374,21 @@ class Runner:
                              skip_reason=skip_reason, rounds=self.rounds)  # fmt: skip
         self._store(rec, [], state.key)
 
-    def _store(self, rec: RunRecord, samples: list[list[float]], key: str, run_id: str = "") -> None:
+    def _store(
+        self,
+        rec: RunRecord,
+        samples: list[list[float]],
+        key: str,
+        run_id: str = "",
+        companions: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
         assert self.store is not None
         rec.run_id = run_id or self.owner
         # The row keeps the identity the runner planned and resumes by.  The worker's own environment (in the
         # row's columns) can differ from the runner's capture -- a commit made while a run is in progress -- and
         # a key recomputed from it would leave the row unfound by this run and measured again by the next.
         rec.cell_key = key
-        self.store.add(rec, samples, cell_key=key)
+        self.store.add(rec, samples, cell_key=key, companions=companions)
         self._stored += 1
 
     # -- supervision -----------------------------------------------------------------------------------------------

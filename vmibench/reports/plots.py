@@ -131,7 +131,7 @@ def lines_vs_size(
     if (frame["status"].isin(FAILED)).any():
         notes.append("x = not measured (oom / timeout / skipped)")
     if yerr is not None:
-        notes.append("bars = 95% bootstrap CI of the median")
+        notes.append("bars = 95% t-interval over rounds")
     return _finish(fig, path, setup, notes)
 
 
@@ -313,3 +313,23 @@ def roofline(
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(**LEGEND)
     return _finish(fig, path, setup, labels=(ax, texts))
+
+
+def stacked_shares(shares: pd.DataFrame, *, path: Path, title: str, setup: str) -> Path:
+    """One horizontal bar per row of ``shares`` (index: "model res"), split into its columns (operator classes),
+    each segment its share of the profiled time; the legend beside the axes."""
+    height = max(1.2 + 0.32 * len(shares), 0.9 + 0.17 * len(shares.columns))  # the legend's rows fit too
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    left = np.zeros(len(shares))
+    for i, cls in enumerate(shares.columns):
+        values = shares[cls].to_numpy(dtype=float)
+        ax.barh(range(len(shares)), values, left=left, color=f"C{i % 10}", label=str(cls), height=0.7)
+        left += values
+    ax.set_yticks(range(len(shares)), list(shares.index), fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the profiled time")
+    ax.set_title(title, fontsize=10)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.legend(**{**LEGEND, "bbox_to_anchor": (1.05, 1.0)})  # clear of the last tick label, which overhangs
+    return _finish(fig, path, setup)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from vmibench.reports.figures import Builder
 from vmibench.reports.questions.section import section_questions
 from vmibench.reports.sections.backbone import section_backbone
+from vmibench.reports.sections.breakdown import section_breakdown
 from vmibench.reports.sections.latency import section_latency
 from vmibench.reports.sections.maxbatch import section_maxbatch
 from vmibench.reports.sections.models import section_flops
@@ -90,7 +91,8 @@ def write_report(
     # above the appendix: what a reviewer reads (answers, one short section per question, provenance once)
     front = [*section_questions(b, table, calibration), section_setup(b, [source, "", *staleness_lines(staleness)])]
     appendix = [section_verdicts(b, calibration, table), section_flops(b), section_latency(b), section_roofline(b),
-                section_scaling(b), section_backbone(b), section_ops(b), section_training(b), section_maxbatch(b),
+                section_breakdown(b) if not data.breakdown.empty else None, section_scaling(b), section_backbone(b),
+                section_ops(b), section_training(b), section_maxbatch(b),
                 section_pareto(b), section_protocol(b)]  # fmt: skip
     appendix = [s for s in appendix if s is not None]
     for s in appendix:

@@ -53,6 +53,9 @@ class ReportData:
     training: pd.DataFrame = field(default_factory=pd.DataFrame)  # latency rows of mode "train"
     backbone: pd.DataFrame = field(default_factory=pd.DataFrame)  # inference rows of task "backbone" (features)
     maxbatch: pd.DataFrame = field(default_factory=pd.DataFrame)  # max-batch rows
+    profile: pd.DataFrame = field(default_factory=pd.DataFrame)  # profiled cells (unprofiled vs profiled latency)
+    breakdown: pd.DataFrame = field(default_factory=pd.DataFrame)  # their time by block and operator class
+    roofs: pd.DataFrame = field(default_factory=pd.DataFrame)  # elementwise and transcendental roofs
 
 
 def _newest_env(frame: pd.DataFrame, device: str) -> pd.DataFrame:
@@ -136,7 +139,23 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
         training=fill_gmacs(train, flops),
         backbone=backbone,
         maxbatch=_newest_env(store.read("maxbatch"), device),
+        **_profiles(store, device),
     )
+
+
+def _profiles(store: ResultStore, device: str) -> dict[str, pd.DataFrame]:
+    """The newest environment's profiled cells (the newest row of each), their breakdown rows and the roofs."""
+    profile = _newest_env(store.read("profile"), device)
+    if profile.empty:
+        return {}
+    profile = profile.sort_values("timestamp").drop_duplicates(["model", "res", "mode", "batch"], keep="last")
+    breakdown = store.read("breakdown")
+    if not breakdown.empty:
+        breakdown = breakdown[breakdown["profile_row_uid"].isin(set(profile["row_uid"]))]
+    roofs = store.read("roofs")
+    if not roofs.empty:
+        roofs = roofs[(roofs["status"] == "ok") & roofs["env_key"].isin(set(profile["env_key"]))]
+    return {"profile": profile, "breakdown": breakdown, "roofs": roofs}
 
 
 def fill_gmacs(frame: pd.DataFrame, flops: pd.DataFrame) -> pd.DataFrame:

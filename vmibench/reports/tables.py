@@ -84,6 +84,13 @@ def _with_ci(frame: pd.DataFrame, column: str, value: str, low: str, high: str) 
 SHARED_IN_CAPTION = ("device", "dtype", "batch", "dim", "threads", "task", "paired")
 
 
+PROFILE_COLUMNS = ["model", "res", "mode", "latency_ms_median", "profiled_ms_median", "profile_overhead",
+                   "class_sum_frac", "rounds", "status", "error"]  # fmt: skip
+BREAKDOWN_COLUMNS = ["model", "res", "mode", "block", "op_class", "time_ms", "time_share", "time_share_ci_low",
+                     "time_share_ci_high", "flop_share", "byte_share", "roof", "rounds"]  # fmt: skip
+ROOF_COLUMNS = ["device", "dtype", "threads", "roof", "roof_n", "roof_gbs", "roof_gelems", "rounds", "status"]
+
+
 def select_columns(
     frame: pd.DataFrame, kind: str, fmt: str, columns: str | None = None, all_columns: bool = False
 ) -> tuple[pd.DataFrame, str]:
@@ -132,7 +139,8 @@ def default_columns(table: str) -> list[str]:
 
         return ACCURACY_COLUMNS
     return {"latency": LATENCY_COLUMNS, "flops": FLOPS_COLUMNS, "ops": OPS_COLUMNS, "peak": PEAK_COLUMNS,
-            "bandwidth": BANDWIDTH_COLUMNS, "maxbatch": MAXBATCH_COLUMNS}.get(table, [])  # fmt: skip
+            "bandwidth": BANDWIDTH_COLUMNS, "maxbatch": MAXBATCH_COLUMNS, "profile": PROFILE_COLUMNS,
+            "breakdown": BREAKDOWN_COLUMNS, "roofs": ROOF_COLUMNS}.get(table, [])  # fmt: skip
 
 
 def frame_of(records: Sequence[Record], columns: Sequence[str] | None = None) -> pd.DataFrame:

@@ -10,17 +10,20 @@ module                    kind (``KIND``)     rows
 :mod:`.peak`              ``matmul``          ``peak``: the dense-matmul roof
 :mod:`.triad`             ``triad``           ``bandwidth``: the STREAM-triad memory roof
 :mod:`.crosscheck`        ``crosscheck``      not stored: vmibench's timer against torch's
+:mod:`.profile`           ``profile``         ``profile`` (+ ``breakdown``): time by operator class and block
+:mod:`.profile`           ``roof``            ``roofs``: the elementwise and transcendental roofs
 ========================  ==================  ===================================================
 
 Nothing here imports torch (the kinds' child steps import it in the worker).
 """
 
-from vmibench.measure.kinds import crosscheck, forward, maxbatch, op, peak, triad  # noqa: F401  # registers them
+from vmibench.measure.kinds import crosscheck, forward, maxbatch, op, peak, profile, triad  # noqa: F401  # registers
 from vmibench.measure.kinds.crosscheck import TimerCrosscheck
 from vmibench.measure.kinds.forward import MODES, TASK_BACKBONE, TASK_CLASSIFY, TASKS, ModelForward
 from vmibench.measure.kinds.maxbatch import MaxBatch
 from vmibench.measure.kinds.op import MixerOp
 from vmibench.measure.kinds.peak import MatmulPeak
+from vmibench.measure.kinds.profile import ClassRoof, ModelProfile
 from vmibench.measure.kinds.registry import WORKLOADS, Kind, Workload, register_kind, workload_class
 from vmibench.measure.kinds.triad import StreamTriad
 
@@ -30,11 +33,13 @@ __all__ = [
     "TASK_BACKBONE",
     "TASK_CLASSIFY",
     "WORKLOADS",
+    "ClassRoof",
     "Kind",
     "MatmulPeak",
     "MaxBatch",
     "MixerOp",
     "ModelForward",
+    "ModelProfile",
     "StreamTriad",
     "TimerCrosscheck",
     "Workload",

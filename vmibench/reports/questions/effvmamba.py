@@ -158,9 +158,41 @@ def _short(r) -> str:  # type: ignore[no-untyped-def]
 
 
 def breakdown_hook(d: ReportData) -> list[str]:
-    """HOOK for the per-operator breakdown (another issue adds a ``breakdown`` frame to ``ReportData``): where it
-    exists, its section goes here; without it, nothing is said about it."""
-    breakdown = getattr(d, "breakdown", None)
-    if breakdown is None or getattr(breakdown, "empty", True):
+    """Where EfficientVMamba's time goes at each profiled size, against the profiled models closest to it in
+    GMACs: its largest class, and the class whose time share most exceeds its FLOP share, with intervals."""
+    from vmibench.reports.sections.breakdown import class_rows, share_text
+
+    rows = class_rows(d)
+    if rows.empty or NAME not in set(rows["model"]):
         return []
-    return ["", f"Per-operator breakdown: {len(breakdown)} rows in the appendix table `tables/breakdown.csv`."]
+    out = []
+    gmacs = _profiled_gmacs(d)
+    for res, sub in rows.groupby("res", sort=False):
+        mine = sub[sub["model"] == NAME].sort_values("time_share", ascending=False)
+        if mine.empty:
+            continue
+        top = mine.iloc[0]
+        worst = mine.assign(x=mine["time_share"] - mine["flop_share"].fillna(0.0)).sort_values("x").iloc[-1]
+        peers = sorted((m for m in set(sub["model"]) - {NAME}),
+                       key=lambda m: abs(math.log(gmacs.get(m, math.nan) / gmacs.get(NAME, math.nan)))
+                       if gmacs.get(m) and gmacs.get(NAME) else math.inf)[:2]  # fmt: skip
+        versus = []
+        for m in peers:
+            theirs = sub[(sub["model"] == m) & (sub["op_class"] == top["op_class"])]
+            share = share_text(theirs.iloc[0]) if not theirs.empty else "0%"
+            versus.append(f"{share} of {m}'s")
+        out.append(f"At {res} px (profiled), {NAME} spends {share_text(top)} of its time in `{top['op_class']}` "
+                   f"({top['flop_share']:.0%} of its GMACs, {top['byte_share']:.0%} of its bytes)"
+                   + (f"; in the profiled models nearest in GMACs it takes {' and '.join(versus)}" if versus else "")
+                   + (f"; its time share most above its FLOP share is `{worst['op_class']}`"
+                      if worst["op_class"] != top["op_class"] else "") + ".")  # fmt: skip
+    return ["", " ".join(out), "See *Where the time goes* in the appendix."] if out else []
+
+
+def _profiled_gmacs(d: ReportData) -> dict[str, float]:
+    """GMACs per model at 224 from the latency rows (the profile's own counts are torch's, by class)."""
+    sub = latency_224(d)
+    if sub.empty:
+        return {}
+    return {m: float(g) for m, g in zip(sub["model"], pd.to_numeric(sub["gmacs"], errors="coerce"), strict=True)
+            if g == g}  # fmt: skip
