@@ -105,13 +105,17 @@ class ModelProfile(TimedWorkload):
     ) -> dict[str, Any]:
         fields = timed_fields(results, stats, medians)
         profiled = [ms for r in results for ms in r.values.get("profiled_ms", [])]
-        sums = [sum(t.values()) / w for r in results for t, w in zip(r.values["times_ms"], r.values["profiled_ms"],
-                                                                      strict=True) if w > 0]  # fmt: skip
+        sums = [
+            sum(t.values()) / w
+            for r in results
+            for t, w in zip(r.values.get("times_ms", []), r.values.get("profiled_ms", []), strict=True)
+            if w > 0
+        ]
         fields.update(
-            profiled_ms_median=statistics.median(profiled) if profiled else None,
+            profiled_ms_median=_median(profiled),
             profile_overhead=statistics.median(profiled) / stats.median_ms if profiled else None,
-            class_sum_frac=statistics.median(sums) if sums else None,
-            unclassified_ms=statistics.median([u for r in results for u in r.values.get("unclassified_ms", [])]),
+            class_sum_frac=_median(sums),
+            unclassified_ms=_median([u for r in results for u in r.values.get("unclassified_ms", [])]),
             other_ops=",".join(sorted({op for r in results for op in r.values.get("other_ops", [])})),
             clock=results[0].values.get("clock", ""),
         )
@@ -128,13 +132,17 @@ class ModelProfile(TimedWorkload):
                             model_source=self.source)  # fmt: skip
 
 
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def _key(block: str, cls: str) -> str:
     return f"{block}|{cls}"
 
 
 def _round_times(result: WorkerResult) -> dict[str, float]:
     """Mean time per (block|class) over a round's profiled calls, plus per class over all blocks."""
-    calls = result.values["times_ms"]
+    calls = result.values.get("times_ms", [])
     out: dict[str, float] = {}
     for times in calls:
         for key, ms in times.items():
@@ -154,7 +162,7 @@ def breakdown_rows(
     from vmibench.analysis.intervals import t_interval
     from vmibench.attribution.classes import roof_of
 
-    per_round = [_round_times(r) for r in results]
+    per_round = [_round_times(r) for r in results if r.values.get("times_ms")]
     totals = [sum(v for k, v in t.items() if not k.startswith(f"{ALL_BLOCKS}|")) for t in per_round]
     counted = next((r.values for r in results if "gmacs" in r.values), {})
     gmacs, gbytes = dict(counted.get("gmacs", {})), dict(counted.get("gbytes", {}))
