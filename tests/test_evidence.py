@@ -209,3 +209,44 @@ def test_the_roof_is_the_best_peak_and_a_cell_above_it_is_flagged() -> None:
     out = add_roofline(timed, peak, bw)
     assert list(out["peak_gflops"]) == [40.0, 40.0]  # the fastest round of the fastest size
     assert list(out["roof_exceeded"]) == [False, True]  # 2 GFLOP in 40 ms = 50 GFLOP/s > 40: the roof is invalid
+
+
+# -- calibration and stability --------------------------------------------------------------------------------------
+
+
+def _cells(seed: int, n: int = 30, rounds: int = 3) -> list[list[np.ndarray]]:
+    """Cells whose process levels spread (lognormal sd 0.05-0.2) around each cell's level, calls 2% around them."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        sd = rng.uniform(0.05, 0.2)
+        out.append([np.exp(lv + 0.02 * rng.standard_normal(20)) for lv in sd * rng.standard_normal(rounds)])
+    return out
+
+
+def test_the_calibration_study_finds_the_bootstrap_short_and_the_t_interval_on_level() -> None:
+    from vmibench.analysis.calibration import fit_structure, simulate_adaptive, simulate_coverage
+
+    structure = fit_structure(_cells(0))
+    table = simulate_coverage(structure, round_counts=(3,), trials=400, seed=1).set_index("method")["actual"]
+    assert abs(table["t-rounds"] - 0.95) < 0.035 and table["bootstrap"] < 0.88
+    adaptive = simulate_adaptive(structure, min_rounds=3, max_rounds=6, margin=0.1, trials=300, seed=2).iloc[0]
+    assert adaptive["actual"] >= 0.9 and 3 <= adaptive["mean_rounds"] <= 6
+
+
+def test_check_calibrate_stores_its_table_and_stability_compares_two_runs(tmp_path: Path, vmi) -> None:  # type: ignore[no-untyped-def]
+    from vmibench.store import ResultStore
+
+    copy = tmp_path / "store.sqlite"
+    shutil.copy(FIXTURE / DATA, copy)
+    with ResultStore(copy, readonly=True) as store:
+        before = len(store.read("calibration"))
+    proc = vmi("check", "calibrate", "--db", str(copy), "--trials", "60", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(io.StringIO(proc.stdout))
+    assert {"t-rounds", "bootstrap", "re-logmean"} <= set(table["method"]) and set(table["nominal"]) == {0.95}
+    with ResultStore(copy, readonly=True) as store:
+        assert len(store.read("calibration")) == before + len(table)
+    same = vmi("check", "stability", str(FIXTURE), str(copy), "--format", "csv")
+    assert same.returncode == 0, same.stderr
+    assert pd.read_csv(io.StringIO(same.stdout))["agree"].all()  # the same rows: every verdict agrees

@@ -45,7 +45,8 @@ def calibrated_level(calibration: pd.DataFrame, rounds: int, *, short: bool = Fa
     sim = sim.assign(k=pd.to_numeric(sim["rounds"], errors="coerce")).dropna(subset=["k"])
     if sim.empty:
         return "95% nominal" if short else "95% nominal (no simulated t-rounds coverage stored)"
-    row = sim.iloc[(sim["k"] - rounds).abs().argsort().iloc[0]]
+    sim = sim.iloc[::-1]  # the newest study first (a store keeps every study it was given, in order)
+    row = sim.iloc[(sim["k"] - rounds).abs().argsort(kind="stable").iloc[0]]
     if short:
         return f"95%, {float(row['actual']):.1%} actual"
     return f"95% nominal, {float(row['actual']):.1%} actual (simulated at this data's variance, {int(row['k'])} rounds)"
