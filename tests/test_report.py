@@ -337,31 +337,31 @@ def test_stale_models_are_named_in_the_header(small_store, monkeypatch) -> None:
         calls.append(args)
         if args[0] == "rev-parse":
             return "fedcba987654\n"
+        if args[0] == "status":
+            return ""  # a clean working tree
         assert args[:3] == ("diff", "--name-only", "0123456789ab")  # "+dirty" stripped: diff its committed part
         return "baselines/mlla.py\nREADME.md\n"
 
     monkeypatch.setattr(staleness, "_git", fake_git)
-    data = loaded(small_store("0123456789ab+dirty"))
-    head = " ".join(staleness.staleness_lines(data.staleness))
-    assert "measured at commit `0123456789ab+dirty`; current HEAD `fedcba987654`" in head
+    checked = checked_staleness(small_store("0123456789ab+dirty"))
+    head = " ".join(staleness.staleness_lines(checked))
+    assert "measured at commit `0123456789ab+dirty`; report generated at `fedcba987654`" in head
     assert "**Stale**" in head and "mlla_t (baselines/mlla.py)" in head and "vminet_t (" not in head
     assert "had uncommitted changes" in head
     diff_args = next(a for a in calls if a[0] == "diff")
     assert "baselines/mlla.py" in diff_args and "vmibench/modeling.py" in diff_args
-    table = selection.latency_224(data).set_index("model")["stale"]
-    assert table["mlla_t"] == "stale" and table["vminet_t"] == ""
+    assert checked.mark("mlla_t") == "stale" and checked.mark("vminet_t") == ""
 
     monkeypatch.setattr(staleness, "_git", lambda *args: None)  # no git / not a checkout
-    head = " ".join(staleness.staleness_lines(loaded(small_store("0123456789ab")).staleness))
-    assert "current HEAD unknown" in head and "Stale status unknown for: mlla_t, vminet_t" in head
+    head = " ".join(staleness.staleness_lines(checked_staleness(small_store("0123456789ab"))))
+    assert "report generated at unknown" in head and "Stale status unknown for: mlla_t, vminet_t" in head
 
 
-def loaded(path: Path) -> selection.ReportData:
-    """The report's data with its staleness checked, without drawing the figures."""
+def checked_staleness(path: Path) -> staleness.Staleness:
+    """The staleness of the report's models and ops, checked without drawing the figures."""
     with ResultStore(path) as store:
         data = selection.load(store)
-    data.staleness = staleness.check_staleness(data)
-    return data
+    return staleness.check_staleness(data.latency, data.ops)
 
 
 def test_code_files_of_models_and_ops() -> None:

@@ -12,7 +12,6 @@ import pandas as pd
 
 from vmibench.analysis import add_roofline
 from vmibench.errors import UserError
-from vmibench.reports.staleness import Staleness
 from vmibench.reports.text import CI_COLUMNS, LATENCY, as_float, ci_text, pixels_of
 from vmibench.store import ResultStore
 
@@ -48,7 +47,6 @@ class ReportData:
     device: str
     samples_latency: pd.DataFrame = field(default_factory=pd.DataFrame)  # raw samples of the ok latency rows
     samples_ops: pd.DataFrame = field(default_factory=pd.DataFrame)  # raw samples of the ok ops rows
-    staleness: Staleness = field(default_factory=Staleness)
     bandwidth: pd.DataFrame = field(default_factory=pd.DataFrame)  # triad rows (every environment)
     training: pd.DataFrame = field(default_factory=pd.DataFrame)  # latency rows of mode "train"
     backbone: pd.DataFrame = field(default_factory=pd.DataFrame)  # inference rows of task "backbone" (features)
@@ -194,7 +192,6 @@ def latency_224(data: ReportData) -> pd.DataFrame:
         published_gmacs=[pub["published_gmacs"].get(m) for m in sub["model"]],
         published_top1=[pub["published_top1"].get(m) for m in sub["model"]],
         released_top1=[pub["released_top1"].get(m) for m in sub["model"]],
-        stale=[data.staleness.mark(str(m)) for m in sub["model"]],
         ci95=[ci_text(*v) for v in zip(*(column_or_nan(sub, c) for c in CI_COLUMNS), strict=True)],
     )
     return sub.sort_values(LATENCY)

@@ -16,6 +16,7 @@ def section_latency(b: Builder) -> Section:
     if sub.empty:
         s.lines.append("*(no 224 x 224, batch-1 rows: run `vmibench sweep --models all --res 224`)*")
         return s
+    sub = sub.assign(stale=[b.staleness.mark(str(m)) for m in sub["model"]])
     cols = ["model", LATENCY, "ci95", "rounds", "process_spread", "latency_ms_iqr", "n_iters", "throughput_ips",
             "peak_mem_mb", "gmacs", "gbytes_moved", "achieved_gflops", "utilisation", "roofline_frac", "bound",
             "scan_backend", "status", "stale"]  # fmt: skip

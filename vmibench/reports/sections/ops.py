@@ -36,7 +36,7 @@ def section_ops(b: Builder) -> Section:
         label = f"{dtype}, dim {dim}, batch {batch}"
         s.lines += [f"Median latency (ms) per call, {label} (ops marked * are RECONSTRUCTIONS, see below):", ""]
         recon = set(sub.loc[sub["reconstruction"].astype(bool), "op"])
-        shown["op"] = [(f"{o} *" if o in recon else o) + (" (stale)" if d.staleness.mark(o) == "stale" else "")
+        shown["op"] = [(f"{o} *" if o in recon else o) + (" (stale)" if b.staleness.mark(o) == "stale" else "")
                        for o in shown["op"]]  # fmt: skip
         s.lines += md_table(shown)
     csv = b.table(ops, "ops_sweep")
