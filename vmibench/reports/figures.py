@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY
 from vmibench.reports import plots
 from vmibench.reports.selection import ReportData
 from vmibench.reports.staleness import Staleness
-from vmibench.reports.text import CI_COLUMNS, LATENCY, Section
+from vmibench.reports.text import Section
 
 
 class Builder:

@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 
 from vmibench.analysis import add_roofline
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY, as_float
 from vmibench.errors import UserError
-from vmibench.reports.text import CI_COLUMNS, LATENCY, as_float, ci_text, pixels_of
+from vmibench.reports.text import ci_text
+from vmibench.resolution import pixels
 from vmibench.store import ResultStore
 
 SUBJECT = "vminet_t"  # VMINet-Ti: the VMINet variant of the resolution ladder
@@ -340,7 +342,7 @@ def highest_common(d: ReportData, models: Sequence[str]) -> tuple[str, dict[str,
         common = sizes if common is None else common & sizes
     if not common:
         return None
-    res = max(common, key=pixels_of)
+    res = max(common, key=pixels)
     if res == "224":
         return None
     return res, {m: ok[(ok["model"] == m) & (ok["res"].astype(str) == res)].iloc[0] for m in models}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from vmibench.analysis.estimates import LATENCY
 from vmibench.records import Record
+from vmibench.reports.text import fmt
 
 LATENCY_COLUMNS = [
     "model", "res", "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops",
@@ -183,3 +185,21 @@ def models_frame() -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def status_pivot(
+    frame: pd.DataFrame, index: str, columns: str, order: Callable[[list[object]], list[object]] = sorted
+) -> pd.DataFrame:
+    """Median latency by ``index`` x ``columns``, formatted; a cell that did not run shows its status instead."""
+    latency = frame.pivot_table(index=index, columns=columns, values=LATENCY, aggfunc="first")
+    status = frame.pivot_table(index=index, columns=columns, values="status", aggfunc="first")
+    cols = order(list(status.columns))
+    shown = pd.DataFrame(index=status.index, columns=cols, dtype=object)
+    for row in status.index:
+        for col in cols:
+            st = status.loc[row, col]
+            ok = st == "ok" and col in latency.columns and row in latency.index
+            shown.loc[row, col] = fmt(latency.loc[row, col]) if ok else ("" if pd.isna(st) else st)
+    shown = shown.reset_index()
+    shown.columns = [str(c) for c in shown.columns]
+    return shown

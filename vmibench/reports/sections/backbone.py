@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from vmibench.analysis.estimates import LATENCY, ratio_of
 from vmibench.registry import is_registered, resolve_info
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import SUBJECT
-from vmibench.reports.text import LATENCY, Section, Tally, caption, ci_text, md_table, ratio_clause, ratio_of
+from vmibench.reports.text import Section, Tally, caption, ci_text, md_table, ratio_clause
 
 TITLE = "Dense-prediction backbones"
 

@@ -3,10 +3,11 @@ discuss are labelled, the others drawn unlabelled)."""
 
 from __future__ import annotations
 
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY
 from vmibench.reports import plots
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import DISCUSSED, latency_224, without_duplicate_utilisation
-from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, caption, md_table, short_setup
+from vmibench.reports.text import Section, caption, md_table, short_setup
 
 
 def section_latency(b: Builder) -> Section:

@@ -7,21 +7,11 @@ import math
 import pandas as pd
 
 from vmibench.analysis import crossover
-from vmibench.analysis.estimates import crossover_estimate, slope_table
+from vmibench.analysis.estimates import LATENCY, crossover_estimate, samples_for, slope_table
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import OP_GROUP
-from vmibench.reports.text import (
-    LATENCY,
-    NO_INTERVAL,
-    Section,
-    caption,
-    fmt,
-    md_table,
-    samples_for,
-    short_setup,
-    status_pivot,
-    with_exponent_text,
-)
+from vmibench.reports.tables import status_pivot
+from vmibench.reports.text import NO_INTERVAL, Section, caption, fmt, md_table, short_setup, with_exponent_text
 
 
 def section_ops(b: Builder) -> Section:
