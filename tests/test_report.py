@@ -7,6 +7,7 @@ The stores are filled the way the runner fills them: synthetic per-round samples
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -398,7 +399,7 @@ def test_compare_table_shows_every_header_at_80_columns(vmi, tmp_path: Path, mon
     model without a comparable row says why in the verdict column; CSV keeps every column."""
     db = tmp_path / "cmp.sqlite"
     with ResultStore(db) as store:
-        for model in ("vminet_t", "flatten_swin_t"):  # the same samples: a ratio of 1, not distinguishable
+        for model in ("vminet_t", "flatten_swin_t"):  # the same samples: a ratio of 1, equivalent within 10%
             add_cell(store, ModelForward(model, 224, 224), rounds_of(10.0, 1), gmacs=0.35, mem=5.0)
     monkeypatch.setenv("COLUMNS", "80")
     args = ("compare", "--models", "flatten_swin_t,deit_t", "--baseline", "vminet_t", "--db", str(db))
@@ -408,10 +409,26 @@ def test_compare_table_shows_every_header_at_80_columns(vmi, tmp_path: Path, mon
     header = next(line for line in lines if line.split()[:1] == ["model"])
     assert header.split() == ["model", "latency_ms_median", "ratio", "[95%", "CI]", "verdict"], proc.stdout
     assert "…" not in proc.stdout and max(map(len, lines)) <= 80, proc.stdout
-    assert re.search(r"flatten_swin_t +10\.\d+ +1\.000 \[0\.9\d+, 1\.0\d+\] +not distinguishable", proc.stdout)
+    assert re.search(r"flatten_swin_t +10\.\d+ +1\.000 \[(0\.9\d+|1\.000), 1\.0\d+\] +equivalent", proc.stdout)
     assert "not stored with" in proc.stdout and "all rows: paired True" in proc.stdout
     frame = pd.read_csv(io.StringIO(vmi(*args, "--format", "csv").stdout))
     assert list(frame.columns[:4]) == ["model", "baseline", "res", "latency_ms_median"] and len(frame.columns) == 15
+
+
+def test_compare_never_sets_a_training_step_against_an_inference_row(vmi, tmp_path: Path) -> None:
+    """Rows match on mode and task too: a training-step row of a model is not its inference row, and the verdict is
+    the three-way one with the 10% margin."""
+    db = tmp_path / "modes.sqlite"
+    with ResultStore(db) as store:
+        add_cell(store, ModelForward("vminet_t", 224, 224), rounds_of(10.0, 1), gmacs=0.35, mem=5.0)
+        add_cell(store, ModelForward("deit_t", 224, 224, mode="train"), rounds_of(30.0, 2), gmacs=1.0, mem=5.0)
+        args = ("compare", "--models", "deit_t", "--baseline", "vminet_t", "--db", str(db), "--format", "json")
+        (infer,) = json.loads(vmi(*args).stdout)
+        assert infer["status"] == "not stored with these settings" and infer.get("ratio") is None
+        assert_user_error(vmi(*args, "--mode", "train"), "no ok row of vminet_t", "mode train")
+        add_cell(store, ModelForward("vminet_t", 224, 224, mode="train"), rounds_of(20.0, 3), gmacs=0.35, mem=5.0)
+    (train,) = json.loads(vmi(*args, "--mode", "train").stdout)
+    assert train["status"] == "ok" and 1.4 < train["ratio"] < 1.6 and train["verdict"] == "slower"
 
 
 def results_rows(vmi, db: Path, *args: str) -> pd.DataFrame:

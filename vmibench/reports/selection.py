@@ -83,14 +83,14 @@ def _samples_of(store: ResultStore, table: str, frame: pd.DataFrame) -> pd.DataF
     return store.samples(table, ids)
 
 
-def _modes(frame: pd.DataFrame) -> pd.Series:
+def row_modes(frame: pd.DataFrame) -> pd.Series:
     """Each latency row's mode; rows stored before training steps existed are inference rows."""
     if frame.empty or "mode" not in frame.columns:
         return pd.Series("infer", index=frame.index, dtype=object)
     return frame["mode"].fillna("infer").replace("", "infer")
 
 
-def _tasks(frame: pd.DataFrame) -> pd.Series:
+def row_tasks(frame: pd.DataFrame) -> pd.Series:
     """Each latency row's task; rows stored before backbone sweeps existed are classifier rows."""
     if frame.empty or "task" not in frame.columns:
         return pd.Series("classify", index=frame.index, dtype=object)
@@ -112,7 +112,7 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
     if device is None:
         newest = pd.concat([f[["timestamp", "device"]] for f in (latency, ops) if not f.empty])
         device = str(newest.sort_values("timestamp")["device"].iloc[-1])
-    modes, tasks = _modes(latency), _tasks(latency)
+    modes, tasks = row_modes(latency), row_tasks(latency)
     infer = modes == "infer"
     lat, op = _newest_env(latency[infer & (tasks == "classify")], device), _newest_env(ops, device)
     train = _newest_env(latency[modes == "train"], device)

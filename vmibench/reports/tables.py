@@ -40,7 +40,7 @@ MAXBATCH_COLUMNS = ["model", "res", "mode", "max_batch", "throughput_ips", "late
                     "device_name", "torch_version", "git_commit"]  # fmt: skip
 
 
-LATENCY_CI = "latency_ms [95% CI]"  # terminal-only column: median and its bootstrap interval in one cell
+LATENCY_CI = "latency_ms [95% CI]"  # terminal-only column: median and its stored 95% interval in one cell
 RATIO_CI = "ratio [95% CI]"  # the same for `vmibench compare`'s ratio to the baseline
 
 # What a terminal table shows by default: what fits 100 columns.  CSV/JSON and --all-columns carry the rest.
@@ -117,7 +117,8 @@ def select_columns(
     if all_columns:
         return frame, ""
     if fmt != "table" or kind not in COMPACT_COLUMNS:
-        first = [c for c in [*default_columns(kind), "measured_at"] if c in frame.columns]
+        declared = default_columns(kind)  # none declared (compare): the frame's own order, measured_at not first
+        first = [c for c in [*declared, "measured_at"] if c in frame.columns] if declared else []
         if fmt == "table":  # none declared (models, samples, compare): every column
             return frame[first or list(frame.columns)], ""
         # CSV and JSON carry every column, as the README promises: the declared ones first, then the rest
