@@ -206,11 +206,11 @@ def _policy_text(cell: TimingPolicy | None, per: TimingPolicy | None, rounds: in
 
 
 def few_rounds_caveat(frame: pd.DataFrame) -> str:
-    """What a bootstrap over few rounds can and cannot say, for the smallest round count among the rows.
+    """What a 95% t-interval over few rounds can and cannot say, for the smallest round count among the rows.
 
-    Where the rounds differ more than the calls within them (the usual case on a shared machine), a resampled
-    median cannot leave the range of the K round medians; that range holds the median of the rounds'
-    distribution with probability 1 - 2 * 0.5**K (75% for K = 3), so such intervals are narrower than nominal.
+    The rounds' medians are the independent units: with K of them the t-interval has K - 1 degrees of freedom, so
+    it is wide for small K, and it reaches its nominal level only as far as the rounds' log levels are roughly
+    normal (what ``vmibench check calibrate`` measures).  One round gives no interval at all.
     """
     rounds = pd.to_numeric(frame["rounds"], errors="coerce").dropna() if "rounds" in frame.columns else pd.Series()
     rounds = rounds[rounds > 0]
@@ -221,14 +221,13 @@ def few_rounds_caveat(frame: pd.DataFrame) -> str:
         return ""
     if k == 1:
         return (
-            " Some cells ran in 1 round: their intervals see the spread of calls within one process only, not "
-            "the spread between processes; use `--rounds 3` or more for a claim."
+            " Some cells ran in 1 round: a t-interval over rounds needs at least 2, so they have none, and no "
+            "verdict rests on them; use `--rounds 3` or more for a claim."
         )
-    coverage = 1 - 2 * 0.5**k
     return (
-        f" With {k} round(s) per cell, an interval can be no wider than the spread of the {k} round medians "
-        f"where rounds differ more than calls do, and that spread holds the true median with probability "
-        f"{coverage:.0%} only: read these intervals as optimistic, and use more `--rounds` for a claim."
+        f" With {k} rounds per cell, an interval rests on {k} round medians ({k - 1} degree(s) of freedom): it is "
+        "wide, and it covers at its nominal 95% only as far as the rounds' levels scatter normally (`vmibench check "
+        "calibrate` measures how far); use more `--rounds` for a claim."
     )
 
 

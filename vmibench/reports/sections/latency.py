@@ -25,10 +25,10 @@ def section_latency(b: Builder) -> Section:
     csv_cols = [c for c in cols if c != "ci95"] + [*CI_COLUMNS, "published_gmacs", "published_top1", "released_top1"]
     csv = b.table(sub[[c for c in csv_cols if c in sub.columns]], "latency_224")
     s.lines += md_table(sub, cols)
-    s.lines += ["", caption(sub, f"`{csv}`", "ci95 = hierarchical bootstrap 95% CI of the median (rounds, then "
-                                            "calls); process_spread = (max - min) / median of the per-round medians; "
-                                            "roofline_frac = roofline time / latency (see Roofline); stale = code "
-                                            "changed since measured")]  # fmt: skip
+    s.lines += ["", caption(sub, f"`{csv}`", "ci95 = 95% t-interval over rounds of the median (on the rounds' "
+                                            "log medians); process_spread = (max - min) / median of the per-round "
+                                            "medians; roofline_frac = roofline time / latency (see Roofline); stale = "
+                                            "code changed since measured")]  # fmt: skip
     ok = plots.drawable(sub[sub["status"] == "ok"], "gmacs", LATENCY)
     if ok.empty:
         s.lines += ["", "*Figure latency_vs_gmacs skipped: no row has both a GMACs count and a latency.*"]

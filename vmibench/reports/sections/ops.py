@@ -39,14 +39,15 @@ def section_ops(b: Builder) -> Section:
     if not fits.empty:
         fits_csv = b.table(fits, "ops_fits")
         s.lines += ["", "Fitted exponents (slope of log metric vs log L, upper half of each op's sweep; latency with "
-                        "a bootstrap 95% interval):", ""]  # fmt: skip
+                        "a 95% t-interval over rounds, the slope refitted in each round):", ""]  # fmt: skip
         s.lines += md_table(with_exponent_text(fits), [*OP_GROUP, "metric", "exponent", "r2", "n", "x_min", "x_max"])
         s.lines += ["", caption(ops, f"`{fits_csv}`")]
     cross = ops_crossovers(ops, d.samples_ops)
     if not cross.empty:
         cross_csv = b.table(cross.drop(columns=["crossover"]), "ops_crossovers")
         s.lines += ["", "Crossover with softmax attention: smallest L where the mixer is faster than `sdpa`, with a "
-                        "bootstrap 95% interval (\"≤ L\": already faster at the smallest L measured):", ""]  # fmt: skip
+                        "hierarchical bootstrap 95% interval (\"≤ L\": already faster at the smallest L "
+                        "measured):", ""]  # fmt: skip
         s.lines += md_table(cross, ["op", "dtype", "dim", "batch", "crossover"])
         s.lines += ["", caption(ops, f"`{cross_csv}`")]
     s.lines += ["", "`vmisa_recurrent` and `vmisa_matrix` are vmibench's RECONSTRUCTION of the causal-mask VMI-SA the "

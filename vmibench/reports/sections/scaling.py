@@ -38,8 +38,8 @@ def section_scaling(b: Builder) -> Section:
         fits_csv = b.table(all_fits, "resolution_fits")
         s.lines += ["", "Complexity fits: slope of log(metric) vs log(pixels) (tokens are proportional to pixels) "
                         "on the upper half of each model's ladder (at least 3 sizes), one fit per aspect ratio; "
-                        "latency exponents with a bootstrap 95% interval from the raw samples (memory and GMACs: one "
-                        "reading per size, no interval):", ""]  # fmt: skip
+                        "latency exponents with a 95% t-interval over rounds (the slope refitted in each round; "
+                        "memory and GMACs: one reading per size, no interval):", ""]  # fmt: skip
         s.lines += md_table(with_exponent_text(all_fits), ["model", "aspect", "metric", "exponent", "r2", "n", "x_min",
                                                            "x_max"])  # fmt: skip
         s.lines += ["", caption(sub, f"`{fits_csv}`", "x_min/x_max = pixel range of the fit")]
