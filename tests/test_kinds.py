@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -94,6 +94,12 @@ def _module_level_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.Imp
             yield from _module_level_imports(node.body)
 
 
+def _every_import(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import of a module: at module level, deferred into functions, and under ``if TYPE_CHECKING``."""
+    for stmt in body:
+        yield from (n for n in ast.walk(stmt) if isinstance(n, (ast.Import, ast.ImportFrom)))
+
+
 def _imported(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known: set[str]) -> list[str]:
     """Dotted names ``node`` imports (``from a import b`` is module ``a.b`` when that is a module)."""
     if isinstance(node, ast.Import):
@@ -105,17 +111,23 @@ def _imported(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, 
     return [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(
+    imports: Callable[[list[ast.stmt]], Iterator[ast.Import | ast.ImportFrom]] = _module_level_imports,
+    allowed: frozenset[tuple[str, str]] = frozenset(),
+) -> dict[str, set[str]]:
     """module -> the vmibench modules importing it runs.  Importing ``a.b.c`` runs the packages ``a`` and ``a.b``
     too, except those the importer is inside (they are already being imported, as timm's models/__init__ is when
-    its model files import ``._registry``)."""
+    its model files import ``._registry``).  ``imports`` picks a module's imports (by default those run when it is
+    imported); ``allowed`` lists (module, imported module) edges left out."""
     modules = _modules()
     known = set(modules)
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         edges = set()
-        for node in _module_level_imports(ast.parse(path.read_text()).body):
+        for node in imports(ast.parse(path.read_text()).body):
             for target in _imported(node, name, path.name == "__init__.py", known):
+                if (name, target) in allowed:
+                    continue
                 parts = target.split(".")
                 for i in range(1, len(parts) + 1):
                     step = ".".join(parts[:i])
@@ -173,6 +185,23 @@ def test_the_package_import_graph_has_no_cycle() -> None:
     assert cycles(graph) == []
     # the checker sees one when there is one
     assert cycles({**graph, "vmibench.measure.cells": {"vmibench.measure.kinds.forward"}}) != []
+
+
+# The one circle deferred imports may close: a cell read from JSON looks its kind up in the registry, which
+# imports the built-in kinds on first use (a plugin registry; the kinds build on vmibench.measure.cells).
+DEFERRED_CIRCLES = frozenset({("vmibench.measure.cells", "vmibench.measure.kinds.registry")})
+
+
+def test_no_cycle_even_with_deferred_and_type_checking_imports() -> None:
+    """Counting the imports inside functions and under ``if TYPE_CHECKING`` too, the package has no import
+    circle but the ones listed in DEFERRED_CIRCLES (a deferred import only postpones a circle; a TYPE_CHECKING one
+    still ties the two modules' designs together)."""
+    graph = import_graph(_every_import, DEFERRED_CIRCLES)
+    assert "vmibench.reports.report" in graph["vmibench.resultset"]  # a deferred import is counted
+    assert cycles(graph) == []
+    # the exception is still needed: without it, the cells and the registry are in one circle
+    circles = cycles(import_graph(_every_import))
+    assert len(circles) == 1 and {"vmibench.measure.cells", "vmibench.measure.kinds.registry"} <= set(circles[0])
 
 
 def test_nothing_under_measure_imports_the_planner() -> None:

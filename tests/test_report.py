@@ -7,6 +7,7 @@ The stores are filled the way the runner fills them: synthetic per-round samples
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -337,31 +338,31 @@ def test_stale_models_are_named_in_the_header(small_store, monkeypatch) -> None:
         calls.append(args)
         if args[0] == "rev-parse":
             return "fedcba987654\n"
+        if args[0] == "status":
+            return ""  # a clean working tree
         assert args[:3] == ("diff", "--name-only", "0123456789ab")  # "+dirty" stripped: diff its committed part
         return "baselines/mlla.py\nREADME.md\n"
 
     monkeypatch.setattr(staleness, "_git", fake_git)
-    data = loaded(small_store("0123456789ab+dirty"))
-    head = " ".join(staleness.staleness_lines(data.staleness))
-    assert "measured at commit `0123456789ab+dirty`; current HEAD `fedcba987654`" in head
+    checked = checked_staleness(small_store("0123456789ab+dirty"))
+    head = " ".join(staleness.staleness_lines(checked))
+    assert "measured at commit `0123456789ab+dirty`; report generated at `fedcba987654`" in head
     assert "**Stale**" in head and "mlla_t (baselines/mlla.py)" in head and "vminet_t (" not in head
     assert "had uncommitted changes" in head
     diff_args = next(a for a in calls if a[0] == "diff")
     assert "baselines/mlla.py" in diff_args and "vmibench/modeling.py" in diff_args
-    table = selection.latency_224(data).set_index("model")["stale"]
-    assert table["mlla_t"] == "stale" and table["vminet_t"] == ""
+    assert checked.mark("mlla_t") == "stale" and checked.mark("vminet_t") == ""
 
     monkeypatch.setattr(staleness, "_git", lambda *args: None)  # no git / not a checkout
-    head = " ".join(staleness.staleness_lines(loaded(small_store("0123456789ab")).staleness))
-    assert "current HEAD unknown" in head and "Stale status unknown for: mlla_t, vminet_t" in head
+    head = " ".join(staleness.staleness_lines(checked_staleness(small_store("0123456789ab"))))
+    assert "report generated at unknown" in head and "Stale status unknown for: mlla_t, vminet_t" in head
 
 
-def loaded(path: Path) -> selection.ReportData:
-    """The report's data with its staleness checked, without drawing the figures."""
+def checked_staleness(path: Path) -> staleness.Staleness:
+    """The staleness of the report's models and ops, checked without drawing the figures."""
     with ResultStore(path) as store:
         data = selection.load(store)
-    data.staleness = staleness.check_staleness(data)
-    return data
+    return staleness.check_staleness(data.latency, data.ops)
 
 
 def test_code_files_of_models_and_ops() -> None:
@@ -398,7 +399,7 @@ def test_compare_table_shows_every_header_at_80_columns(vmi, tmp_path: Path, mon
     model without a comparable row says why in the verdict column; CSV keeps every column."""
     db = tmp_path / "cmp.sqlite"
     with ResultStore(db) as store:
-        for model in ("vminet_t", "flatten_swin_t"):  # the same samples: a ratio of 1, not distinguishable
+        for model in ("vminet_t", "flatten_swin_t"):  # the same samples: a ratio of 1, equivalent within 10%
             add_cell(store, ModelForward(model, 224, 224), rounds_of(10.0, 1), gmacs=0.35, mem=5.0)
     monkeypatch.setenv("COLUMNS", "80")
     args = ("compare", "--models", "flatten_swin_t,deit_t", "--baseline", "vminet_t", "--db", str(db))
@@ -408,10 +409,26 @@ def test_compare_table_shows_every_header_at_80_columns(vmi, tmp_path: Path, mon
     header = next(line for line in lines if line.split()[:1] == ["model"])
     assert header.split() == ["model", "latency_ms_median", "ratio", "[95%", "CI]", "verdict"], proc.stdout
     assert "…" not in proc.stdout and max(map(len, lines)) <= 80, proc.stdout
-    assert re.search(r"flatten_swin_t +10\.\d+ +1\.000 \[0\.9\d+, 1\.0\d+\] +not distinguishable", proc.stdout)
+    assert re.search(r"flatten_swin_t +10\.\d+ +1\.000 \[(0\.9\d+|1\.000), 1\.0\d+\] +equivalent", proc.stdout)
     assert "not stored with" in proc.stdout and "all rows: paired True" in proc.stdout
     frame = pd.read_csv(io.StringIO(vmi(*args, "--format", "csv").stdout))
     assert list(frame.columns[:4]) == ["model", "baseline", "res", "latency_ms_median"] and len(frame.columns) == 15
+
+
+def test_compare_never_sets_a_training_step_against_an_inference_row(vmi, tmp_path: Path) -> None:
+    """Rows match on mode and task too: a training-step row of a model is not its inference row, and the verdict is
+    the three-way one with the 10% margin."""
+    db = tmp_path / "modes.sqlite"
+    with ResultStore(db) as store:
+        add_cell(store, ModelForward("vminet_t", 224, 224), rounds_of(10.0, 1), gmacs=0.35, mem=5.0)
+        add_cell(store, ModelForward("deit_t", 224, 224, mode="train"), rounds_of(30.0, 2), gmacs=1.0, mem=5.0)
+        args = ("compare", "--models", "deit_t", "--baseline", "vminet_t", "--db", str(db), "--format", "json")
+        (infer,) = json.loads(vmi(*args).stdout)
+        assert infer["status"] == "not stored with these settings" and infer.get("ratio") is None
+        assert_user_error(vmi(*args, "--mode", "train"), "no ok row of vminet_t", "mode train")
+        add_cell(store, ModelForward("vminet_t", 224, 224, mode="train"), rounds_of(20.0, 3), gmacs=0.35, mem=5.0)
+    (train,) = json.loads(vmi(*args, "--mode", "train").stdout)
+    assert train["status"] == "ok" and 1.4 < train["ratio"] < 1.6 and train["verdict"] == "slower"
 
 
 def results_rows(vmi, db: Path, *args: str) -> pd.DataFrame:

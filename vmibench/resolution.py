@@ -36,6 +36,19 @@ def _positive(text: str, whole: str) -> int:
 
 
 def label(hw: tuple[int, int]) -> str:
-    """Row label: ``"224"`` for square inputs, ``"800x1280"`` otherwise."""
+    """``(h, w)`` -> row label: ``"224"`` for square inputs, ``"800x1280"`` otherwise."""
     h, w = hw
     return str(h) if h == w else f"{h}x{w}"
+
+
+def hxw_label(res: int | str | tuple[int, int]) -> str:
+    """Any resolution (as :func:`as_hw` reads it) -> ``"HxW"`` always: ``224`` -> ``"224x224"`` (where :func:`label`
+    writes ``"224"``)."""
+    h, w = as_hw(res)
+    return f"{h}x{w}"
+
+
+def pixels(res: int | str | tuple[int, int]) -> int:
+    """Any resolution (as :func:`as_hw` reads it) -> its pixel count: ``"800x1280"`` -> 1024000."""
+    h, w = as_hw(res)
+    return h * w

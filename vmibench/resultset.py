@@ -140,7 +140,7 @@ def _compact_copy(db: Path, target: Path) -> None:
 
 def publish(db: Path, out: Path, device: str | None = None) -> Path:
     """Copy the store ``db`` into the result set ``out`` (compacted), write its manifest, then its report."""
-    from vmibench.reports.report import provenance_of, write_report
+    from vmibench.reports.report import provenance_of
     from vmibench.store import ResultStore, check_file
 
     check_file(db, writable=False)
@@ -151,15 +151,21 @@ def publish(db: Path, out: Path, device: str | None = None) -> Path:
     manifest = Manifest(sha256_of(out / DATA), data_device, tuple(staleness.commits), staleness.head or "unknown",
                         staleness.to_dict(), _versions())  # fmt: skip
     (out / MANIFEST).write_text(manifest.to_json())
-    return write_report(out / DATA, out, data_device, manifest=manifest)
+    return _write(out / DATA, out, manifest)
 
 
 def rebuild(folder: Path, out: Path) -> Path:
     """Rebuild a result set's report into ``out`` from its data and manifest (the data's hash checked first)."""
+    manifest = check_data(folder)
+    return _write(folder / DATA, out, manifest)
+
+
+def _write(data: Path, out: Path, manifest: Manifest) -> Path:
+    """The report of a result set's ``data`` into ``out``, from its manifest's device, hash and staleness."""
     from vmibench.reports.report import write_report
 
-    manifest = check_data(folder)
-    return write_report(folder / DATA, out, manifest.device, manifest=manifest)
+    return write_report(data, out, manifest.device, data_sha256=manifest.data_sha256,
+                        recorded_staleness=manifest.staleness)  # fmt: skip
 
 
 def _files(root: Path) -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""Estimates with intervals from stored rows and their raw samples: fitted exponents, ratios, crossovers.
+"""Estimates with intervals from stored rows and their raw samples: latencies, fitted exponents, ratios, crossovers.
 
 The rows are frames read from the store with their ``row_id``; ``samples`` is the store's ``samples`` table for
 those rows (``row_id, round, iter, ms``).  Every function here is pure (frames in, frames or estimates out).
@@ -6,7 +6,8 @@ those rows (``row_id, round, iter, ms``).  Every function here is pure (frames i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from vmibench.analysis.bootstrap import CrossoverEstimate, Estimate, crossover_c
 from vmibench.analysis.fits import fit_loglog
 
 LATENCY = "latency_ms_median"
+CI_COLUMNS = ("latency_ms_ci_low", "latency_ms_ci_high")  # a row's stored 95% interval of its median
 
 
 def rounds_of(samples: pd.DataFrame | None) -> dict[int, list[list[float]]]:
@@ -89,8 +91,8 @@ def same_run(a: pd.Series, b: pd.Series) -> bool:
 
 
 def ratio_estimate(a: pd.Series, b: pd.Series, samples: pd.DataFrame | None) -> Estimate | None:
-    """Latency ratio of row ``a`` to row ``b`` with a bootstrap CI, paired by round when both rows come from one
-    run (:func:`same_run`); None without samples."""
+    """Latency ratio of row ``a`` to row ``b`` with its 95% t-interval over rounds, paired by round when both rows
+    come from one run (:func:`same_run`); None without samples."""
     by_row = rounds_of(samples)
     ra, rb = by_row.get(int(a["row_id"])), by_row.get(int(b["row_id"]))
     if not ra or not rb:
@@ -110,3 +112,34 @@ def crossover_estimate(
         return None
     return crossover_ci([float(a[x_col].iloc[i]) for i in keep_a], [pa[i] for i in keep_a],  # type: ignore[misc]
                         [float(b[x_col].iloc[i]) for i in keep_b], [pb[i] for i in keep_b])  # type: ignore[misc]  # fmt: skip
+
+
+def as_float(value: object) -> float:
+    """A stored number as float; NaN for missing (None, NaN, absent column, text)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def latency_estimate(row: pd.Series) -> Estimate:
+    """A row's median latency with its stored 95% interval (by the row's ``ci_method``: the t-interval over rounds
+    by default); NaN bounds when not stored."""
+    return Estimate(as_float(row.get(LATENCY)), as_float(row.get(CI_COLUMNS[0])), as_float(row.get(CI_COLUMNS[1])))
+
+
+def samples_for(samples: pd.DataFrame, rows: Iterable[pd.Series] | pd.DataFrame) -> pd.DataFrame:
+    """The samples of ``rows`` only: the estimate helpers regroup whatever frame they get, so keep it small."""
+    if samples.empty or (isinstance(rows, pd.DataFrame) and "row_id" not in rows.columns):
+        return samples.iloc[0:0]
+    ids = rows["row_id"] if isinstance(rows, pd.DataFrame) else pd.Series([r.get("row_id") for r in rows])
+    return samples[samples["row_id"].isin(set(pd.to_numeric(ids, errors="coerce").dropna().astype(int)))]
+
+
+def ratio_of(a: pd.Series, b: pd.Series, samples: pd.DataFrame) -> Estimate:
+    """Latency ratio a / b with its 95% interval (:func:`ratio_estimate`); the bare ratio of medians without
+    samples."""
+    est = None
+    if not pd.isna(a.get("row_id")) and not pd.isna(b.get("row_id")):
+        est = ratio_estimate(a, b, samples_for(samples, [a, b]))
+    return est if est is not None else Estimate(as_float(a[LATENCY]) / as_float(b[LATENCY]), math.nan, math.nan)

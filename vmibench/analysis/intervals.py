@@ -27,12 +27,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from vmibench.analysis.bootstrap import Estimate
 
 DEFAULT_LEVEL = 0.95
 DEFAULT_MARGIN = 0.10  # practical margin: 10% on a ratio, 0.10 on an exponent
@@ -198,7 +195,20 @@ def round_slopes(xs: Sequence[float], medians_by_size: Sequence[Sequence[float]]
 # -- verdicts -------------------------------------------------------------------------------------------------------
 
 
-def ratio_verdict(e: Interval | Estimate | None, margin: float = DEFAULT_MARGIN) -> str:
+class HasBounds(Protocol):
+    """What a verdict reads: an :class:`Interval`, or a bootstrap ``Estimate`` (which this module never imports)."""
+
+    @property
+    def low(self) -> float: ...
+
+    @property
+    def high(self) -> float: ...
+
+    @property
+    def has_interval(self) -> bool: ...
+
+
+def ratio_verdict(e: HasBounds | None, margin: float = DEFAULT_MARGIN) -> str:
     """Three-way verdict on a latency ratio a/b: ``faster`` (a at least ``margin`` faster: high < 1/(1+margin)),
     ``slower`` (low > 1+margin), ``equivalent`` (inside both bounds), else ``undetermined``."""
     if e is None or not e.has_interval:
@@ -213,7 +223,7 @@ def ratio_verdict(e: Interval | Estimate | None, margin: float = DEFAULT_MARGIN)
     return UNDETERMINED
 
 
-def difference_verdict(e: Interval | Estimate | None, margin: float = DEFAULT_MARGIN) -> str:
+def difference_verdict(e: HasBounds | None, margin: float = DEFAULT_MARGIN) -> str:
     """Three-way verdict on a difference (an exponent minus another, or minus a reference such as 1):
     ``higher``/``lower`` by at least ``margin``, ``equivalent`` within it, else ``undetermined``."""
     if e is None or not e.has_interval:

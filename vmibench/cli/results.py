@@ -113,13 +113,15 @@ def compare_cmd(
     res: Annotated[str, typer.Option("--res", "-r", help="One size: 224 or HxW.")] = "224",
     batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size of the rows.")] = 1,
     device: Annotated[str | None, typer.Option(help="Only rows of this device (cpu, cuda).")] = None,
+    mode: Annotated[str, typer.Option(help="Rows of this mode: infer (forward) or train (training step).")] = "infer",
+    task: Annotated[str, typer.Option(help="Rows of this task: classify or backbone (features).")] = "classify",
     fmt: FormatOpt = "table",
     out: OutOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Latency ratio of each model's newest stored row to the baseline's (same settings), with a paired 95%
-    interval -- paired by round when both rows come from one run. `verdict` says faster/slower only where the
-    interval excludes 1, else "not distinguishable"."""
+    """Latency ratio of each model's newest stored row to the baseline's (same settings, mode and task), with its
+    95% t-interval over rounds -- paired by round when both rows come from one run. `verdict` is three-way with a
+    10% margin: faster/slower by at least 10%, equivalent within it, else undetermined."""
     from pathlib import Path
 
     from vmibench.output import check_output, emit
@@ -134,7 +136,7 @@ def compare_cmd(
     if not Path(path).exists():
         raise UserError(f"no results database at {path}: run `vmibench latency --rounds 3` first or pass --db")
     with ResultStore(path, readonly=True) as store:
-        frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device)
+        frame = compare(store, names, baseline, label(as_hw(res)), batch=batch, device=device, mode=mode, task=task)
     frame, caption = select_columns(frame, "compare", fmt)  # a terminal table fits 80 columns; CSV/JSON: all
     emit(frame, fmt, out, title=f"latency ratio to {baseline} at {res}, 95% t-interval over rounds", caption=caption)
 

@@ -40,6 +40,20 @@ class TimingPolicy:
         """Short budgets for tests and smoke runs."""
         return cls(min_warmup_iters=1, min_warmup_s=0.0, min_iters=3, min_time_s=0.0, max_time_s=1.0)
 
+    @classmethod
+    def from_json(cls, text: str) -> TimingPolicy | None:
+        """A stored policy (JSON), or None where absent or not a policy of this vmibench."""
+        import json
+        from dataclasses import fields
+
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not data or not set(data) <= {f.name for f in fields(cls)}:
+            return None
+        return cls(**data)
+
 
 @dataclass(frozen=True)
 class TimingStats:

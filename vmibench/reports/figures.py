@@ -7,16 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY
 from vmibench.reports import plots
 from vmibench.reports.selection import ReportData
-from vmibench.reports.text import CI_COLUMNS, LATENCY, Section
+from vmibench.reports.staleness import Staleness
+from vmibench.reports.text import Section
 
 
 class Builder:
     """Accumulates sections, CSV tables and figures under one output directory."""
 
-    def __init__(self, data: ReportData, out: Path) -> None:
+    def __init__(self, data: ReportData, out: Path, staleness: Staleness | None = None) -> None:
         self.data = data
+        self.staleness = staleness if staleness is not None else Staleness()  # of the reported models and ops
         self.out = out
         self.fig_dir = out / "figures"
         self.tab_dir = out / "tables"

@@ -186,7 +186,7 @@ def scatter_labelled(
                          xytext=(4, 4), textcoords="offset points",
                          arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.5"})
              for row in named.itertuples(index=False)]  # fmt: skip
-    notes = ["bars = 95% bootstrap CI of the median latency"] if xerr is not None or yerr is not None else []
+    notes = ["bars = 95% t-interval over rounds of the median latency"] if xerr is not None or yerr is not None else []
     if labelled is not None and len(named) < frame[label].nunique():
         notes.append("unlabelled points: models the text does not discuss (tables in the appendix)")
     if pareto and not frame.empty:

@@ -33,7 +33,6 @@ wording every finding sentence is built from; :mod:`~vmibench.reports.lint` chec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from vmibench.reports.figures import Builder
 from vmibench.reports.questions.section import section_questions
@@ -54,37 +53,42 @@ from vmibench.reports.staleness import Staleness, check_staleness, staleness_lin
 from vmibench.reports.text import Section
 from vmibench.store import ResultStore
 
-if TYPE_CHECKING:
-    from vmibench.resultset import Manifest
-
 APPENDIX = "Appendix"
 
 
 def provenance_of(store: ResultStore, device: str | None = None) -> tuple[str, Staleness]:
     """The device a report of ``store`` covers and the staleness of today's code against its measuring commits."""
     data = load(store, device)
-    return data.device, check_staleness(data)
+    return data.device, check_staleness(data.latency, data.ops)
 
 
 def write_report(
-    db: str | Path | None, out: str | Path, device: str | None = None, *, manifest: Manifest | None = None
+    db: str | Path | None,
+    out: str | Path,
+    device: str | None = None,
+    *,
+    data_sha256: str | None = None,
+    recorded_staleness: dict[str, object] | None = None,
 ) -> Path:
     """Generate ``out/REPORT.md`` with its tables and figures from the store; returns the report path.
 
-    With a result set's ``manifest`` the header names the data's hash and the staleness recorded at publishing, so
-    the same data and manifest give the same bytes; without, staleness is computed against today's code.  Nothing
-    in the report depends on the clock."""
+    For a result set, ``data_sha256`` (the hash of its data) and ``recorded_staleness`` (the staleness its manifest
+    recorded at publishing, :meth:`Staleness.to_dict`): the header names the hash and that staleness, so the same
+    data and manifest give the same bytes; without, staleness is computed against today's code.  Nothing in the
+    report depends on the clock."""
     out = Path(out)
     with ResultStore(db, readonly=True) as store:
         data = load(store, device)
         calibration = store.read(CALIBRATION_TABLE)
         db_path = store.path
-    staleness = Staleness.from_dict(manifest.staleness) if manifest is not None else check_staleness(data)
-    data.staleness = staleness
-    b = Builder(data, out)
+    if recorded_staleness is not None:
+        staleness = Staleness.from_dict(recorded_staleness)
+    else:
+        staleness = check_staleness(data.latency, data.ops)
+    b = Builder(data, out, staleness)
     table = verdict_table(data)
-    if manifest is not None:
-        source = (f"Data: the result set's `{db_path.name}` (SHA-256 `{manifest.data_sha256[:16]}`, see "
+    if data_sha256 is not None:
+        source = (f"Data: the result set's `{db_path.name}` (SHA-256 `{data_sha256[:16]}`, see "
                   f"`manifest.json`), newest environment of this device.")  # fmt: skip
     else:
         source = f"Data: the scratch store `{db_path.name}` (not a published result set), newest environment."

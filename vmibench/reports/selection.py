@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from vmibench.analysis import add_roofline
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY, as_float
 from vmibench.errors import UserError
-from vmibench.reports.staleness import Staleness
-from vmibench.reports.text import CI_COLUMNS, LATENCY, as_float, ci_text, pixels_of
+from vmibench.reports.text import ci_text
+from vmibench.resolution import pixels
 from vmibench.store import ResultStore
 
 SUBJECT = "vminet_t"  # VMINet-Ti: the VMINet variant of the resolution ladder
@@ -48,7 +49,6 @@ class ReportData:
     device: str
     samples_latency: pd.DataFrame = field(default_factory=pd.DataFrame)  # raw samples of the ok latency rows
     samples_ops: pd.DataFrame = field(default_factory=pd.DataFrame)  # raw samples of the ok ops rows
-    staleness: Staleness = field(default_factory=Staleness)
     bandwidth: pd.DataFrame = field(default_factory=pd.DataFrame)  # triad rows (every environment)
     training: pd.DataFrame = field(default_factory=pd.DataFrame)  # latency rows of mode "train"
     backbone: pd.DataFrame = field(default_factory=pd.DataFrame)  # inference rows of task "backbone" (features)
@@ -83,14 +83,14 @@ def _samples_of(store: ResultStore, table: str, frame: pd.DataFrame) -> pd.DataF
     return store.samples(table, ids)
 
 
-def _modes(frame: pd.DataFrame) -> pd.Series:
+def row_modes(frame: pd.DataFrame) -> pd.Series:
     """Each latency row's mode; rows stored before training steps existed are inference rows."""
     if frame.empty or "mode" not in frame.columns:
         return pd.Series("infer", index=frame.index, dtype=object)
     return frame["mode"].fillna("infer").replace("", "infer")
 
 
-def _tasks(frame: pd.DataFrame) -> pd.Series:
+def row_tasks(frame: pd.DataFrame) -> pd.Series:
     """Each latency row's task; rows stored before backbone sweeps existed are classifier rows."""
     if frame.empty or "task" not in frame.columns:
         return pd.Series("classify", index=frame.index, dtype=object)
@@ -112,7 +112,7 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
     if device is None:
         newest = pd.concat([f[["timestamp", "device"]] for f in (latency, ops) if not f.empty])
         device = str(newest.sort_values("timestamp")["device"].iloc[-1])
-    modes, tasks = _modes(latency), _tasks(latency)
+    modes, tasks = row_modes(latency), row_tasks(latency)
     infer = modes == "infer"
     lat, op = _newest_env(latency[infer & (tasks == "classify")], device), _newest_env(ops, device)
     train = _newest_env(latency[modes == "train"], device)
@@ -194,7 +194,6 @@ def latency_224(data: ReportData) -> pd.DataFrame:
         published_gmacs=[pub["published_gmacs"].get(m) for m in sub["model"]],
         published_top1=[pub["published_top1"].get(m) for m in sub["model"]],
         released_top1=[pub["released_top1"].get(m) for m in sub["model"]],
-        stale=[data.staleness.mark(str(m)) for m in sub["model"]],
         ci95=[ci_text(*v) for v in zip(*(column_or_nan(sub, c) for c in CI_COLUMNS), strict=True)],
     )
     return sub.sort_values(LATENCY)
@@ -343,7 +342,7 @@ def highest_common(d: ReportData, models: Sequence[str]) -> tuple[str, dict[str,
         common = sizes if common is None else common & sizes
     if not common:
         return None
-    res = max(common, key=pixels_of)
+    res = max(common, key=pixels)
     if res == "224":
         return None
     return res, {m: ok[(ok["model"] == m) & (ok["res"].astype(str) == res)].iloc[0] for m in models}

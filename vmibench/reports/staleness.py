@@ -6,7 +6,6 @@ import inspect
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -26,9 +25,6 @@ OP_FILES = ("vmibench/ops/mixers.py",)
 MEASUREMENT_FILES = ("vmibench/measure", "vmibench/flops.py", "vmibench/bytes_moved.py", "vmibench/env.py")
 OP_EXTRA_FILES = {"selective_scan": SCAN_FILES, "flatten_fla": ("baselines/flatten.py",),
                   "mlla_linear": ("baselines/mlla.py",)}  # fmt: skip
-
-if TYPE_CHECKING:
-    from vmibench.reports.selection import ReportData
 
 
 @dataclass(frozen=True)
@@ -118,10 +114,10 @@ def op_files(op: str) -> tuple[str, ...]:
     return (*OP_FILES, *OP_EXTRA_FILES.get(op.split("[", 1)[0], ()))
 
 
-def _measured_at(data: ReportData) -> dict[tuple[str, str], tuple[str, ...]]:
+def _measured_at(latency: pd.DataFrame, ops: pd.DataFrame) -> dict[tuple[str, str], tuple[str, ...]]:
     """``{(name, measuring commit): files}`` for every reported model and op."""
     out: dict[tuple[str, str], tuple[str, ...]] = {}
-    for frame, col, files_of in ((data.latency, "model", model_files), (data.ops, "op", op_files)):
+    for frame, col, files_of in ((latency, "model", model_files), (ops, "op", op_files)):
         if frame.empty:
             continue
         commits = frame["git_commit"] if "git_commit" in frame.columns else pd.Series("unknown", index=frame.index)
@@ -133,14 +129,15 @@ def _measured_at(data: ReportData) -> dict[tuple[str, str], tuple[str, ...]]:
     return out
 
 
-def check_staleness(data: ReportData) -> Staleness:
-    """Diff each measuring commit against the working tree, over the files of the models and ops it measured.
+def check_staleness(latency: pd.DataFrame, ops: pd.DataFrame) -> Staleness:
+    """Diff each measuring commit against the working tree, over the files of the models (``latency`` rows) and
+    ops (``ops`` rows) it measured.
 
     One ``git diff --name-only`` per commit.  A ``+dirty`` commit is diffed from its committed part (what its
     uncommitted changes were is not recorded); an ``unknown`` commit, a commit missing from this checkout or a
     missing HEAD leaves its names' status unknown.
     """
-    measured = _measured_at(data)
+    measured = _measured_at(latency, ops)
     head = head_commit()
     commits = tuple(sorted({c for _, c in measured}))
     changed: dict[str, set[str]] = {}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from vmibench.analysis.estimates import LATENCY
 from vmibench.records import Record
+from vmibench.reports.text import fmt
 
 LATENCY_COLUMNS = [
     "model", "res", "batch", "device", "dtype", "threads", "params_m", "gmacs", "gflops",
@@ -38,7 +40,7 @@ MAXBATCH_COLUMNS = ["model", "res", "mode", "max_batch", "throughput_ips", "late
                     "device_name", "torch_version", "git_commit"]  # fmt: skip
 
 
-LATENCY_CI = "latency_ms [95% CI]"  # terminal-only column: median and its bootstrap interval in one cell
+LATENCY_CI = "latency_ms [95% CI]"  # terminal-only column: median and its stored 95% interval in one cell
 RATIO_CI = "ratio [95% CI]"  # the same for `vmibench compare`'s ratio to the baseline
 
 # What a terminal table shows by default: what fits 100 columns.  CSV/JSON and --all-columns carry the rest.
@@ -115,7 +117,8 @@ def select_columns(
     if all_columns:
         return frame, ""
     if fmt != "table" or kind not in COMPACT_COLUMNS:
-        first = [c for c in [*default_columns(kind), "measured_at"] if c in frame.columns]
+        declared = default_columns(kind)  # none declared (compare): the frame's own order, measured_at not first
+        first = [c for c in [*declared, "measured_at"] if c in frame.columns] if declared else []
         if fmt == "table":  # none declared (models, samples, compare): every column
             return frame[first or list(frame.columns)], ""
         # CSV and JSON carry every column, as the README promises: the declared ones first, then the rest
@@ -183,3 +186,21 @@ def models_frame() -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def status_pivot(
+    frame: pd.DataFrame, index: str, columns: str, order: Callable[[list[object]], list[object]] = sorted
+) -> pd.DataFrame:
+    """Median latency by ``index`` x ``columns``, formatted; a cell that did not run shows its status instead."""
+    latency = frame.pivot_table(index=index, columns=columns, values=LATENCY, aggfunc="first")
+    status = frame.pivot_table(index=index, columns=columns, values="status", aggfunc="first")
+    cols = order(list(status.columns))
+    shown = pd.DataFrame(index=status.index, columns=cols, dtype=object)
+    for row in status.index:
+        for col in cols:
+            st = status.loc[row, col]
+            ok = st == "ok" and col in latency.columns and row in latency.index
+            shown.loc[row, col] = fmt(latency.loc[row, col]) if ok else ("" if pd.isna(st) else st)
+    shown = shown.reset_index()
+    shown.columns = [str(c) for c in shown.columns]
+    return shown

@@ -7,28 +7,21 @@ overlap of two separate intervals; the :class:`Tally` counts them so a closing c
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from vmibench.analysis import Estimate
-from vmibench.analysis.estimates import ratio_estimate
+from vmibench.analysis.estimates import LATENCY, as_float, latency_estimate
 from vmibench.analysis.intervals import DEFAULT_MARGIN, decided, ratio_verdict
 from vmibench.analysis.intervals import NO_INTERVAL as NO_INTERVAL_VERDICT
 from vmibench.measure.timing import TimingPolicy
 
-LATENCY = "latency_ms_median"
-
-
 NO_INTERVAL = "no interval: no raw samples stored"
-
-
-CI_COLUMNS = ("latency_ms_ci_low", "latency_ms_ci_high")
 
 
 @dataclass
@@ -104,14 +97,6 @@ def md_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[
     for row in frame[cols].itertuples(index=False):
         out.append("| " + " | ".join(fmt(v) for v in row) + " |")
     return out
-
-
-def as_float(value: object) -> float:
-    """A stored number as float; NaN for missing (None, NaN, absent column, text)."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def has_interval(e: Estimate | None) -> bool:
@@ -202,19 +187,6 @@ def short_setup(frame: pd.DataFrame) -> str:
             f"{values('threads')} thread(s), vmibench @ {values('git_commit')}; full setup in REPORT.md")  # fmt: skip
 
 
-def _policy(text: str) -> TimingPolicy | None:
-    """A stored policy (JSON), or None where absent or not a policy of this vmibench."""
-    from dataclasses import fields
-
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not data or not set(data) <= {f.name for f in fields(TimingPolicy)}:
-        return None
-    return TimingPolicy(**data)
-
-
 def _policy_text(cell: TimingPolicy | None, per: TimingPolicy | None, rounds: int) -> str:
     """A cell's stored timing policy (its whole budget), what each round ran under, and the round count."""
     if rounds > 1:
@@ -234,11 +206,11 @@ def _policy_text(cell: TimingPolicy | None, per: TimingPolicy | None, rounds: in
 
 
 def few_rounds_caveat(frame: pd.DataFrame) -> str:
-    """What a bootstrap over few rounds can and cannot say, for the smallest round count among the rows.
+    """What a 95% t-interval over few rounds can and cannot say, for the smallest round count among the rows.
 
-    Where the rounds differ more than the calls within them (the usual case on a shared machine), a resampled
-    median cannot leave the range of the K round medians; that range holds the median of the rounds'
-    distribution with probability 1 - 2 * 0.5**K (75% for K = 3), so such intervals are narrower than nominal.
+    The rounds' medians are the independent units: with K of them the t-interval has K - 1 degrees of freedom, so
+    it is wide for small K, and it reaches its nominal level only as far as the rounds' log levels are roughly
+    normal (what ``vmibench check calibrate`` measures).  One round gives no interval at all.
     """
     rounds = pd.to_numeric(frame["rounds"], errors="coerce").dropna() if "rounds" in frame.columns else pd.Series()
     rounds = rounds[rounds > 0]
@@ -249,14 +221,13 @@ def few_rounds_caveat(frame: pd.DataFrame) -> str:
         return ""
     if k == 1:
         return (
-            " Some cells ran in 1 round: their intervals see the spread of calls within one process only, not "
-            "the spread between processes; use `--rounds 3` or more for a claim."
+            " Some cells ran in 1 round: a t-interval over rounds needs at least 2, so they have none, and no "
+            "verdict rests on them; use `--rounds 3` or more for a claim."
         )
-    coverage = 1 - 2 * 0.5**k
     return (
-        f" With {k} round(s) per cell, an interval can be no wider than the spread of the {k} round medians "
-        f"where rounds differ more than calls do, and that spread holds the true median with probability "
-        f"{coverage:.0%} only: read these intervals as optimistic, and use more `--rounds` for a claim."
+        f" With {k} rounds per cell, an interval rests on {k} round medians ({k - 1} degree(s) of freedom): it is "
+        "wide, and it covers at its nominal 95% only as far as the rounds' levels scatter normally (`vmibench check "
+        "calibrate` measures how far); use more `--rounds` for a claim."
     )
 
 
@@ -276,29 +247,8 @@ def protocol_lines(frame: pd.DataFrame) -> list[str]:
                rounds, strict=True)  # fmt: skip
     counts = Counter(keys)
     suffix = lambda n: f" ({n} rows)" if len(counts) > 1 else ""  # noqa: E731
-    return [_policy_text(_policy(cell), _policy(per), n_rounds) + suffix(n_rows)
+    return [_policy_text(TimingPolicy.from_json(cell), TimingPolicy.from_json(per), n_rounds) + suffix(n_rows)
             for (cell, per, n_rounds), n_rows in sorted(counts.items(), key=lambda kv: -kv[1])]  # fmt: skip
-
-
-def latency_estimate(row: pd.Series) -> Estimate:
-    """A row's median latency with its stored hierarchical-bootstrap 95% CI (NaN bounds when not stored)."""
-    return Estimate(as_float(row.get(LATENCY)), as_float(row.get(CI_COLUMNS[0])), as_float(row.get(CI_COLUMNS[1])))
-
-
-def samples_for(samples: pd.DataFrame, rows: Iterable[pd.Series] | pd.DataFrame) -> pd.DataFrame:
-    """The samples of ``rows`` only: the estimate helpers regroup whatever frame they get, so keep it small."""
-    if samples.empty or (isinstance(rows, pd.DataFrame) and "row_id" not in rows.columns):
-        return samples.iloc[0:0]
-    ids = rows["row_id"] if isinstance(rows, pd.DataFrame) else pd.Series([r.get("row_id") for r in rows])
-    return samples[samples["row_id"].isin(set(pd.to_numeric(ids, errors="coerce").dropna().astype(int)))]
-
-
-def ratio_of(a: pd.Series, b: pd.Series, samples: pd.DataFrame) -> Estimate:
-    """Latency ratio a / b with its paired-by-round bootstrap CI; the bare ratio of medians without samples."""
-    est = None
-    if not pd.isna(a.get("row_id")) and not pd.isna(b.get("row_id")):
-        est = ratio_estimate(a, b, samples_for(samples, [a, b]))
-    return est if est is not None else Estimate(as_float(a[LATENCY]) / as_float(b[LATENCY]), math.nan, math.nan)
 
 
 def ratio_clause(e: Estimate, a: str, b: str, tally: Tally) -> str:
@@ -321,35 +271,6 @@ def with_exponent_text(fits: pd.DataFrame) -> pd.DataFrame:
             if r.metric == LATENCY else f"{r.slope:.2f}" for r in fits.itertuples(index=False)]  # fmt: skip
     r2 = [r.r2 if r.n >= 3 else float("nan") for r in fits.itertuples(index=False)]  # no R^2 of a 2-point line
     return fits.assign(exponent=text, r2=r2)
-
-
-def status_pivot(
-    frame: pd.DataFrame, index: str, columns: str, order: Callable[[list[object]], list[object]] = sorted
-) -> pd.DataFrame:
-    """Median latency by ``index`` x ``columns``, formatted; a cell that did not run shows its status instead."""
-    latency = frame.pivot_table(index=index, columns=columns, values=LATENCY, aggfunc="first")
-    status = frame.pivot_table(index=index, columns=columns, values="status", aggfunc="first")
-    cols = order(list(status.columns))
-    shown = pd.DataFrame(index=status.index, columns=cols, dtype=object)
-    for row in status.index:
-        for col in cols:
-            st = status.loc[row, col]
-            ok = st == "ok" and col in latency.columns and row in latency.index
-            shown.loc[row, col] = fmt(latency.loc[row, col]) if ok else ("" if pd.isna(st) else st)
-    shown = shown.reset_index()
-    shown.columns = [str(c) for c in shown.columns]
-    return shown
-
-
-def res_label(res: object) -> str:
-    """``896`` -> ``896x896``; ``512x768`` unchanged."""
-    text = str(res)
-    return text if "x" in text else f"{text}x{text}"
-
-
-def pixels_of(res: str) -> int:
-    h, _, w = res.partition("x")
-    return int(h) * int(w or h)
 
 
 def join(items: Iterable[str]) -> str:

@@ -14,13 +14,14 @@ import math
 import numpy as np
 import pandas as pd
 
+from vmibench.analysis.estimates import LATENCY
 from vmibench.analysis.intervals import decided
 from vmibench.questions import OPS, RATIO
 from vmibench.registry import is_registered, resolve_info
 from vmibench.reports.figures import Builder
 from vmibench.reports.questions.answer import Answer, at_every_size, group_row
 from vmibench.reports.selection import SUBJECT, ReportData, main_ops
-from vmibench.reports.text import LATENCY, Section, md_table, short_setup
+from vmibench.reports.text import Section, md_table, short_setup
 
 FORMS = (("vmisa_recurrent", "recurrent"), ("vmisa_matrix", "matrix"))
 BASE = "vmisa"

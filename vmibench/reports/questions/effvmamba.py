@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 
+from vmibench.analysis.estimates import as_float
 from vmibench.analysis.intervals import EQUIVALENT, HIGHER, LOWER, NO_INTERVAL
 from vmibench.questions import EXPONENT, RATIO, Comparison
 from vmibench.reports.figures import Builder
@@ -28,7 +29,7 @@ from vmibench.reports.questions.answer import (
     rows_of,
 )
 from vmibench.reports.selection import ReportData, column_or_nan, latency_224
-from vmibench.reports.text import Section, are, as_float, fmt, fmt_latency, join
+from vmibench.reports.text import Section, are, fmt, fmt_latency, join
 
 NAME = "effvmamba_t"
 TITLE = "(3) EfficientVMamba: slow for its FLOPs, and growing with size?"

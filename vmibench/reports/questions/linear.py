@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from vmibench.analysis import Estimate
+from vmibench.analysis.estimates import LATENCY
 from vmibench.analysis.fits import fit_loglog
 from vmibench.analysis.intervals import EQUIVALENT, HIGHER, LOWER, difference_verdict
 from vmibench.questions import EXPONENT, OPS, Comparison
@@ -27,7 +28,8 @@ from vmibench.reports.questions.answer import (
     paired_verdicts,
 )
 from vmibench.reports.selection import LADDER_ORDER, SOFTMAX_REFERENCE, SQUARE, SUBJECT, scaling_rows
-from vmibench.reports.text import LATENCY, Section, join, md_table, res_label, short_setup
+from vmibench.reports.text import Section, join, md_table, short_setup
+from vmibench.resolution import hxw_label
 
 # the token mixer of each model that the ops sweep measures alone
 MIXER = {"vminet_t": "vmisa", "vminet_xs": "vmisa", "vminet_s": "vmisa", "vminet_b": "vmisa",
@@ -71,7 +73,7 @@ def count_table(d) -> tuple[pd.DataFrame, list[str]]:  # type: ignore[no-untyped
         if fitted else pd.DataFrame()  # fmt: skip
     out, faster = [], []
     for model, rows in ladders.items():
-        sizes = f"{len(rows)} ({res_label(rows['res'].iloc[0])}-{res_label(rows['res'].iloc[-1])})"
+        sizes = f"{len(rows)} ({hxw_label(rows['res'].iloc[0])}-{hxw_label(rows['res'].iloc[-1])})"
         row = {"model": model, "sizes": sizes}
         if model not in fitted:
             out.append({**row, "latency exponent": TOO_FEW_SIZES})
@@ -157,7 +159,7 @@ def _figure(b: Builder) -> list[str]:
     if sub.empty:
         return []
     sizes = sub.drop_duplicates("pixels").sort_values("pixels")
-    ticks = {float(p): res_label(r).replace("x", "×") for p, r in zip(sizes["pixels"], sizes["res"], strict=True)}
+    ticks = {float(p): hxw_label(r).replace("x", "×") for p, r in zip(sizes["pixels"], sizes["res"], strict=True)}
     return b.lines_figure(sub, "latency_vs_resolution", group="series", x="pixels", y=LATENCY,
                           title="Latency vs input size, with O(N) and O(N²) guides", xlabel="input size (axis: pixel "
                           "count N, log)", ylabel="median latency (ms)", setup=short_setup(sub), xticks=ticks,

@@ -3,18 +3,19 @@
 Detectors and segmenters run a backbone at 800x1280 to 1024x2048 and consume its multi-scale features, not its
 logits.  ``vmibench sweep --task backbone`` times exactly that (timm ``features_only``: the stage maps from
 ``forward_intermediates``, no head); this section tabulates those rows, compares the subject with each rival at
-every size it shares with it (ratios with paired-bootstrap intervals, a difference stated only when the interval
-excludes 1), and says for every size-tied model what was adapted to build it at these sizes.
+every size it shares with it (ratios with 95% t-intervals over rounds, paired by round, and the three-way verdict
+with the 10% margin), and says for every size-tied model what was adapted to build it at these sizes.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from vmibench.analysis.estimates import LATENCY, ratio_of
 from vmibench.registry import is_registered, resolve_info
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import SUBJECT
-from vmibench.reports.text import LATENCY, Section, Tally, caption, ci_text, md_table, ratio_clause, ratio_of
+from vmibench.reports.text import Section, Tally, caption, ci_text, md_table, ratio_clause
 
 TITLE = "Dense-prediction backbones"
 
@@ -90,8 +91,8 @@ def section_backbone(b: Builder) -> Section:
     tally = Tally()
     comparisons = _comparisons(rows, b.data.samples_latency, tally)
     if comparisons:
-        s.lines += [f"**(1) at dense-prediction sizes.** {SUBJECT} against each rival at batch 1 (paired-bootstrap "
-                    "95% intervals):", "", *comparisons, "", tally.sentence(), ""]  # fmt: skip
+        s.lines += [f"**(1) at dense-prediction sizes.** {SUBJECT} against each rival at batch 1 (95% t-intervals "
+                    "over rounds, paired by round):", "", *comparisons, "", tally.sentence(), ""]  # fmt: skip
     else:
         s.lines += [f"*No size has both {SUBJECT} and a rival measured ok at batch 1: nothing to compare.*", ""]
     s.lines += ["Largest size each model ran at batch 1: " + "; ".join(_largest(rows)) + ".", ""]

@@ -3,10 +3,11 @@ discuss are labelled, the others drawn unlabelled)."""
 
 from __future__ import annotations
 
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY
 from vmibench.reports import plots
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import DISCUSSED, latency_224, without_duplicate_utilisation
-from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, caption, md_table, short_setup
+from vmibench.reports.text import Section, caption, md_table, short_setup
 
 
 def section_latency(b: Builder) -> Section:
@@ -16,6 +17,7 @@ def section_latency(b: Builder) -> Section:
     if sub.empty:
         s.lines.append("*(no 224 x 224, batch-1 rows: run `vmibench sweep --models all --res 224`)*")
         return s
+    sub = sub.assign(stale=[b.staleness.mark(str(m)) for m in sub["model"]])
     cols = ["model", LATENCY, "ci95", "rounds", "process_spread", "latency_ms_iqr", "n_iters", "throughput_ips",
             "peak_mem_mb", "gmacs", "gbytes_moved", "achieved_gflops", "utilisation", "roofline_frac", "bound",
             "scan_backend", "status", "stale"]  # fmt: skip
@@ -23,10 +25,10 @@ def section_latency(b: Builder) -> Section:
     csv_cols = [c for c in cols if c != "ci95"] + [*CI_COLUMNS, "published_gmacs", "published_top1", "released_top1"]
     csv = b.table(sub[[c for c in csv_cols if c in sub.columns]], "latency_224")
     s.lines += md_table(sub, cols)
-    s.lines += ["", caption(sub, f"`{csv}`", "ci95 = hierarchical bootstrap 95% CI of the median (rounds, then "
-                                            "calls); process_spread = (max - min) / median of the per-round medians; "
-                                            "roofline_frac = roofline time / latency (see Roofline); stale = code "
-                                            "changed since measured")]  # fmt: skip
+    s.lines += ["", caption(sub, f"`{csv}`", "ci95 = 95% t-interval over rounds of the median (on the rounds' "
+                                            "log medians); process_spread = (max - min) / median of the per-round "
+                                            "medians; roofline_frac = roofline time / latency (see Roofline); stale = "
+                                            "code changed since measured")]  # fmt: skip
     ok = plots.drawable(sub[sub["status"] == "ok"], "gmacs", LATENCY)
     if ok.empty:
         s.lines += ["", "*Figure latency_vs_gmacs skipped: no row has both a GMACs count and a latency.*"]

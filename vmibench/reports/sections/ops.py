@@ -7,21 +7,11 @@ import math
 import pandas as pd
 
 from vmibench.analysis import crossover
-from vmibench.analysis.estimates import crossover_estimate, slope_table
+from vmibench.analysis.estimates import LATENCY, crossover_estimate, samples_for, slope_table
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import OP_GROUP
-from vmibench.reports.text import (
-    LATENCY,
-    NO_INTERVAL,
-    Section,
-    caption,
-    fmt,
-    md_table,
-    samples_for,
-    short_setup,
-    status_pivot,
-    with_exponent_text,
-)
+from vmibench.reports.tables import status_pivot
+from vmibench.reports.text import NO_INTERVAL, Section, caption, fmt, md_table, short_setup, with_exponent_text
 
 
 def section_ops(b: Builder) -> Section:
@@ -36,7 +26,7 @@ def section_ops(b: Builder) -> Section:
         label = f"{dtype}, dim {dim}, batch {batch}"
         s.lines += [f"Median latency (ms) per call, {label} (ops marked * are RECONSTRUCTIONS, see below):", ""]
         recon = set(sub.loc[sub["reconstruction"].astype(bool), "op"])
-        shown["op"] = [(f"{o} *" if o in recon else o) + (" (stale)" if d.staleness.mark(o) == "stale" else "")
+        shown["op"] = [(f"{o} *" if o in recon else o) + (" (stale)" if b.staleness.mark(o) == "stale" else "")
                        for o in shown["op"]]  # fmt: skip
         s.lines += md_table(shown)
     csv = b.table(ops, "ops_sweep")
@@ -49,14 +39,15 @@ def section_ops(b: Builder) -> Section:
     if not fits.empty:
         fits_csv = b.table(fits, "ops_fits")
         s.lines += ["", "Fitted exponents (slope of log metric vs log L, upper half of each op's sweep; latency with "
-                        "a bootstrap 95% interval):", ""]  # fmt: skip
+                        "a 95% t-interval over rounds, the slope refitted in each round):", ""]  # fmt: skip
         s.lines += md_table(with_exponent_text(fits), [*OP_GROUP, "metric", "exponent", "r2", "n", "x_min", "x_max"])
         s.lines += ["", caption(ops, f"`{fits_csv}`")]
     cross = ops_crossovers(ops, d.samples_ops)
     if not cross.empty:
         cross_csv = b.table(cross.drop(columns=["crossover"]), "ops_crossovers")
         s.lines += ["", "Crossover with softmax attention: smallest L where the mixer is faster than `sdpa`, with a "
-                        "bootstrap 95% interval (\"≤ L\": already faster at the smallest L measured):", ""]  # fmt: skip
+                        "hierarchical bootstrap 95% interval (\"≤ L\": already faster at the smallest L "
+                        "measured):", ""]  # fmt: skip
         s.lines += md_table(cross, ["op", "dtype", "dim", "batch", "crossover"])
         s.lines += ["", caption(ops, f"`{cross_csv}`")]
     s.lines += ["", "`vmisa_recurrent` and `vmisa_matrix` are vmibench's RECONSTRUCTION of the causal-mask VMI-SA the "

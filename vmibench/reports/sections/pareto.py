@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY
 from vmibench.reports import plots
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import DISCUSSED, accuracy_rows, dataset_label, latency_224, top1_column
-from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, md_table, short_setup
+from vmibench.reports.text import Section, md_table, short_setup
 
 SOURCES = {"published": "published (paper)", "measured": "measured (ImageNet-1k val)",
            "released": "released checkpoint (README)"}  # fmt: skip

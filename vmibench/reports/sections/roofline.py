@@ -8,10 +8,11 @@ import math
 import pandas as pd
 
 from vmibench.analysis import add_roofline
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY
 from vmibench.reports import plots
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import DISCUSSED, column_or_nan, latency_224
-from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, are, caption, fmt, md_table, short_setup
+from vmibench.reports.text import Section, are, caption, fmt, md_table, short_setup
 
 COLUMNS = ["model", LATENCY, "gmacs", "gbytes_moved", "arith_intensity", "peak_gflops", "bw_peak_gbs", "roofline_ms",
            "roofline_frac", "bound"]  # fmt: skip

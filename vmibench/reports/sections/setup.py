@@ -63,9 +63,9 @@ def section_protocol(b: Builder) -> Section:
                     *[f"  - {p}." for p in protocol]]  # fmt: skip
     s.lines += [
         "- Timing: per call (perf_counter on CPU, CUDA events on GPU). Latency = median of all calls of all rounds, "
-        "with a hierarchical bootstrap 95% CI (rounds, then calls); throughput = batch / median. Verdicts rest on "
-        "t-intervals over rounds of the ratio or exponent difference itself (paired by round); crossovers carry "
-        "bootstrap 95% intervals from the raw samples." + few_rounds_caveat(both),
+        "with a 95% t-interval over rounds (on the rounds' log medians); throughput = batch / median. Verdicts rest "
+        "on t-intervals over rounds of the ratio or exponent difference itself (paired by round); crossovers carry "
+        "hierarchical bootstrap 95% intervals (rounds, then calls) from the raw samples." + few_rounds_caveat(both),
         "- Memory: `peak_mem_mb` = rise above what was held before the first forward (activations + workspaces; "
         "for ops also the op's own buffers), by `mem_method` (rss_hwm = resident-set high-water mark on CPU).",
         '- FLOPs: fvcore, 1 multiply-add = 1 FLOP (`gmacs`, the papers\' "GFLOPs"); selective scans as one op, '

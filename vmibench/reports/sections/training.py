@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from vmibench.analysis.estimates import CI_COLUMNS, LATENCY
 from vmibench.reports.figures import Builder
-from vmibench.reports.text import CI_COLUMNS, LATENCY, Section, caption, ci_text, fmt, md_table
+from vmibench.reports.text import Section, caption, ci_text, fmt, md_table
 
 COLUMNS = ["model", "res", "batch", LATENCY, "ci95", "throughput_ips", "peak_mem_mb", "forward_ms", "step_per_forward",
            "mem_per_forward_mem", "status"]  # fmt: skip
