@@ -45,7 +45,8 @@ def bench(session: nox.Session) -> None:
     """The main job: default CPU benchmark (`--preset cpu-default` sweep and ops, each with its adaptive rounds for
     undecided pre-registered comparisons, plus training steps of three models and profiles of four) into a scratch
     store, the interval calibration study on it, then `vmibench publish`: the committed result set
-    results/<machine>/ (raw data, manifest, REPORT.md, tables, figures).  VMIBENCH_DB names the scratch store (default bench.sqlite, git-ignored)."""
+    results/<machine>/ (raw data, manifest, REPORT.md, tables, figures).  VMIBENCH_DB names the scratch store
+    (default bench.sqlite, git-ignored)."""
     _install(session)
     db = os.environ.get("VMIBENCH_DB", "bench.sqlite")
     cpu = ("--device", "cpu", "--db", db)
