@@ -145,7 +145,8 @@ def publish(db: Path, out: Path, device: str | None = None) -> Path:
 
     check_file(db, writable=False)
     out.mkdir(parents=True, exist_ok=True)
-    _compact_copy(db, out / DATA)
+    if db.resolve() != (out / DATA).resolve():  # republishing a set from its own data keeps its bytes (and hash)
+        _compact_copy(db, out / DATA)
     with ResultStore(out / DATA, readonly=True) as store:
         data_device, staleness = provenance_of(store, device)
     manifest = Manifest(sha256_of(out / DATA), data_device, tuple(staleness.commits), staleness.head or "unknown",
