@@ -1,13 +1,14 @@
 """Rounds go where verdicts are open: after a run's minimum rounds, top up the cells of undecided comparisons.
 
-Each pass evaluates the pre-registered comparisons (:mod:`vmibench.questions`) on the rows measured so far at a
-99% level (:data:`vmibench.analysis.calibration.LOOK_LEVEL`; the report then gives 95% intervals), takes the ones
-still undecided whose cells have fewer than ``max_rounds`` rounds, and measures one more round of their
-cells (the runner's top-up: the new round is pooled with the stored ones, in a fresh random order, so the cells
-of one comparison are measured in the same pass).  Passes repeat until every comparison is decided, the round
-cap is reached or the time budget is gone.  The cheapest open comparisons go first when the budget cannot pay for
-all of them, so the budget buys as many verdicts as it can.  The calibration study simulates this whole procedure
-(:mod:`vmibench.analysis.calibration`), because stopping when an interval looks decided changes its coverage.
+Each pass evaluates the pre-registered comparisons (:mod:`vmibench.questions`) on the rows measured so far at a 99%
+level from 5 rounds on (:data:`vmibench.analysis.calibration.LOOK_LEVEL`, ``FIRST_LOOK``; the report then gives 95%
+intervals), takes the ones still undecided whose cells have fewer than ``max_rounds`` rounds, and measures one more
+round of their cells (the runner's top-up: the new round is pooled with the stored ones, in a fresh random order, so
+the cells of one comparison are measured in the same pass).  Passes repeat until every comparison is decided, the
+round cap is reached or the time budget is gone.  The cheapest open comparisons go first when the budget cannot pay
+for all of them, so the budget buys as many verdicts as it can.  The calibration study simulates this whole
+procedure (:mod:`vmibench.analysis.calibration`), because stopping when an interval looks decided changes its
+coverage.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def settle(
     log: Callable[[str], None] = print,
 ) -> Settled:
     """Top up the cells of open comparisons, one round per pass, until decided, capped or out of budget."""
-    from vmibench.analysis.calibration import LOOK_LEVEL
+    from vmibench.analysis.calibration import FIRST_LOOK, LOOK_LEVEL
     from vmibench.analysis.intervals import decided
 
     result = Settled()
@@ -97,7 +98,9 @@ def settle(
         # stop a comparison on a stricter look than the report's level (see LOOK_LEVEL: coverage after stopping)
         verdicts, cost = read_verdicts(store, cells, comparisons, margin, LOOK_LEVEL)
         result.verdicts = verdicts
-        open_ = [c for c, v in zip(comparisons, verdicts["verdict"], strict=True) if not decided(v)]
+        # a comparison is settled only once decided on at least FIRST_LOOK rounds (see the calibration study)
+        open_ = [c for c, v, k in zip(comparisons, verdicts["verdict"], verdicts["rounds"], strict=True)
+                 if not decided(v) or k < FIRST_LOOK]  # fmt: skip
         chosen: dict[Cell, None] = {}
         left = None if deadline is None else deadline - time.monotonic()
         spend = 0.0
