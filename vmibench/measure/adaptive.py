@@ -40,7 +40,7 @@ def cells_of(comparison: Comparison, cells: Sequence[Cell]) -> list[Cell]:
         wl = cell.workload
         if comparison.table == OPS and isinstance(wl, MixerOp) and wl.op in names:
             size = wl.seq_len
-        elif comparison.table != OPS and isinstance(wl, ModelForward) and wl.model in names:
+        elif comparison.table != OPS and type(wl) is ModelForward and wl.model in names:  # not a profile cell
             if wl.batch != 1 or wl.mode != "infer" or wl.height != wl.width:
                 continue
             size = wl.height

@@ -26,7 +26,7 @@ from vmibench.measure.cells import Cell, Settings, WorkerResult, device_settings
 from vmibench.measure.kinds.forward import TASK_CLASSIFY, ModelForward, plan_cells
 from vmibench.measure.kinds.registry import register_kind
 from vmibench.measure.kinds.triad import ELEMENT_BYTES, triad_elements
-from vmibench.measure.rows import RoofWorkload, TimedWorkload, timed_fields, timed_record
+from vmibench.measure.rows import RoofWorkload, timed_fields, timed_record
 from vmibench.records import ProfileRecord, RoofKernelRecord
 from vmibench.resolution import label
 
@@ -42,35 +42,16 @@ SLOW_CALL_MS = 1000.0  # a call slower than this is profiled once per round (eac
 
 @register_kind
 @dataclass(frozen=True)
-class ModelProfile(TimedWorkload):
-    """A model's forward (``mode="train"``: training step) timed, then profiled by operator class and block."""
+class ModelProfile(ModelForward):
+    """A model's forward (``mode="train"``: training step) timed, then profiled by operator class and block: the
+    forward kind's fields and identity (under its own ``KIND``), its own child step, row and breakdown."""
 
     KIND: ClassVar[str] = "profile"
     TABLE: ClassVar[str] = "profile"
     TOP_UP: ClassVar[bool] = False  # a stored row keeps no per-call profile: its rounds cannot be pooled again
 
-    model: str
-    height: int
-    width: int
-    batch: int = 1
-    mode: str = "infer"
-    task: str = TASK_CLASSIFY
-    source: str = ""
-
-    def as_forward(self) -> ModelForward:
-        return ModelForward(self.model, self.height, self.width, self.batch, self.mode, self.task, self.source)
-
-    def ident(self) -> dict[str, Any]:
-        return {**self.as_forward().ident(), "kind": self.KIND}
-
     def describe(self) -> str:
-        return f"{self.as_forward().describe()} profile"
-
-    def ladder(self) -> tuple[Any, ...]:
-        return (self.KIND, *self.as_forward().ladder()[1:])
-
-    def size(self) -> float:
-        return float(self.height * self.width)
+        return f"{super().describe()} profile"
 
     def run(self, settings: Settings, device: torch.device) -> WorkerResult:
         from dataclasses import replace
@@ -79,7 +60,7 @@ class ModelProfile(TimedWorkload):
         from vmibench.attribution.profile import profile_calls
         from vmibench.measure import steps
 
-        timed = self.as_forward().run(replace(settings, count_flops=False), device)
+        timed = super().run(replace(settings, count_flops=False), device)
         if not timed.ok:
             return timed
         model, x = steps.build_model(self.model, self.height, self.width, settings, device, self.batch,
