@@ -34,6 +34,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from vmibench.reports.figures import Builder
 from vmibench.reports.questions.section import section_questions
 from vmibench.reports.sections.backbone import section_backbone
@@ -48,7 +50,7 @@ from vmibench.reports.sections.scaling import section_scaling
 from vmibench.reports.sections.setup import section_protocol, section_setup
 from vmibench.reports.sections.training import section_training
 from vmibench.reports.sections.verdicts import CALIBRATION_TABLE, section_verdicts, verdict_table
-from vmibench.reports.selection import load
+from vmibench.reports.selection import ReportData, load
 from vmibench.reports.staleness import Staleness, check_staleness, staleness_lines
 from vmibench.reports.text import Section
 from vmibench.store import ResultStore
@@ -56,10 +58,16 @@ from vmibench.store import ResultStore
 APPENDIX = "Appendix"
 
 
+def _model_rows(data: ReportData) -> pd.DataFrame:
+    """Every reported row that measured a model (inference, profiles): their commits are the measuring commits."""
+    frames = [f for f in (data.latency, data.profile) if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else data.latency
+
+
 def provenance_of(store: ResultStore, device: str | None = None) -> tuple[str, Staleness]:
     """The device a report of ``store`` covers and the staleness of today's code against its measuring commits."""
     data = load(store, device)
-    return data.device, check_staleness(data.latency, data.ops)
+    return data.device, check_staleness(_model_rows(data), data.ops)
 
 
 def write_report(
@@ -84,7 +92,7 @@ def write_report(
     if recorded_staleness is not None:
         staleness = Staleness.from_dict(recorded_staleness)
     else:
-        staleness = check_staleness(data.latency, data.ops)
+        staleness = check_staleness(_model_rows(data), data.ops)
     b = Builder(data, out, staleness)
     table = verdict_table(data)
     if data_sha256 is not None:
