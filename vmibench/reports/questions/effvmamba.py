@@ -77,8 +77,8 @@ def _roofline_text(ok: pd.DataFrame, name: str) -> str:
     frac = as_float(e["roofline_frac"])
     if frac < ROOF_FAR * median:
         verdict = (f"{name} is further from its roof than the others (median {fmt(median)}): it loses time that "
-                   "neither its FLOPs nor its minimum traffic explain (per-operator overheads or re-reads would; "
-                   "this is not a profile)")  # fmt: skip
+                   "neither its FLOPs nor its minimum traffic against the matmul and triad roofs explain (the profile "
+                   "below, where there is one, says where it goes)")  # fmt: skip
     elif frac > ROOF_NEAR * median:
         verdict = (f"{name} is closer to its roof than the others (median {fmt(median)}): what it moves and computes "
                    "explains its latency better than theirs")  # fmt: skip
