@@ -7,6 +7,5 @@ cd "$(dirname "$0")/.."
 for manifest in results/*/manifest.json tests/fixtures/resultset/manifest.json; do
     [ -f "$manifest" ] || continue
     dir=$(dirname "$manifest")
-    rm -rf "$dir/tables" "$dir/figures" "$dir/REPORT.md"
     vmibench publish --db "$dir/store.sqlite" --out "$dir"
 done

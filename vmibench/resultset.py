@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 import tempfile
 from dataclasses import dataclass
@@ -151,6 +152,13 @@ def publish(db: Path, out: Path, device: str | None = None) -> Path:
         data_device, staleness = provenance_of(store, device)
     manifest = Manifest(sha256_of(out / DATA), data_device, tuple(staleness.commits), staleness.head or "unknown",
                         staleness.to_dict(), _versions())  # fmt: skip
+    # the old report goes only now, after the code version was read (its deletion would mark the checkout dirty),
+    # so a figure the new report no longer makes does not linger beside it
+    for name in REPORT_FILES:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+        else:
+            (out / name).unlink(missing_ok=True)
     (out / MANIFEST).write_text(manifest.to_json())
     return _write(out / DATA, out, manifest)
 
