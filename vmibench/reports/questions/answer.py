@@ -133,8 +133,7 @@ def sizes_text(rows: pd.DataFrame, table: str) -> str:
 
 
 def machine_caveat(frame: pd.DataFrame) -> str:
-    """``1-thread CPU (AMD EPYC), 3 rounds per cell; the papers' GPU claims are not tested by this run`` -- from
-    the rows' device, threads and rounds."""
+    """``1-thread CPU; the papers' GPU claims are not tested by this run`` -- from the rows' device and threads."""
     if frame.empty:
         return "not measured in this run"
 
@@ -142,12 +141,10 @@ def machine_caveat(frame: pd.DataFrame) -> str:
         return sorted({str(v) for v in frame[col].dropna() if str(v)}) if col in frame.columns else []
 
     devices, threads, names = values("device"), values("threads"), values("device_name")
-    rounds = pd.to_numeric(frame["rounds"], errors="coerce").dropna() if "rounds" in frame.columns else pd.Series()
     gpu = any(dev.startswith("cuda") for dev in devices)
     kind = "GPU" if gpu else "CPU"
     text = f"{'/'.join(threads) or '?'}-thread {kind}" if not gpu else f"GPU ({', '.join(names) or '?'})"
-    if not rounds.empty:
-        text += f", {int(rounds.min())}{'' if rounds.min() == rounds.max() else f'-{int(rounds.max())}'} rounds"
+    # the rounds are left out: they differ from row to row, and a caveat every row shares is said once
     if not gpu:
         text += "; the papers' GPU claims are not tested by this run"
     return text

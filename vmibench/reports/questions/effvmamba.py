@@ -147,7 +147,7 @@ def question_effvmamba(b: Builder, table: pd.DataFrame, levels: dict[int, str]) 
             + ", ".join(f"{r.b}@{int(r.at)} {_short(r)}" for r in per_gmac.itertuples(index=False))
             + ")."
         )
-    if not ok.empty and NAME in set(ok["model"]):
+    if not ok.empty and NAME in set(ok["model"]) and d.breakdown.empty:  # a profile says more: see below
         text.append(_roofline_text(ok, NAME).strip())
     s.lines.append(" ".join(text))
     s.lines += breakdown_hook(d)

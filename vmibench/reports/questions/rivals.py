@@ -73,14 +73,16 @@ def question_rivals(b: Builder, table: pd.DataFrame, levels: dict[int, str]) -> 
     verdicts = at_every_size(d, q2, pairs, "q2")
     top = records.set_index("model") if not records.empty else records
     for (a, c), rows in verdicts.groupby(["a", "b"], sort=False) if not verdicts.empty else []:
-        tag = "" if rows["registered"].all() else " (not pre-registered)" if not rows["registered"].any() else \
-            " (partly pre-registered)"  # fmt: skip
+        if not rows["registered"].any():
+            continue  # matches found in the records but not pre-registered: listed in the section, not answered
+        tag = "" if rows["registered"].all() else " (partly pre-registered)"
         answer.rows.append(group_row(f"(2) {a} vs {c}{tag}", rows, d, levels, unit="sizes",
                                      caveat=_caveat(top, a, c)))  # fmt: skip
     if records.empty:
         s.lines.append("Not measured here: sweep vminet_b, mlla_t and flatten_swin_t (cpu-default preset).")
         return answer
-    shown = [m for m in dict.fromkeys(m for pair in pairs for m in pair) if m in top.index]
+    registered = [(a, c) for a, c in pairs if (a, c) in set(zip(q2["a"], q2["b"], strict=True))] or pairs
+    shown = [m for m in dict.fromkeys(m for pair in registered for m in pair) if m in top.index]
     if shown:
         frame = top.loc[shown].reset_index()
         csv = b.table(frame, "q2_matched")
@@ -91,12 +93,19 @@ def question_rivals(b: Builder, table: pd.DataFrame, levels: dict[int, str]) -> 
     s.lines += ["", f"Matched by GMACs (within {GMACS_MATCH:.0%}): " + _pairs(by_gmacs) + ". By top-1 (released "
                 f"checkpoint where it differs, within {TOP1_MATCH:g} point): " + _pairs(by_top1) + "."]  # fmt: skip
     if not verdicts.empty:
-        s.lines += ["", "Latency ratio a/b per size (paired by round; * = not pre-registered):", ""]
+        csv = b.table(verdicts, "q2_verdicts")
+        others = sorted({f"{a}/{c}" for a, c, r in zip(verdicts["a"], verdicts["b"], verdicts["registered"],
+                                                        strict=True) if not r})  # fmt: skip
+        s.lines += ["", "Latency ratio a/b per size of the pre-registered pairs (paired by round)"
+                    + (f"; the other matches ({len(others)}, not pre-registered) are in `{csv}`" if others else "")
+                    + ":", ""]  # fmt: skip
     for (a, c), rows in verdicts.groupby(["a", "b"], sort=False) if not verdicts.empty else []:
+        if not rows["registered"].any():
+            continue
         s.lines.append(f"- {a}/{c}: {count_verdicts(rows, 'sizes')}; "
                        + ", ".join(f"{int(r.at)}{'' if r.registered else '*'}: {_ratio(r)}"
                                    for r in rows.itertuples(index=False)) + ".")  # fmt: skip
-    below = [t.split("; ", 1)[-1] for a, c in pairs if "below" in (t := _caveat(top, a, c))]
+    below = [t.split("; ", 1)[-1] for a, c in registered if "below" in (t := _caveat(top, a, c))]
     if below:
         s.lines += ["", "Accuracy: " + "; ".join(below) + "."]
     return answer
