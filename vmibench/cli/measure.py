@@ -27,6 +27,7 @@ from vmibench.cli.options import (
     MaxRoundsOpt,
     MaxTimeOpt,
     ModelsOpt,
+    ModeOpt,
     NoFlopsOpt,
     NoPeakOpt,
     OutOpt,
@@ -99,7 +100,7 @@ def latency_cmd(
     precision: Annotated[float, typer.Option(help="Stop when the median's rel. std. error is below this.")] = 0.01,
     cell_timeout: TimeoutOpt = 600.0,
     no_flops: NoFlopsOpt = False,
-    mode: Annotated[str, typer.Option(help="infer (one forward) or train (forward + backward + SGD step).")] = "infer",
+    mode: ModeOpt = "infer",
     rounds: RoundsOpt = None,
     force: ForceOpt = False,
     no_peak: NoPeakOpt = False,
@@ -137,7 +138,7 @@ def latency_cmd(
 def maxbatch_cmd(
     models: ModelsOpt = None,
     res: ResListOpt = "224",
-    mode: Annotated[str, typer.Option(help="infer (forward) or train (forward + backward + SGD step).")] = "infer",
+    mode: ModeOpt = "infer",
     mem_limit_gb: Annotated[
         float | None,
         typer.Option(help="Memory limit, GiB (CPU: required, RLIMIT_AS of the worker; CUDA: default free memory)."),
@@ -190,7 +191,7 @@ and transcendental (exp) roofs beside the matmul peak and the triad.
 def profile_cmd(
     models: ModelsOpt = None,
     res: ResListOpt = "224",
-    mode: Annotated[str, typer.Option(help="infer (forward) or train (forward + backward + SGD step).")] = "infer",
+    mode: ModeOpt = "infer",
     task: Annotated[str, typer.Option(metavar="classify|backbone", help="classify or backbone (features).")] = (
         "classify"
     ),

@@ -94,6 +94,7 @@ RoundsOpt = Annotated[
         "preset's, 3 on CPU presets; 1 for latency)."
     ),
 ]
+ModeOpt = Annotated[str, typer.Option(help="infer (one forward) or train (forward + backward + SGD step).")]
 MaxRoundsOpt = Annotated[
     int | None,
     typer.Option(
