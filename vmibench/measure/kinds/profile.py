@@ -63,6 +63,8 @@ class ModelProfile(ModelForward):
         timed = super().run(replace(settings, count_flops=False), device)
         if not timed.ok:
             return timed
+        # a fresh build for the profiler: the timed step's model lived inside its memory probe and is gone, and the
+        # profiled calls must not disturb the timed ones (the row's latency is the unprofiled one)
         model, x = steps.build_model(self.model, self.height, self.width, settings, device, self.batch,
                                      features=self.task != TASK_CLASSIFY)  # fmt: skip
         slow = statistics.median(timed.samples_ms) > SLOW_CALL_MS
