@@ -8,10 +8,11 @@
 #    bf16, and every scan backend there agrees with the reference; a failure stops the run before the sweep.
 # 2. vmibench sweep --preset P --budget-min N  (latency; --no-flops: GMACs are counted later on a CPU)
 # 3. vmibench ops --preset P --budget-min M    (token mixers; the selective scan once per backend available)
-# 4. vmibench report                           (OUT_DIR/REPORT.md from the rows measured)
-# Everything goes to OUT_DIR: vmibench.sqlite, smoke.json, sweep.csv, ops.csv, REPORT.md, tables/, figures/.
-# A rerun resumes (cells already stored are not measured again).  Afterwards, on a CPU machine with fvcore:
-#   vmibench flops --db OUT_DIR/vmibench.sqlite && vmibench report --db OUT_DIR/vmibench.sqlite --out OUT_DIR
+# 4. vmibench publish                          (OUT_DIR as a result set: store.sqlite, manifest.json, REPORT.md)
+# Everything goes to OUT_DIR: vmibench.sqlite (the scratch store), smoke.json, sweep.csv, ops.csv and the result
+# set (store.sqlite, manifest.json, REPORT.md, tables/, figures/).  A rerun resumes (cells already stored are not
+# measured again).  Afterwards, on a CPU machine with fvcore (and git, for the manifest's code version):
+#   vmibench flops --db OUT_DIR/vmibench.sqlite && vmibench publish --db OUT_DIR/vmibench.sqlite --out OUT_DIR
 #
 # Needs python with torch, timm, pandas, matplotlib and typer (rich and numpy come with them); no install, no
 # network: vmibench is imported from this checkout (PYTHONPATH), so a bare GPU image works.  A shell script
@@ -60,6 +61,6 @@ run "$python" -m vmibench sweep --preset "$preset" --device "$device" --budget-m
 step "token-mixer sweep ($preset, at most $ops_budget min)"
 run "$python" -m vmibench ops --preset "$preset" --device "$device" --budget-min "$ops_budget" \
   --db "$db" --format csv --out "$out/ops.csv"
-step "report"
-run "$python" -m vmibench report --db "$db" --out "$out" --device "$device"
+step "result set"
+run "$python" -m vmibench publish --db "$db" --out "$out" --device "$device"
 printf '\nvmibench gpu run: done at %s; results in %s\n' "$(date +%T)" "$out" >&2

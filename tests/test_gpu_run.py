@@ -48,6 +48,7 @@ def test_gpu_script_dry_run_on_cpu(tmp_path: Path) -> None:
     ops = pd.read_csv(out / "ops.csv")
     assert set(ops["op"]) == {"vmisa", "selective_scan[torch]"} and set(ops["status"]) == {"ok"}
     assert (out / "REPORT.md").is_file() and (out / "vmibench.sqlite").is_file()
+    assert (out / "store.sqlite").is_file() and (out / "manifest.json").is_file()  # a result set, data committed
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -1,4 +1,4 @@
-"""``vmibench report``: results/REPORT.md, CSV tables and PNG figures, generated from the results store.
+"""``vmibench report``: REPORT.md, CSV tables and PNG figures, generated from a store or a result set.
 
 Everything printed is read from the store at generation time, so the report cannot drift from its data.  One
 report covers one device (``--device``, default: that of the newest latency row) and, for it, the newest
