@@ -104,7 +104,9 @@ def test_sweep_cancel_resubmit_and_collect_give_one_row_per_cell(slurm: dict[str
     say(f"scancel {first[0].split('_')[0]} with tasks {states}")
     wait_for(lambda: set(job_states(first).values()) == {FINISHED}, "the cancelled array to leave the queue")
     partial = collect(slurm, tmp_path, db)
-    assert 2 <= partial < 4, job_logs(db)  # the first ladder whole, the cancelled one at most in part
+    # the first ladder whole; the cancelled one in part, or whole when it stored both rows before the cancel landed
+    # (a race the cancel can lose on a fast machine: what matters is that nothing is lost or duplicated below)
+    assert 2 <= partial <= 4, job_logs(db)
 
     again = submit(slurm, tmp_path, db)
     say(f"resubmitted: jobs {', '.join(again)}")
