@@ -381,7 +381,8 @@ class Weights:
 
 def read_weights(path: Path, *, ema: bool) -> Weights:
     """Read and unwrap a local checkpoint in any official wrapping (see :mod:`vmibench.checkpoint`)."""
-    from vmibench.checkpoint import file_sha256, read_checkpoint, unwrap_state_dict
+    from vmibench.checkpoint import read_checkpoint, unwrap_state_dict
+    from vmibench.env import file_sha256
 
     state_dict = unwrap_state_dict(read_checkpoint(path), ema=ema)
     return Weights(source=str(path), sha256=file_sha256(path), state_dict=state_dict)
@@ -394,7 +395,7 @@ def hub_weights(entry: Entry, cache_dir: Path) -> Weights:
     """
     import timm
 
-    from vmibench.checkpoint import file_sha256
+    from vmibench.env import file_sha256
 
     name, timm_name = entry.info.name, entry.info.timm_name
     if timm_name is None:

@@ -10,7 +10,6 @@ registered checkpoint filter, and loads strictly: any mismatch is a :class:`Chec
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -137,12 +136,3 @@ def load_checkpoint(
 ) -> None:
     """Read ``path`` in any supported wrapping and load it strictly into ``model``."""
     load_state_dict_strict(model, unwrap_state_dict(read_checkpoint(path), ema=ema), filter_fn=filter_fn)
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, recorded with accuracy rows so a result names the exact weights."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

@@ -151,3 +151,12 @@ def capture(device: str = "cpu") -> Environment:
 def utc_now() -> str:
     """ISO-8601 UTC timestamp, second resolution."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks: the identity of checkpoints and of a result set's data."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -16,7 +16,6 @@ matches the manifest's (PNG rendering changes between versions).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sqlite3
@@ -24,20 +23,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmibench.env import file_sha256
 from vmibench.errors import UserError
 
 DATA = "store.sqlite"
 MANIFEST = "manifest.json"
 REPORT_FILES = ("REPORT.md", "tables", "figures")
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def machine_slug() -> str:
@@ -112,7 +103,7 @@ def check_data(folder: Path) -> Manifest:
     data = folder / DATA
     if not data.is_file():
         raise UserError(f"{data} is missing: a result set needs its raw data beside the report")
-    digest = sha256_of(data)
+    digest = file_sha256(data)
     if digest != manifest.data_sha256:
         raise UserError(f"{data} has SHA-256 {digest[:12]}, the manifest says {manifest.data_sha256[:12]}: the data "
                         "was changed after publishing; restore it (git checkout) or republish")  # fmt: skip
@@ -150,7 +141,7 @@ def publish(db: Path, out: Path, device: str | None = None) -> Path:
         _compact_copy(db, out / DATA)
     with ResultStore(out / DATA, readonly=True) as store:
         data_device, staleness = provenance_of(store, device)
-    manifest = Manifest(sha256_of(out / DATA), data_device, tuple(staleness.commits), staleness.head or "unknown",
+    manifest = Manifest(file_sha256(out / DATA), data_device, tuple(staleness.commits), staleness.head or "unknown",
                         staleness.to_dict(), _versions())  # fmt: skip
     # the old report goes only now, after the code version was read (its deletion would mark the checkout dirty),
     # so a figure the new report no longer makes does not linger beside it

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vmibench.analysis.bootstrap import Estimate, ratio_ci, slope_ci, slope_difference_ci
-from vmibench.analysis.estimates import rounds_of
+from vmibench.analysis.estimates import rounds_of, same_run
 from vmibench.analysis.fits import fit_loglog
 from vmibench.analysis.intervals import DEFAULT_LEVEL, DEFAULT_MARGIN, NO_INTERVAL, difference_verdict, ratio_verdict
 from vmibench.questions import EXPONENT, OPS, Comparison
@@ -60,16 +60,11 @@ def _ratio(c: Comparison, frame: pd.DataFrame, by_row: dict[int, list[list[float
     cells = [str(ra["cell_key"]), str(rb["cell_key"])]
     if not sa or not sb:
         return None, cells, 0
-    e = ratio_ci(sa, sb, level=level, paired=_same_run(ra, rb))
+    e = ratio_ci(sa, sb, level=level, paired=same_run(ra, rb))
     if c.per_gmac:
         scale = float(rb["gmacs"]) / float(ra["gmacs"])
         e = Estimate(e.value * scale, e.low * scale, e.high * scale, e.level, e.n_boot, e.method)
     return e, cells, min(len(sa), len(sb))
-
-
-def _same_run(a: pd.Series, b: pd.Series) -> bool:
-    ra, rb = a.get("run_id"), b.get("run_id")
-    return not (isinstance(ra, str) and isinstance(rb, str) and ra and rb) or ra == rb
 
 
 def _exponent(c: Comparison, frame: pd.DataFrame, by_row: dict[int, list[list[float]]], level: float) -> tuple:
@@ -90,7 +85,7 @@ def _exponent(c: Comparison, frame: pd.DataFrame, by_row: dict[int, list[list[fl
         sb = [by_row.get(int(r["row_id"])) for r in rows_b]
         if any(not s for s in sb):
             return None, cells, 0
-        paired = all(_same_run(x, y) for x, y in zip(rows_a, rows_b, strict=True))
+        paired = all(same_run(x, y) for x, y in zip(rows_a, rows_b, strict=True))
         e = slope_difference_ci(xs, sa, sb, level=level, paired=paired)  # type: ignore[arg-type]
         return e, cells, min(k, min(len(s) for s in sb))  # type: ignore[arg-type]
     slope = slope_ci(xs, sa, upper_fraction=1.0, level=level)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from vmibench.reports import plots
 from vmibench.reports.figures import Builder
 from vmibench.reports.selection import ReportData
 from vmibench.reports.text import Section, caption, md_table, short_setup
+from vmibench.resolution import pixels
 
 ALL = "*"
 COLUMNS = ["model", "res", "op_class", "time_share", "time_share_ci_low", "time_share_ci_high", "flop_share",
@@ -28,7 +29,7 @@ def class_rows(d: ReportData) -> pd.DataFrame:
     if d.breakdown.empty:
         return d.breakdown
     rows = d.breakdown[d.breakdown["block"] == ALL].copy()
-    rows["pixels"] = [int(str(r).split("x")[0]) * int(str(r).split("x")[-1]) for r in rows["res"]]
+    rows["pixels"] = [pixels(r) for r in rows["res"]]
     return rows.sort_values(["model", "pixels", "time_share"], ascending=[True, True, False])
 
 
