@@ -160,6 +160,30 @@ class OpsRecord(TimedRecord):
 
 
 @dataclass(kw_only=True)
+class PairRecord(TimedRecord):
+    """Two cells timed in one process per round, in strict alternation (call ``i`` is member ``a`` for even ``i``,
+    ``b`` for odd, in the ``samples`` table): the latency ratio ``a / b`` with its interval, paired call by call
+    within a round and by round across processes.  The ``latency_ms_*`` columns describe the pair's cycle (one
+    call of each); each member's own latency is ``a_ms_median`` / ``b_ms_median``."""
+
+    TABLE: ClassVar[str] = "pairs"
+    LEADING: ClassVar[tuple[str, ...]] = ("a", "b", "at", "member_table", "ratio", "ratio_ci_low", "ratio_ci_high",
+                                          *_TIMED_LEADING)  # fmt: skip
+
+    a: str  # the members' names, as comparisons name them (model or op)
+    b: str
+    at: int  # the members' size: square resolution, or sequence length
+    member_table: str  # where each member's own cell goes: "latency" or "ops"
+    a_cell: str = ""  # the members' workloads, described
+    b_cell: str = ""
+    a_ms_median: float | None = None
+    b_ms_median: float | None = None
+    ratio: float | None = None  # geometric mean of the per-round ratios of medians (a / b)
+    ratio_ci_low: float | None = None  # t-interval over rounds of the per-round log ratios (ci_method, ci_level)
+    ratio_ci_high: float | None = None
+
+
+@dataclass(kw_only=True)
 class ProfileRecord(TimedRecord):
     """One profiled (model, resolution, batch, mode) cell: its unprofiled latency (the timed samples), the profiled
     call's latency beside it, and how much of that call the operator classes account for.  Its breakdown by block

@@ -3,7 +3,10 @@
 Pure: frames in, one verdict row per comparison out.  Ratios are paired by round (the t-interval of per-round log
 ratios, :func:`vmibench.analysis.bootstrap.ratio_ci`); exponents are refitted in each round and differenced per
 round (:func:`vmibench.analysis.bootstrap.slope_difference_ci`), never compared by the overlap of two intervals.
-Each verdict is three-way with a practical margin (:mod:`vmibench.analysis.intervals`).
+A ratio whose two cells were also timed as an interleaved pair (:mod:`vmibench.measure.kinds.pair`, table
+``pairs``: alternated call by call in one process per round) is evaluated on the pair, whose rounds pair call by
+call; column ``design`` says which.  Each verdict is three-way with a practical margin
+(:mod:`vmibench.analysis.intervals`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from vmibench.analysis.intervals import DEFAULT_LEVEL, DEFAULT_MARGIN, NO_INTERV
 from vmibench.questions import EXPONENT, OPS, Comparison
 
 VERDICT_COLUMNS = ["question", "comparison", "kind", "a", "b", "at", "value", "ci_low", "ci_high", "level", "method",
-                   "rounds", "verdict", "margin", "cells"]  # fmt: skip
+                   "rounds", "verdict", "margin", "cells", "design"]  # fmt: skip
+PAIRS = "pairs"  # the table of interleaved pairs
+INTERLEAVED, SEPARATE = "interleaved", "separate cells"  # column design: how a verdict's two sides were timed
 NAME = {"latency": "model", "ops": "op"}
 SIZE = {"latency": "height", "ops": "seq_len"}
 
@@ -36,6 +41,8 @@ def main_rows(frame: pd.DataFrame, table: str) -> pd.DataFrame:
             if col in out.columns:
                 out = out[out[col].fillna(value) == value]
         out = out[(out["batch"] == 1) & (out["height"] == out["width"])]
+    elif table == PAIRS:
+        out = out[out["batch"] == 1]
     if "dtype" in out.columns and not out.empty:
         out = out[out["dtype"] == sorted(out["dtype"].unique(), key=lambda d: (d != "fp32", d))[0]]
     return out
@@ -52,19 +59,37 @@ def _row_at(frame: pd.DataFrame, table: str, name: str, size: int) -> pd.Series 
     return None if sub.empty else sub.iloc[-1]
 
 
-def _ratio(c: Comparison, frame: pd.DataFrame, by_row: dict[int, list[list[float]]], level: float) -> tuple:
+def _pair_row(c: Comparison, pairs: pd.DataFrame) -> pd.Series | None:
+    """The newest ok interleaved pair of a ratio's two cells, if one was measured."""
+    if pairs.empty:
+        return None
+    sub = pairs[(pairs["member_table"] == c.table) & (pairs["a"] == c.a) & (pairs["b"] == c.b) & (pairs["at"] == c.at)]
+    return None if sub.empty else sub.sort_values("row_id").iloc[-1]
+
+
+def _ratio(c: Comparison, frame: pd.DataFrame, by_row: dict[int, list[list[float]]], level: float,
+           pairs: pd.DataFrame, pair_rounds: dict[int, list[list[float]]]) -> tuple:  # fmt: skip
     ra, rb = _row_at(frame, c.table, c.a, c.at), _row_at(frame, c.table, c.b, c.at)
     if ra is None or rb is None:
-        return None, [], 0
-    sa, sb = by_row.get(int(ra["row_id"])), by_row.get(int(rb["row_id"]))
-    cells = [str(ra["cell_key"]), str(rb["cell_key"])]
+        return None, [], 0, SEPARATE
+    pair = _pair_row(c, pairs)
+    pair_samples = pair_rounds.get(int(pair["row_id"])) if pair is not None else None
+    if pair is not None and pair_samples:
+        from vmibench.measure.kinds import split_calls
+
+        rounds = [split_calls(s) for s in pair_samples]
+        sa, sb = [a for a, _ in rounds], [b for _, b in rounds]
+        cells, design, paired = [str(pair["cell_key"])], INTERLEAVED, True
+    else:
+        sa, sb = by_row.get(int(ra["row_id"])), by_row.get(int(rb["row_id"]))  # type: ignore[assignment]
+        cells, design, paired = [str(ra["cell_key"]), str(rb["cell_key"])], SEPARATE, same_run(ra, rb)
     if not sa or not sb:
-        return None, cells, 0
-    e = ratio_ci(sa, sb, level=level, paired=same_run(ra, rb))
-    if c.per_gmac:
+        return None, cells, 0, design
+    e = ratio_ci(sa, sb, level=level, paired=paired)
+    if c.per_gmac:  # the counts are exact: the members' own rows have them
         scale = float(rb["gmacs"]) / float(ra["gmacs"])
         e = Estimate(e.value * scale, e.low * scale, e.high * scale, e.level, e.n_boot, e.method)
-    return e, cells, min(len(sa), len(sb))
+    return e, cells, min(len(sa), len(sb)), design
 
 
 def _exponent(c: Comparison, frame: pd.DataFrame, by_row: dict[int, list[list[float]]], level: float) -> tuple:
@@ -110,17 +135,19 @@ def evaluate(
     """One row per comparison: estimate [interval], its level and method, rounds used, the three-way verdict
     (``no interval`` where a side is missing or has too few rounds or sizes) and the cell keys it rests on.
 
-    ``frames[table]`` are stored rows of that table with ``row_id`` (``latency``, ``ops``); ``samples[table]``
-    their raw samples."""
+    ``frames[table]`` are stored rows of that table with ``row_id`` (``latency``, ``ops``, and ``pairs`` where
+    interleaved pairs were measured); ``samples[table]`` their raw samples."""
     by_table = {t: main_rows(f, t) for t, f in frames.items()}
     by_rows = {t: rounds_of(samples.get(t)) for t in frames}
+    pairs, pair_rounds = by_table.get(PAIRS, pd.DataFrame()), by_rows.get(PAIRS, {})
     rows = []
     for c in comparisons:
         frame = by_table.get(c.table, pd.DataFrame())
-        e, cells, k = (None, [], 0)
-        if not frame.empty:
-            evaluate_one = _exponent if c.kind == EXPONENT else _ratio
-            e, cells, k = evaluate_one(c, frame, by_rows[c.table], level)
+        e, cells, k, design = (None, [], 0, SEPARATE)
+        if not frame.empty and c.kind == EXPONENT:
+            e, cells, k = _exponent(c, frame, by_rows[c.table], level)
+        elif not frame.empty:
+            e, cells, k, design = _ratio(c, frame, by_rows[c.table], level, pairs, pair_rounds)
         if e is None:
             verdict = NO_INTERVAL
         elif c.kind == EXPONENT:
@@ -131,5 +158,5 @@ def evaluate(
                      "at": c.at, "value": np.nan if e is None else e.value, "ci_low": np.nan if e is None else e.low,
                      "ci_high": np.nan if e is None else e.high, "level": level,
                      "method": "" if e is None else e.method, "rounds": k, "verdict": verdict, "margin": margin,
-                     "cells": " ".join(cells)})  # fmt: skip
+                     "cells": " ".join(cells), "design": design})  # fmt: skip
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)

@@ -1,33 +1,43 @@
-"""Rounds go where verdicts are open: after a run's minimum rounds, top up the cells of undecided comparisons.
+"""Rounds go where verdicts are open: after a run's minimum rounds, measure more of the undecided comparisons.
 
 Each pass evaluates the pre-registered comparisons (:mod:`vmibench.questions`) on the rows measured so far at a 99%
 level from 5 rounds on (:data:`vmibench.analysis.calibration.LOOK_LEVEL`, ``FIRST_LOOK``; the report then gives 95%
-intervals), takes the ones still undecided whose cells have fewer than ``max_rounds`` rounds, and measures one more
-round of their cells (the runner's top-up: the new round is pooled with the stored ones, in a fresh random order, so
-the cells of one comparison are measured in the same pass).  Passes repeat until every comparison is decided, the
-round cap is reached or the time budget is gone.  The cheapest open comparisons go first when the budget cannot pay
-for all of them, so the budget buys as many verdicts as it can.  The calibration study simulates this whole
-procedure (:mod:`vmibench.analysis.calibration`), because stopping when an interval looks decided changes its
-coverage.
+intervals) and takes the ones still undecided.  What one more round of a comparison measures is its *unit*
+(:func:`units_of`):
+
+* a ratio whose two cells can share a process is measured as their interleaved pair
+  (:mod:`vmibench.measure.kinds.pair`): both cells alternated call by call in one worker per round, so the shared
+  host's moment-to-moment speed cancels in the ratio.  The pair starts with the run's minimum rounds, and its own
+  row (table ``pairs``) then decides the comparison;
+* an exponent tops up both ladders (the runner's top-up: the new round is pooled with the stored ones, in a fresh
+  random order, so the cells of one comparison are measured in the same pass).
+
+Each pass adds one round to every chosen unit, up to ``max_rounds``; passes repeat until every comparison is
+decided, the round cap is reached or the time budget is gone.  The cheapest open comparisons go first when the
+budget cannot pay for all of them, so the budget buys as many verdicts as it can.  The calibration study simulates
+this whole procedure (:mod:`vmibench.analysis.calibration`), because stopping when an interval looks decided changes
+its coverage.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from vmibench.measure.cells import Cell
-from vmibench.measure.kinds import MixerOp, ModelForward
+from vmibench.measure.kinds import InterleavedPair, MixerOp, ModelForward, pair_cell
+from vmibench.measure.rows import TimedWorkload
 from vmibench.measure.runner import Runner
-from vmibench.questions import EXPONENT, OPS, Comparison
+from vmibench.questions import EXPONENT, OPS, RATIO, Comparison
 
 
 @dataclass
 class Settled:
     """What the adaptive phase did: passes, cells topped up per pass, and the final verdict table."""
 
-    passes: list[int] = field(default_factory=list)  # cells topped up in each pass
+    passes: list[int] = field(default_factory=list)  # units (cells or pairs) measured in each pass
     open_after: int = 0
     verdicts: object = None  # pandas DataFrame of vmibench.analysis.comparisons.evaluate
 
@@ -51,11 +61,25 @@ def cells_of(comparison: Comparison, cells: Sequence[Cell]) -> list[Cell]:
     return out
 
 
+def units_of(comparison: Comparison, cells: Sequence[Cell]) -> list[Cell]:
+    """What one more round of ``comparison`` measures: the interleaved pair of a ratio's two cells where they can
+    share a process (:func:`vmibench.measure.kinds.pair_cell`), else the cells it rests on."""
+    mine = cells_of(comparison, cells)
+    if comparison.kind == RATIO:
+        by_name = {c.workload.name(): c for c in mine if isinstance(c.workload, TimedWorkload)}
+        if comparison.a in by_name and comparison.b in by_name:
+            pair = pair_cell(by_name[comparison.a], by_name[comparison.b])
+            if pair is not None:
+                return [pair]
+    return mine
+
+
 def read_verdicts(
     store: object, cells: Sequence[Cell], comparisons: Sequence[Comparison], margin: float, level: float = 0.95
-) -> tuple[object, dict[Cell, float]]:
-    """Evaluate ``comparisons`` on the newest stored rows of ``cells`` (one environment: the cells' keys); also
-    each cell's cost of one more round (its row's wall time per round)."""
+) -> tuple[object, dict[Cell, float], dict[Cell, int]]:
+    """Evaluate ``comparisons`` on the newest stored rows of ``cells`` (one environment: the cells' keys; pairs
+    among them are used for their ratios); also each cell's cost of one more round (its row's wall time per round)
+    and its stored rounds."""
     import pandas as pd
 
     from vmibench.analysis.comparisons import evaluate
@@ -65,15 +89,17 @@ def read_verdicts(
     keys: dict[str, dict[str, Cell]] = {}
     for c in cells:
         keys.setdefault(c.workload.TABLE, {})[c.key(envs[c.settings.device].key(c.settings.device))] = c
-    frames, samples, cost = {}, {}, {}
+    frames, samples, cost, have = {}, {}, {}, {}
     for table, by_key in keys.items():
         rows = store.latest_rows(table, by_key)  # type: ignore[attr-defined]
         frames[table] = pd.DataFrame(list(rows.values()))
         samples[table] = store.samples(table, [int(r["row_id"]) for r in rows.values()])  # type: ignore[attr-defined]
         for key, row in rows.items():
-            if row.get("wall_s") and row.get("rounds"):
-                cost[by_key[key]] = float(row["wall_s"]) / int(row["rounds"])
-    return evaluate(comparisons, frames, samples, margin=margin, level=level), cost
+            if row.get("status") == "ok" and row.get("rounds"):
+                have[by_key[key]] = int(row["rounds"])
+                if row.get("wall_s"):
+                    cost[by_key[key]] = float(row["wall_s"]) / int(row["rounds"])
+    return evaluate(comparisons, frames, samples, margin=margin, level=level), cost, have
 
 
 def settle(
@@ -88,36 +114,67 @@ def settle(
     margin: float = 0.10,
     log: Callable[[str], None] = print,
 ) -> Settled:
-    """Top up the cells of open comparisons, one round per pass, until decided, capped or out of budget."""
+    """Measure one more round of the units of open comparisons per pass, until decided, capped or out of budget."""
     from vmibench.analysis.calibration import FIRST_LOOK, LOOK_LEVEL
     from vmibench.analysis.intervals import decided
 
     result = Settled()
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    for rounds in range(min_rounds + 1, max_rounds + 1):
+    units = {c: units_of(c, cells) for c in comparisons}
+    known = list(dict.fromkeys([*cells, *(u for us in units.values() for u in us)]))
+
+    chosen: dict[Cell, int] = {}  # unit -> rounds it should have after the pass
+    stuck: set[Cell] = set()  # units a pass did not bring to their rounds (failed, or left for a resumed run)
+    while True:
         # stop a comparison on a stricter look than the report's level (see LOOK_LEVEL: coverage after stopping)
-        verdicts, cost = read_verdicts(store, cells, comparisons, margin, LOOK_LEVEL)
+        verdicts, cost, have = read_verdicts(store, known, comparisons, margin, LOOK_LEVEL)
         result.verdicts = verdicts
+        stuck |= {u for u, target in chosen.items() if have.get(u, 0) < target}
         # a comparison is settled only once decided on at least FIRST_LOOK rounds (see the calibration study)
-        open_ = [c for c, v, k in zip(comparisons, verdicts["verdict"], verdicts["rounds"], strict=True)
+        open_ = [c for c, v, k in zip(comparisons, verdicts["verdict"], verdicts["rounds"], strict=True)  # type: ignore[index]
                  if not decided(v) or k < FIRST_LOOK]  # fmt: skip
-        chosen: dict[Cell, None] = {}
+        chosen = {}
         left = None if deadline is None else deadline - time.monotonic()
         spend = 0.0
-        for comp in sorted(open_, key=lambda c: sum(cost.get(x, 0.0) for x in cells_of(c, cells))):
-            new = [x for x in cells_of(comp, cells) if x not in chosen]
-            price = sum(cost.get(x, 0.0) for x in new)
-            if left is not None and spend + price > left:
+        prices = {u: _price(u, cells, cost, have, min_rounds) for us in units.values() for u in us}
+        for comp in sorted(open_, key=lambda c: sum(prices[u][1] for u in units[c])):
+            new = [u for u in units[comp] if u not in chosen and u not in stuck and have.get(u, 0) < max_rounds]
+            if not new:
                 continue
-            spend += price
-            chosen.update(dict.fromkeys(new))
+            prices_new = [prices[u] for u in new]
+            total = sum(p for _, p in prices_new)
+            if left is not None and spend + total > left:
+                continue
+            spend += total
+            chosen.update({u: target for u, (target, _) in zip(new, prices_new, strict=True)})
         if not chosen:
             break
-        log(f"adaptive pass to {rounds} rounds: {len(open_)} comparison(s) open, topping up {len(chosen)} cell(s)")
-        runner_factory(rounds).run(list(chosen))
+        n_pairs = sum(isinstance(u.workload, InterleavedPair) for u in chosen)
+        log(f"adaptive pass: {len(open_)} comparison(s) open, measuring {len(chosen)} unit(s) one more round "
+            f"({n_pairs} interleaved pair(s))")  # fmt: skip
+        for target in sorted(set(chosen.values())):
+            runner_factory(target).run([u for u, t in chosen.items() if t == target])
         result.passes.append(len(chosen))
         if deadline is not None and time.monotonic() > deadline:
             break
-    result.verdicts, _ = read_verdicts(store, cells, comparisons, margin)
+    result.verdicts, _, _ = read_verdicts(store, known, comparisons, margin)
     result.open_after = int(sum(not decided(v) for v in result.verdicts["verdict"]))  # type: ignore[index]
     return result
+
+
+def _price(unit: Cell, cells: Sequence[Cell], cost: dict[Cell, float], have: dict[Cell, int],
+           min_rounds: int) -> tuple[int, float]:  # fmt: skip
+    """(rounds ``unit`` reaches in this pass, what they cost): one more round, or the run's minimum for a unit not
+    yet measured; a new pair's rounds cost its members' (one call of each per cycle, both built)."""
+    target = max(min_rounds, have.get(unit, 0) + 1)
+    per_round = cost.get(unit)
+    if per_round is None and isinstance(unit.workload, InterleavedPair):
+        per_round = sum(cost.get(c, 0.0) for c in cells_of_pair(unit, cells))
+    return target, (per_round or 0.0) * (target - have.get(unit, 0))
+
+
+def cells_of_pair(pair: Cell, cells: Sequence[Cell]) -> list[Cell]:
+    """The planned cells that are the members of an interleaved pair (their costs price its first rounds)."""
+    assert isinstance(pair.workload, InterleavedPair)
+    members = {json.dumps(m.ident(), sort_keys=True) for m in pair.workload.members}
+    return [c for c in cells if json.dumps(c.workload.ident(), sort_keys=True) in members]

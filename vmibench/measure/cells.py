@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vmibench.errors import UserError
-from vmibench.measure.timing import TimingPolicy
+from vmibench.measure.timing import TimingPolicy, split_policy
 from vmibench.records import STATUS_OK
 
 if TYPE_CHECKING:
@@ -50,6 +50,11 @@ class Workload:
     def size(self) -> float:
         """Position on the ladder (pixels, sequence length); ladders are measured in ascending size."""
         return 0.0
+
+    def round_policy(self, policy: TimingPolicy, rounds: int) -> TimingPolicy:
+        """The timing policy of one of ``rounds`` rounds: the cell's budget split among them (see
+        :func:`vmibench.measure.timing.split_policy`)."""
+        return split_policy(policy, rounds)
 
     # -- the child process ---------------------------------------------------------------------------------------
 

@@ -13,47 +13,23 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from vmibench.env import Environment, utc_now
 from vmibench.measure.cells import Cell, Memory, Settings, WorkerResult, Workload
-from vmibench.measure.timing import TimingPolicy, TimingStats, summarize
+from vmibench.measure.timing import TimingStats, summarize
 from vmibench.records import STATUS_OK, RunRecord, TimedRecord
 
 if TYPE_CHECKING:
     import torch
 
+    from vmibench.measure.steps import Step
+
 R = TypeVar("R", bound=RunRecord)
 T = TypeVar("T", bound=TimedRecord)
-
-
-def split_policy(policy: TimingPolicy, rounds: int) -> TimingPolicy:
-    """The policy of one round when ``rounds`` rounds share a cell's budget (rounds split it, not multiply it).
-
-    Time budgets and iteration targets are divided among the rounds, and so is the floor of calls a slow cell
-    gets past its budget: a cell of seconds per call gets one timed call per round, so its samples come from
-    different processes, where its variance lives (Kalibera and Jones), rather than from one.  The precision
-    target of one round is ``sqrt(rounds)`` looser, since the pooled median of ``rounds`` such rounds reaches the
-    cell's target.  The warm-up is per process and is not divided: every process has to warm up.
-    """
-    if rounds <= 1:
-        return policy
-    k = rounds
-    floor = max(1, math.ceil(policy.hard_min_iters / k))
-    return TimingPolicy(
-        min_warmup_iters=policy.min_warmup_iters,
-        min_warmup_s=policy.min_warmup_s,
-        max_warmup_s=policy.max_warmup_s,
-        min_iters=max(floor, math.ceil(policy.min_iters / k)),
-        hard_min_iters=floor,
-        max_iters=max(floor, math.ceil(policy.max_iters / k)),
-        min_time_s=policy.min_time_s / k,
-        max_time_s=policy.max_time_s / k,
-        rel_precision=min(0.5, policy.rel_precision * math.sqrt(k)),
-    )
 
 
 def _base_fields(cell: Cell, env: Environment, env_key: str, status: str, error: str, rounds: int) -> dict[str, Any]:
     policy = cell.settings.policy
     return dict(timestamp=utc_now(), env=env, env_key=env_key, cell_key=cell.key(env_key), status=status,
                 error=error, timing_policy=json.dumps(asdict(policy)),
-                round_policy=json.dumps(asdict(split_policy(policy, rounds))))  # fmt: skip
+                round_policy=json.dumps(asdict(cell.workload.round_policy(policy, rounds))))  # fmt: skip
 
 
 def failure_record(
@@ -82,8 +58,12 @@ def stored_results(row: dict[str, Any], samples_by_round: Sequence[Sequence[floa
     if row.get("peak_mem_mb") is not None and not _is_nan(row["peak_mem_mb"]):
         memory = Memory(float(row["peak_mem_mb"]), float(row.get("peak_mem_total_mb") or 0.0),
                         row.get("peak_mem_reserved_mb"), str(row.get("mem_method") or ""))  # fmt: skip
+    # the stored rounds' wall time rides on round 0, so that the pooled row's wall_s (the adaptive phase's price of
+    # a round) stays the time of all its rounds
+    wall = row.get("wall_s")
     first = dict(params_m=row.get("params_m"), gmacs=row.get("gmacs"), gflops=row.get("gflops"),
-                 gbytes_moved=row.get("gbytes_moved"), memory=memory)  # fmt: skip
+                 gbytes_moved=row.get("gbytes_moved"), memory=memory,
+                 wall_s=None if wall is None or _is_nan(wall) else float(wall))  # fmt: skip
     common = dict(status=STATUS_OK, converged=bool(row.get("converged", True)),
                   warmup_iters=int(row.get("warmup_iters") or 0), scan_backend=str(row.get("scan_backend") or ""),
                   timer=str(row.get("timer") or ""), interop_threads=row.get("interop_threads"))  # fmt: skip
@@ -162,6 +142,15 @@ def roof_record(cls: type[R], settings: Settings, fields: dict[str, Any], **valu
 class TimedWorkload(Workload):
     """Base of the kinds whose rows are :class:`vmibench.records.TimedRecord`: their ok rows carry
     :func:`timed_fields`, and their :meth:`record` is :func:`timed_record` of their record type."""
+
+    def build_step(self, settings: Settings, device: torch.device) -> Step:
+        """Build the call to time and what it counts (in the child), without timing it: :meth:`run` times it
+        alone, an interleaved pair (:mod:`vmibench.measure.kinds.pair`) in alternation with another."""
+        raise NotImplementedError(f"{type(self).__name__} has no step to build")
+
+    def name(self) -> str:
+        """What comparisons call this workload (a model's or an op's registry name)."""
+        return self.describe()
 
     def pooled_fields(
         self, settings: Settings, results: Sequence[WorkerResult], stats: TimingStats, medians: Sequence[float]

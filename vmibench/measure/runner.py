@@ -4,7 +4,8 @@
   round-robin, in a fresh random order each round (sizes of one ladder stay ascending), so slow drift of a shared
   machine falls on every model alike instead of on whichever ran last (Kalibera and Jones, "Rigorous benchmarking
   in reasonable time", ISMM 2013).  Each round gets a new zygote (:mod:`vmibench.measure.worker`): a new process
-  image.  Rounds split a cell's time budget (:func:`vmibench.measure.rows.split_policy`).
+  image.  Rounds split a cell's time budget (:func:`vmibench.measure.timing.split_policy`; a kind may say otherwise,
+  :meth:`~vmibench.measure.cells.Workload.round_policy`).
 * **Resume.**  A cell is identified by (environment key, workload, settings) -- :meth:`Cell.key`.  A cell with a
   stored row is not measured again unless ``force``, or unless the row has fewer rounds than this run asks for: then
   the missing rounds are measured and pooled with the stored ones (top-up), and the new row supersedes it;
@@ -37,7 +38,7 @@ from vmibench.measure.cells import Cell, WorkerResult
 from vmibench.measure.eta import RunClock
 from vmibench.measure.executor import Executor, LocalExecutor
 from vmibench.measure.interrupt import Interrupted
-from vmibench.measure.rows import failure_record, pooled_record, split_policy, stored_results
+from vmibench.measure.rows import failure_record, pooled_record, stored_results
 from vmibench.records import (
     FAILED,
     SKIP_AFTER_FAILURE,
@@ -332,7 +333,7 @@ class Runner:
             self._last_heartbeat = now
 
     def _run_one(self, executor: Executor, cell: Cell, rnd: int) -> WorkerResult:
-        settings = replace(cell.settings, policy=split_policy(cell.settings.policy, self.rounds),
+        settings = replace(cell.settings, policy=cell.workload.round_policy(cell.settings.policy, self.rounds),
                            count_flops=cell.settings.count_flops and rnd == 0)  # fmt: skip
         return executor.run(replace(cell, settings=settings), self.cell_timeout_s)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import torch
 from vmibench.errors import classify_failure, one_line
 from vmibench.measure.cells import Memory, Settings, WorkerResult
 from vmibench.measure.memory import PeakMemory
-from vmibench.measure.timing import TimingStats, time_calls
+from vmibench.measure.timing import TimingStats, time_alternating, time_calls
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -69,6 +69,22 @@ def time_step(
         except Exception as exc:  # a FLOPs failure must not throw away a good timing
             info["flops_error"] = one_line(exc)
     return ok_result(stats, mem, **info)
+
+
+def time_interleaved(builds: Sequence[Callable[[], Step]], settings: Settings, device: torch.device) -> WorkerResult:
+    """Build several steps in this process, then time them in strict alternation (:func:`time_alternating`): the
+    samples are in call order, call ``i`` of step ``i % len(builds)``.  No memory probe (the steps share the
+    process's memory) and no FLOPs count (each step's own cell has it).  Failures are returned as results."""
+    info: dict[str, Any] = {"timer": timer_name(device)}
+    try:
+        built = [build() for build in builds]
+        info["scan_backend"] = next((s.scan_backend for s in built if s.scan_backend), "")
+        stats = time_alternating([s.call for s in built], device, settings.policy)
+    except Exception as exc:
+        return WorkerResult(status=classify_failure(exc), error=one_line(exc),
+                            error_detail=traceback.format_exc(limit=8), **info)  # fmt: skip
+    return WorkerResult(status="ok", samples_ms=stats.samples_ms, warmup_iters=stats.warmup_iters,
+                        warmup_s=stats.warmup_s, converged=stats.converged, **info)  # fmt: skip
 
 
 def ok_result(stats: TimingStats, mem: PeakMemory, **info: Any) -> WorkerResult:

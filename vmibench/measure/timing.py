@@ -73,6 +73,32 @@ class TimingStats:
     samples_ms: tuple[float, ...] = ()  # the raw per-call times, in measurement order
 
 
+def split_policy(policy: TimingPolicy, rounds: int) -> TimingPolicy:
+    """The policy of one round when ``rounds`` rounds share a cell's budget (rounds split it, not multiply it).
+
+    Time budgets and iteration targets are divided among the rounds, and so is the floor of calls a slow cell
+    gets past its budget: a cell of seconds per call gets one timed call per round, so its samples come from
+    different processes, where its variance lives (Kalibera and Jones), rather than from one.  The precision
+    target of one round is ``sqrt(rounds)`` looser, since the pooled median of ``rounds`` such rounds reaches the
+    cell's target.  The warm-up is per process and is not divided: every process has to warm up.
+    """
+    if rounds <= 1:
+        return policy
+    k = rounds
+    floor = max(1, math.ceil(policy.hard_min_iters / k))
+    return TimingPolicy(
+        min_warmup_iters=policy.min_warmup_iters,
+        min_warmup_s=policy.min_warmup_s,
+        max_warmup_s=policy.max_warmup_s,
+        min_iters=max(floor, math.ceil(policy.min_iters / k)),
+        hard_min_iters=floor,
+        max_iters=max(floor, math.ceil(policy.max_iters / k)),
+        min_time_s=policy.min_time_s / k,
+        max_time_s=policy.max_time_s / k,
+        rel_precision=min(0.5, policy.rel_precision * math.sqrt(k)),
+    )
+
+
 def quantile(sorted_values: Sequence[float], q: float) -> float:
     """Linear-interpolation quantile (numpy's default) of an already sorted sequence."""
     if not sorted_values:
@@ -176,3 +202,31 @@ def time_calls(fn: Callable[[], object], device: torch.device, policy: TimingPol
         if n >= policy.max_iters or (elapsed >= policy.max_time_s and n >= policy.hard_min_iters):
             break
     return summarize(samples, converged=converged, warmup_iters=warm_n, warmup_s=warm_s)
+
+
+def time_alternating(fns: Sequence[Callable[[], object]], device: torch.device, policy: TimingPolicy) -> TimingStats:
+    """Warm each of ``fns`` up, then time them in strict alternation -- one call of each per cycle, always in the
+    given order -- until the cycle time is stable or the budget ends (the stop rule of :func:`time_calls`, applied
+    to cycles).
+
+    The samples are in call order, so call ``i`` belongs to ``fns[i % len(fns)]``.  Adjacent calls share the
+    machine's state of the moment: on a shared host whose speed changes within a second, their ratio is far
+    steadier than the ratio of two cells timed minutes apart."""
+    clock = clock_for(device)
+    warm = [warm_up(fn, clock, policy) for fn in fns]
+    samples: list[float] = []
+    cycles: list[float] = []
+    start = time.perf_counter()
+    converged = False
+    while True:
+        times = [clock.time_ms(fn) for fn in fns]
+        samples += times
+        cycles.append(sum(times))
+        n, elapsed = len(cycles), time.perf_counter() - start
+        if n >= policy.min_iters and elapsed >= policy.min_time_s and median_rel_se(cycles) <= policy.rel_precision:
+            converged = True
+            break
+        if n >= policy.max_iters or (elapsed >= policy.max_time_s and n >= policy.hard_min_iters):
+            break
+    return summarize(samples, converged=converged, warmup_iters=min(w[0] for w in warm),
+                     warmup_s=sum(w[1] for w in warm))  # fmt: skip

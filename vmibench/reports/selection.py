@@ -56,6 +56,13 @@ class ReportData:
     profile: pd.DataFrame = field(default_factory=pd.DataFrame)  # profiled cells (unprofiled vs profiled latency)
     breakdown: pd.DataFrame = field(default_factory=pd.DataFrame)  # their time by block and operator class
     roofs: pd.DataFrame = field(default_factory=pd.DataFrame)  # elementwise and transcendental roofs
+    pairs: pd.DataFrame = field(default_factory=pd.DataFrame)  # interleaved pairs (ratios timed call by call)
+    samples_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)  # their raw samples, in call order
+
+    def comparison_inputs(self) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+        """The rows and raw samples :func:`vmibench.analysis.comparisons.evaluate` takes, by table."""
+        frames = {"latency": self.latency, "ops": self.ops, "pairs": self.pairs}
+        return frames, {"latency": self.samples_latency, "ops": self.samples_ops, "pairs": self.samples_pairs}
 
 
 def _newest_env(frame: pd.DataFrame, device: str) -> pd.DataFrame:
@@ -70,8 +77,9 @@ def _newest_env(frame: pd.DataFrame, device: str) -> pd.DataFrame:
 
 def _latest_per_cell(frame: pd.DataFrame) -> pd.DataFrame:
     """Keep the newest row of each cell (a cell re-measured with --force replaces the older row)."""
-    ident = [c for c in ("model", "res", "mode", "task", "op", "seq_len", "dim", "batch", "dtype", "threads",
-                         "channels_last", "compile", "scan_backend") if c in frame.columns]  # fmt: skip
+    ident = [c for c in ("model", "res", "mode", "task", "op", "seq_len", "dim", "a", "b", "at", "member_table",
+                         "batch", "dtype", "threads", "channels_last", "compile", "scan_backend")
+             if c in frame.columns]  # fmt: skip
     return frame.sort_values("timestamp").drop_duplicates(ident, keep="last")
 
 
@@ -123,6 +131,7 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
     flops = store.read("flops")
     if not flops.empty:
         flops = flops[flops["status"] == "ok"].sort_values("timestamp").drop_duplicates(["model", "res"], keep="last")
+    pairs = _newest_env(store.read("pairs", keep_row_id=True), device)
     timed = [f for f in (lat, train, backbone) if not f.empty]
     ok_rows = pd.concat(timed) if timed else lat
     return ReportData(
@@ -139,6 +148,8 @@ def load(store: ResultStore, device: str | None = None) -> ReportData:
         training=fill_gmacs(train, flops),
         backbone=backbone,
         maxbatch=_newest_env(store.read("maxbatch"), device),
+        pairs=pairs,
+        samples_pairs=_samples_of(store, "pairs", pairs),
         **_profiles(store, device),
     )
 

@@ -10,6 +10,7 @@ module                    kind (``KIND``)     rows
 :mod:`.peak`              ``matmul``          ``peak``: the dense-matmul roof
 :mod:`.triad`             ``triad``           ``bandwidth``: the STREAM-triad memory roof
 :mod:`.crosscheck`        ``crosscheck``      not stored: vmibench's timer against torch's
+:mod:`.pair`              ``pair``            ``pairs``: two cells alternated call by call (a ratio)
 :mod:`.profile`           ``profile``         ``profile`` (+ ``breakdown``): time by operator class and block
 :mod:`.profile`           ``roof``            ``roofs``: the elementwise and transcendental roofs
 ========================  ==================  ===================================================
@@ -17,11 +18,12 @@ module                    kind (``KIND``)     rows
 Nothing here imports torch (the kinds' child steps import it in the worker).
 """
 
-from vmibench.measure.kinds import crosscheck, forward, maxbatch, op, peak, profile, triad  # noqa: F401  # registers
+from vmibench.measure.kinds import crosscheck, forward, maxbatch, op, pair, peak, profile, triad  # noqa: F401  # registers
 from vmibench.measure.kinds.crosscheck import TimerCrosscheck
 from vmibench.measure.kinds.forward import MODES, TASK_BACKBONE, TASK_CLASSIFY, TASKS, ModelForward
 from vmibench.measure.kinds.maxbatch import MaxBatch
 from vmibench.measure.kinds.op import MixerOp
+from vmibench.measure.kinds.pair import InterleavedPair, pair_cell, split_calls
 from vmibench.measure.kinds.peak import MatmulPeak
 from vmibench.measure.kinds.profile import ClassRoof, ModelProfile
 from vmibench.measure.kinds.registry import WORKLOADS, Kind, Workload, register_kind, workload_class
@@ -34,6 +36,7 @@ __all__ = [
     "TASK_CLASSIFY",
     "WORKLOADS",
     "ClassRoof",
+    "InterleavedPair",
     "Kind",
     "MatmulPeak",
     "MaxBatch",
@@ -43,6 +46,8 @@ __all__ = [
     "StreamTriad",
     "TimerCrosscheck",
     "Workload",
+    "pair_cell",
     "register_kind",
+    "split_calls",
     "workload_class",
 ]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from vmibench.measure.cells import WorkerResult
+    from vmibench.measure.steps import Step
 
 MODES = ("infer", "train")
 TASK_CLASSIFY = "classify"  # image -> logits: the whole classifier
@@ -72,18 +73,23 @@ class ModelForward(TimedWorkload):
     def size(self) -> float:
         return float(self.height * self.width)
 
-    def run(self, settings: Settings, device: torch.device) -> WorkerResult:
+    def build_step(self, settings: Settings, device: torch.device) -> Step:
         from vmibench.measure import steps
         from vmibench.registry import resolve_info
 
-        def build() -> steps.Step:
-            model, x = steps.build_model(self.model, self.height, self.width, settings, device, self.batch,
-                                         features=self.task == TASK_BACKBONE)  # fmt: skip
-            make = steps.train_step if self.mode == "train" else steps.infer_step
-            call = make(model, x, settings, device)
-            return steps.Step(call, model, x, steps.scan_backend(settings, resolve_info(self.model).uses_scan))
+        model, x = steps.build_model(self.model, self.height, self.width, settings, device, self.batch,
+                                     features=self.task == TASK_BACKBONE)  # fmt: skip
+        make = steps.train_step if self.mode == "train" else steps.infer_step
+        call = make(model, x, settings, device)
+        return steps.Step(call, model, x, steps.scan_backend(settings, resolve_info(self.model).uses_scan))
 
-        return steps.time_step(build, settings, device)
+    def run(self, settings: Settings, device: torch.device) -> WorkerResult:
+        from vmibench.measure import steps
+
+        return steps.time_step(lambda: self.build_step(settings, device), settings, device)
+
+    def name(self) -> str:
+        return self.model
 
     def record(self, settings: Settings, fields: dict[str, Any]) -> LatencyRecord:
         hw = (self.height, self.width)

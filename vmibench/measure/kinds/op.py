@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from vmibench.measure.cells import WorkerResult
     from vmibench.measure.runner import CapPredictor
+    from vmibench.measure.steps import Step
 
 
 @register_kind
@@ -45,18 +46,23 @@ class MixerOp(TimedWorkload):
     def size(self) -> float:
         return float(self.seq_len)
 
-    def run(self, settings: Settings, device: torch.device) -> WorkerResult:
+    def build_step(self, settings: Settings, device: torch.device) -> Step:
         from vmibench.measure import steps
         from vmibench.ops.mixers import build_op
 
-        def build() -> steps.Step:
-            model, x = build_op(self.op, seq_len=self.seq_len, dim=self.dim, batch=self.batch, device=device,
-                                scan_backend=settings.scan_backend or "auto")  # fmt: skip
-            call = steps.infer_step(model, x, settings, device)
-            return steps.Step(call, model, x, steps.scan_backend(settings, self.op == "selective_scan"))
+        model, x = build_op(self.op, seq_len=self.seq_len, dim=self.dim, batch=self.batch, device=device,
+                            scan_backend=settings.scan_backend or "auto")  # fmt: skip
+        call = steps.infer_step(model, x, settings, device)
+        return steps.Step(call, model, x, steps.scan_backend(settings, self.op == "selective_scan"))
+
+    def run(self, settings: Settings, device: torch.device) -> WorkerResult:
+        from vmibench.measure import steps
 
         # an op's own buffers (the matrix form's L x L mask) are part of its cost: built inside the memory probe
-        return steps.time_step(build, settings, device, build_in_probe=True)
+        return steps.time_step(lambda: self.build_step(settings, device), settings, device, build_in_probe=True)
+
+    def name(self) -> str:
+        return self.op
 
     def record(self, settings: Settings, fields: dict[str, Any]) -> OpsRecord:
         from vmibench.ops.mixers import OPS

@@ -55,8 +55,7 @@ class Answer:
 def paired_verdicts(d: ReportData, comparisons: list[Comparison]) -> pd.DataFrame:
     """Verdict rows of comparisons that were not pre-registered: the same paired intervals and three-way verdicts
     as the pre-registered ones (never the overlap of two separate intervals)."""
-    return evaluate(comparisons, {"latency": d.latency, "ops": d.ops},
-                    {"latency": d.samples_latency, "ops": d.samples_ops}, margin=DEFAULT_MARGIN)  # fmt: skip
+    return evaluate(comparisons, *d.comparison_inputs(), margin=DEFAULT_MARGIN)
 
 
 def at_every_size(d: ReportData, registered: pd.DataFrame, pairs: list[tuple[str, str]], question: str,

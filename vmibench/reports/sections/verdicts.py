@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from vmibench.analysis.comparisons import evaluate
+from vmibench.analysis.comparisons import INTERLEAVED, SEPARATE, evaluate
 from vmibench.analysis.intervals import DEFAULT_MARGIN, decided
 from vmibench.questions import Comparison
 from vmibench.reports.figures import Builder
@@ -30,8 +30,7 @@ def preset_comparisons() -> tuple[Comparison, ...]:
 def verdict_table(data: ReportData, comparisons: tuple[Comparison, ...] | None = None) -> pd.DataFrame:
     """Every pre-registered comparison's estimate, interval and verdict on the report's rows."""
     comparisons = preset_comparisons() if comparisons is None else comparisons
-    return evaluate(comparisons, {"latency": data.latency, "ops": data.ops},
-                    {"latency": data.samples_latency, "ops": data.samples_ops}, margin=DEFAULT_MARGIN)  # fmt: skip
+    return evaluate(comparisons, *data.comparison_inputs(), margin=DEFAULT_MARGIN)
 
 
 def calibrated_level(calibration: pd.DataFrame, rounds: int, *, short: bool = False) -> str:
@@ -68,13 +67,18 @@ def section_verdicts(b: Builder, calibration: pd.DataFrame, table: pd.DataFrame)
         question=[QUESTION_NAMES.get(q, q) for q in table["question"]],
     )  # fmt: skip
     rounds = int(pd.to_numeric(table["rounds"], errors="coerce").median()) if len(table) else 0
+    design = table["design"] if "design" in table.columns else pd.Series(SEPARATE, index=table.index)
+    n_pairs = int((design == INTERLEAVED).sum())
+    pairs = (f" {n_pairs} ratio(s) rest on an interleaved pair (both cells alternated call by call in one process "
+             "per round; design `interleaved`), the others on the two cells' own rows.") if n_pairs else ""  # fmt: skip
     s.lines += [
         f"{len(table)} comparisons were declared before measuring (the preset's); {n_decided} are decided "
         f"(different by at least the {DEFAULT_MARGIN:.0%} margin, or equivalent within it). Intervals: "
         f"t-interval over rounds of the ratio or exponent difference itself, paired by round; level "
         f"{calibrated_level(calibration, rounds)}. Ratios are a/b of latency (per GMAC where marked); "
-        f"exponent rows are differences of log-log slopes in pixels (ops: tokens). Full table: `{csv}`.",
+        f"exponent rows are differences of log-log slopes in pixels (ops: tokens).{pairs} Full table: `{csv}`.",
         "",
     ]
-    s.lines += md_table(shown, ["question", "comparison", "estimate", "rounds", "verdict"])
+    shown = shown.assign(design=design.replace({SEPARATE: "cells"}))
+    s.lines += md_table(shown, ["question", "comparison", "estimate", "rounds", "design", "verdict"])
     return s

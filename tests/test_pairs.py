@@ -1,0 +1,155 @@
+"""Interleaved pairs: two cells alternated call by call in one process; the ratio verdict rests on the pair where one
+was measured, and the adaptive phase measures open ratios as pairs (exponents keep topping up their ladders)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vmibench.measure.cells import Cell, Settings
+from vmibench.measure.kinds import InterleavedPair, MixerOp, ModelForward, pair_cell, split_calls
+from vmibench.measure.timing import TimingPolicy
+from vmibench.questions import EXPONENT, OPS, RATIO, Comparison
+
+QUICK = TimingPolicy(min_warmup_iters=1, min_warmup_s=0.0, min_iters=4, min_time_s=0.0, max_time_s=0.3)
+
+
+def test_alternating_calls_are_recorded_in_call_order() -> None:
+    import torch
+
+    from vmibench.measure.timing import time_alternating
+
+    calls: list[str] = []
+
+    def call(name: str, seconds: float):  # type: ignore[no-untyped-def]
+        def fn() -> None:
+            calls.append(name)
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+
+        return fn
+
+    stats = time_alternating([call("a", 0.001), call("b", 0.004)], torch.device("cpu"), QUICK)
+    warm = 2 * QUICK.min_warmup_iters  # each member warms up first, on its own
+    timed = calls[warm:]
+    assert timed == ["a", "b"] * (len(timed) // 2) and len(timed) >= 2 * QUICK.min_iters
+    assert len(stats.samples_ms) == len(timed)
+    a, b = split_calls(stats.samples_ms)
+    assert max(a) < min(b)  # call i belongs to member i % 2: every 1 ms call is an a, every 4 ms call a b
+
+
+def test_a_pair_is_planned_only_for_cells_that_can_share_a_process() -> None:
+    st = Settings(threads=1, policy=QUICK)
+    a, b = Cell(ModelForward("vminet_t", 224, 224), st), Cell(ModelForward("deit_t", 224, 224), st)
+    pair = pair_cell(a, b)
+    assert pair is not None and isinstance(pair.workload, InterleavedPair)
+    assert [m.name() for m in pair.workload.members] == ["vminet_t", "deit_t"]
+    assert not pair.settings.count_flops  # the members' own cells have the counts
+    assert Cell.from_json(pair.to_json()) == pair  # crosses the process boundary unchanged
+    assert pair_cell(a, replace(b, settings=replace(st, threads=2))) is None
+    scan = [Cell(MixerOp("selective_scan", 256, 64), replace(st, scan_backend=x)) for x in ("torch", "chunked")]
+    assert pair_cell(*scan) is None  # one process runs one scan backend
+    # a pair's round is a whole measurement: rounds do not split its budget
+    assert pair.workload.round_policy(QUICK, 8) == QUICK != a.workload.round_policy(QUICK, 8)
+
+
+def _rows(levels: dict[str, float], noise: float, rounds: int, seed: int, table: str = "ops") -> tuple:
+    """Ops rows of L=256 and their samples: each op at its level, times a lognormal ``noise`` per (round, op) --
+    each cell timed at its own moment of a host whose speed wanders."""
+    rng = np.random.default_rng(seed)
+    rows, samples = [], []
+    for i, (op, level) in enumerate(levels.items()):
+        rows.append({"row_id": i, "op": op, "seq_len": 256, "batch": 1, "status": "ok", "dtype": "fp32",
+                     "cell_key": f"k{i}", "run_id": "r", "gmacs": 1.0})  # fmt: skip
+        for r in range(rounds):
+            for j, ms in enumerate(level * rng.lognormal(0, noise) * rng.lognormal(0, 0.01, 6)):
+                samples.append({"row_id": i, "round": r, "iter": j, "ms": ms})
+    return pd.DataFrame(rows), pd.DataFrame(samples)
+
+
+def _pair(a: str, b: str, ratio: float, rounds: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A pair row of a / b at L=256: per round a shared host speed (lognormal 0.3) times each call; calls alternate."""
+    rng = np.random.default_rng(seed)
+    row = {"row_id": 0, "a": a, "b": b, "at": 256, "member_table": OPS, "batch": 1, "status": "ok", "dtype": "fp32",
+           "cell_key": "pair"}  # fmt: skip
+    samples = []
+    for r in range(rounds):
+        speed = rng.lognormal(0, 0.3)
+        for c in range(6):
+            for m, level in enumerate((ratio, 1.0)):
+                samples.append({"row_id": 0, "round": r, "iter": 2 * c + m,
+                                "ms": level * speed * rng.lognormal(0, 0.01)})  # fmt: skip
+    return pd.DataFrame([row]), pd.DataFrame(samples)
+
+
+def test_a_ratio_rests_on_its_interleaved_pair_where_one_was_measured() -> None:
+    from vmibench.analysis.comparisons import INTERLEAVED, SEPARATE, evaluate
+
+    comp = [Comparison("q4", RATIO, "slow", "base", OPS, 256)]
+    rows, samples = _rows({"slow": 1.3, "base": 1.0}, noise=0.3, rounds=4, seed=1)
+    alone = evaluate(comp, {"ops": rows}, {"ops": samples}).iloc[0]
+    assert alone["design"] == SEPARATE and alone["verdict"] == "undetermined"
+    pair_rows, pair_samples = _pair("slow", "base", 1.3, rounds=4, seed=2)
+    both = evaluate(comp, {"ops": rows, "pairs": pair_rows}, {"ops": samples, "pairs": pair_samples}).iloc[0]
+    # the host's speed of the moment is shared by adjacent calls and cancels: the pair decides what cells could not
+    assert both["design"] == INTERLEAVED and both["cells"] == "pair" and both["verdict"] == "slower"
+    assert both["ci_low"] < 1.3 < both["ci_high"] and both["ci_high"] - both["ci_low"] < 0.1
+    moved = pair_rows.assign(at=1024)  # a pair of another size is not this comparison's
+    other = evaluate(comp, {"ops": rows, "pairs": moved}, {"ops": samples, "pairs": pair_samples}).iloc[0]
+    assert other["design"] == SEPARATE and other["verdict"] == "undetermined"
+
+
+def test_open_ratios_are_measured_as_pairs_and_exponents_top_up_their_ladders() -> None:
+    from vmibench.measure.adaptive import units_of
+
+    st = Settings(threads=1, policy=QUICK)
+    cells = [Cell(MixerOp(op, n, 64), st) for op in ("vmisa", "vmisa_recurrent") for n in (256, 1024, 4096)]
+    ratio = units_of(Comparison("q4", RATIO, "vmisa_recurrent", "vmisa", OPS, 1024), cells)
+    assert len(ratio) == 1 and isinstance(ratio[0].workload, InterleavedPair)
+    assert [m.describe() for m in ratio[0].workload.members] == ["vmisa_recurrent L=1024", "vmisa L=1024"]
+    exponent = units_of(Comparison("q4", EXPONENT, "vmisa_recurrent", "vmisa", OPS), cells)
+    assert exponent == cells
+
+
+def test_the_adaptive_phase_stores_a_pair_that_decides_the_ratio(tmp_path: Path) -> None:
+    """Real workers: after 2 rounds of separate cells, the open ratio gets a pair row of its own (samples in call
+    order, two members), and the final verdict rests on it."""
+    from vmibench.measure.api import measure_cells
+    from vmibench.store import ResultStore
+
+    st = Settings(threads=1, policy=QUICK, count_flops=False)
+    cells = [Cell(MixerOp(op, 256, 64), st) for op in ("vmisa", "vmisa_matrix")]
+    comp = Comparison("q4", RATIO, "vmisa_matrix", "vmisa", OPS, 256)
+    db = str(tmp_path / "s.sqlite")
+    summary = measure_cells(cells, db=db, rounds=2, comparisons=[comp], max_rounds=3, adaptive_budget_s=120,
+                            with_peak=False)  # fmt: skip
+    assert summary.adaptive_passes and summary.adaptive_passes[0] == 1  # one unit: the pair, not its two cells
+    with ResultStore(db, readonly=True) as store:
+        pairs = store.read("pairs", keep_row_id=True).sort_values("row_id")
+        latency = store.read("ops")
+        last = pairs.iloc[-1]
+        samples = store.samples("pairs", [int(last["row_id"])])
+    assert list(latency["rounds"]) == [2, 2]  # the cells were not topped up
+    assert (last["a"], last["b"], last["at"], last["member_table"]) == ("vmisa_matrix", "vmisa", 256, OPS)
+    assert last["rounds"] >= 2 and last["ratio_ci_low"] <= last["ratio"] <= last["ratio_ci_high"]
+    per_round = samples.groupby("round")["ms"].apply(list)
+    a, b = zip(*(split_calls(s) for s in per_round), strict=True)
+    assert np.median([np.median(x) / np.median(y) for x, y in zip(a, b, strict=True)]) > 1.0  # the L x L mask costs
+
+
+@pytest.mark.parametrize("bad", ["a", "b"])
+def test_a_pair_member_must_be_a_timed_workload(bad: str) -> None:
+    from vmibench.measure.kinds import MatmulPeak
+
+    good = '{"kind": "op", "op": "vmisa", "seq_len": 256, "dim": 64, "batch": 1}'
+    peak = '{"kind": "matmul", "n": 64}'
+    assert MatmulPeak(64).KIND == "matmul"
+    pair = InterleavedPair(**{"a": good, "b": good, bad: peak})
+    with pytest.raises(ValueError, match="timed workload"):
+        _ = pair.members
