@@ -153,3 +153,10 @@ def test_a_pair_member_must_be_a_timed_workload(bad: str) -> None:
     pair = InterleavedPair(**{"a": good, "b": good, bad: peak})
     with pytest.raises(ValueError, match="timed workload"):
         _ = pair.members
+
+
+def test_a_pairs_calibration_series_is_its_per_cycle_ratio() -> None:
+    from vmibench.measure.kinds import call_ratios
+
+    # calls in order a, b, a, b, a (the unmatched last call has no neighbour and is dropped)
+    assert call_ratios([2.0, 1.0, 6.0, 2.0, 9.0]) == [2.0, 3.0]

@@ -133,7 +133,8 @@ def check_calibrate_cmd(
     fmt: FormatOpt = "table",
     out: OutOpt = None,
 ) -> None:
-    """Calibration study of the interval methods: fit the variance structure of the store's cells (3+ rounds),
+    """Calibration study of the interval methods: fit the variance structure of the store's cells (3+ rounds; an
+    interleaved pair counts as the series of its per-cycle ratios),
     simulate the whole procedure (t-rounds, bootstrap, random-effects; K = 3, 5, 8, 12; the adaptive phase of
     cpu-default) and subsample real cells with many rounds; print nominal vs actual coverage, and keep the table
     in the store so reports label each interval with the level it actually has."""
@@ -144,6 +145,7 @@ def check_calibrate_cmd(
 
     from vmibench.analysis.calibration import fit_structure, simulate_adaptive, simulate_coverage, subsample_real
     from vmibench.analysis.estimates import rounds_of
+    from vmibench.measure.kinds import call_ratios
     from vmibench.output import check_output, emit
     from vmibench.reports.sections.verdicts import CALIBRATION_TABLE
     from vmibench.store import ResultStore, default_db_path
@@ -162,6 +164,12 @@ def check_calibrate_cmd(
                 continue
             by_row = rounds_of(store.samples(table, rows["row_id"].tolist()))
             cells += [r for r in by_row.values() if len(r) >= 3]
+        pairs = store.read("pairs", {"status": "ok"}, keep_row_id=True)
+        series = []  # an interleaved pair's rounds of per-cycle ratios: its ratio's variance structure
+        if not pairs.empty:
+            by_row = rounds_of(store.samples("pairs", pairs["row_id"].tolist()))
+            series = [[call_ratios(s) for s in r] for r in by_row.values() if len(r) >= 3]
+        cells += series
         try:
             structure = fit_structure(cells)
         except ValueError as exc:
@@ -177,8 +185,8 @@ def check_calibrate_cmd(
         frame["run_s"] = round(time.monotonic() - started, 1)
         if store_table:
             store.append_rows(CALIBRATION_TABLE, frame.to_dict("records"))
-    emit(frame, fmt, out, title=f"interval calibration: {structure.cells} cells of {path.name}, {trials} trials each, "
-         f"{frame['run_s'].iloc[0]} s")  # fmt: skip
+    emit(frame, fmt, out, title=f"interval calibration: {structure.cells} cells of {path.name} ({len(series)} of them "
+         f"interleaved pairs' ratios), {trials} trials each, {frame['run_s'].iloc[0]} s")  # fmt: skip
 
 
 @check_app.command("stability")

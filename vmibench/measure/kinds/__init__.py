@@ -23,7 +23,7 @@ from vmibench.measure.kinds.crosscheck import TimerCrosscheck
 from vmibench.measure.kinds.forward import MODES, TASK_BACKBONE, TASK_CLASSIFY, TASKS, ModelForward
 from vmibench.measure.kinds.maxbatch import MaxBatch
 from vmibench.measure.kinds.op import MixerOp
-from vmibench.measure.kinds.pair import InterleavedPair, pair_cell, split_calls
+from vmibench.measure.kinds.pair import InterleavedPair, call_ratios, pair_cell, split_calls
 from vmibench.measure.kinds.peak import MatmulPeak
 from vmibench.measure.kinds.profile import ClassRoof, ModelProfile
 from vmibench.measure.kinds.registry import WORKLOADS, Kind, Workload, register_kind, workload_class
@@ -46,6 +46,7 @@ __all__ = [
     "StreamTriad",
     "TimerCrosscheck",
     "Workload",
+    "call_ratios",
     "pair_cell",
     "register_kind",
     "split_calls",

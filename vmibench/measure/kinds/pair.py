@@ -43,6 +43,13 @@ def split_calls(samples: Sequence[float]) -> tuple[list[float], list[float]]:
     return list(samples[0 : 2 * n : 2]), list(samples[1 : 2 * n : 2])
 
 
+def call_ratios(samples: Sequence[float]) -> list[float]:
+    """A pair round's per-cycle ratios ``a_i / b_i`` (adjacent calls): the round's series of the ratio, whose
+    variance structure the calibration study fits like a cell's (``vmibench check calibrate``)."""
+    a, b = split_calls(samples)
+    return [x / y for x, y in zip(a, b, strict=True) if y > 0]
+
+
 def _member(text: str) -> TimedWorkload:
     data = json.loads(text)
     kind = data.pop("kind")
