@@ -3,6 +3,7 @@ was measured, and the adaptive phase measures open ratios as pairs (exponents ke
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -117,7 +118,7 @@ def test_open_ratios_are_measured_as_pairs_and_exponents_top_up_their_ladders() 
     assert exponent == cells
 
 
-def test_the_adaptive_phase_stores_a_pair_that_decides_the_ratio(tmp_path: Path) -> None:
+def test_the_adaptive_phase_stores_a_pair_that_decides_the_ratio(tmp_path: Path, vmi) -> None:  # type: ignore[no-untyped-def]
     """Real workers: after 2 rounds of separate cells, the open ratio gets a pair row of its own (samples in call
     order, two members), and the final verdict rests on it."""
     from vmibench.measure.api import measure_cells
@@ -141,6 +142,12 @@ def test_the_adaptive_phase_stores_a_pair_that_decides_the_ratio(tmp_path: Path)
     per_round = samples.groupby("round")["ms"].apply(list)
     a, b = zip(*(split_calls(s) for s in per_round), strict=True)
     assert np.median([np.median(x) / np.median(y) for x, y in zip(a, b, strict=True)]) > 1.0  # the L x L mask costs
+    shown = vmi("results", "--table", "pairs", "--db", db, "--format", "csv")
+    assert shown.returncode == 0 and {"ratio", "ratio_ci_low", "ratio_ci_high", "a_ms_median"} <= set(
+        pd.read_csv(io.StringIO(shown.stdout)).columns
+    )
+    calls = pd.read_csv(io.StringIO(vmi("results", "--table", "samples", "--db", db, "--format", "csv").stdout))
+    assert set(calls.loc[calls["row_table"] == "pairs", "name"]) == {"vmisa_matrix | vmisa"}
 
 
 @pytest.mark.parametrize("bad", ["a", "b"])

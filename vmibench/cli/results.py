@@ -31,6 +31,7 @@ RESULT_TABLES = (
     "profile",
     "breakdown",
     "roofs",
+    "pairs",
     "accuracy",
     "samples",
 )
@@ -92,10 +93,12 @@ def _samples_frame(store: object, where: dict[str, object]) -> object:
     import pandas as pd
 
     frames = []
-    for table, name in (("latency", "model"), ("ops", "op"), ("peak", "matmul_n")):
+    for table, name in (("latency", "model"), ("ops", "op"), ("peak", "matmul_n"), ("pairs", "pair")):
         rows = store.read(table, where, keep_row_id=True)  # type: ignore[attr-defined]
         if rows.empty:
             continue
+        if table == "pairs":  # a pair's calls alternate: even iters are a's, odd ones b's
+            rows = rows.assign(pair=rows["a"].astype(str) + " | " + rows["b"].astype(str))
         samples = store.samples(table, rows["row_id"].tolist())  # type: ignore[attr-defined]
         if samples.empty:
             continue

@@ -56,6 +56,8 @@ COMPACT_COLUMNS: dict[str, list[str]] = {
     "models": ["model", "family", "paper_name", "published_params_m", "published_gmacs", "published_top1",
                "eval_res", "uses_scan"],
     "compare": ["model", "latency_ms_median", RATIO_CI, "verdict", "paired"],  # baseline and res: in the title
+    "pairs": ["a", "b", "at", "member_table", RATIO_CI, "rounds", "a_ms_median", "b_ms_median", "n_iters", "status",
+              "measured_at"],
 }  # fmt: skip
 
 
