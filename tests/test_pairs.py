@@ -167,3 +167,35 @@ def test_a_pairs_calibration_series_is_its_per_cycle_ratio() -> None:
 
     # calls in order a, b, a, b, a (the unmatched last call has no neighbour and is dropped)
     assert call_ratios([2.0, 1.0, 6.0, 2.0, 9.0]) == [2.0, 3.0]
+
+
+def test_the_budget_goes_to_undecided_comparisons_first() -> None:
+    from vmibench.measure.adaptive import choose
+
+    st = Settings(threads=1, policy=QUICK)
+    cell = {n: Cell(MixerOp("vmisa", n, 64), st) for n in (256, 1024, 4096)}
+    comps = {n: Comparison("q4", RATIO, "x", "vmisa", OPS, n) for n in cell}
+    prices = {cell[256]: (4, 10.0), cell[1024]: (3, 20.0), cell[4096]: (4, 100.0)}
+    units = {comps[n]: [cell[n]] for n in cell}
+    # 256 looks decided (too few rounds to stop), 1024 and 4096 are undecided; 125 s pays for 1024 and 4096 only
+    open_ = [(comps[256], True), (comps[1024], False), (comps[4096], False)]
+    assert choose(open_, units, prices, 125.0) == {cell[1024]: 3, cell[4096]: 4}
+    assert choose(open_, units, prices, None) == {cell[1024]: 3, cell[4096]: 4, cell[256]: 4}
+    # a unit two comparisons share is paid for once: the second pays only for its other unit
+    both = replace(comps[1024], question="q2")
+    shared = {comps[1024]: [cell[1024]], both: [cell[1024], cell[256]]}
+    assert choose([(comps[1024], False), (both, False)], shared, prices, 35.0) == {cell[1024]: 3, cell[256]: 4}
+
+
+def test_the_ops_command_has_its_own_adaptive_budget() -> None:
+    from vmibench.cli.measure import adaptive_args
+    from vmibench.sweep import PRESETS
+
+    preset = PRESETS["cpu-default"]
+    sweep, ops = adaptive_args(preset, None), adaptive_args(preset, None, ops=True)
+    assert preset.ops_adaptive_budget_min is not None
+    assert (sweep["adaptive_budget_s"], ops["adaptive_budget_s"]) == (
+        preset.adaptive_budget_min * 60,
+        preset.ops_adaptive_budget_min * 60,
+    )
+    assert adaptive_args(replace(preset, ops_adaptive_budget_min=None), None, ops=True) == sweep

@@ -369,15 +369,17 @@ def sweep_cmd(
     _print_rows(summary, "latency", fmt, out, db, columns, all_columns)
 
 
-def adaptive_args(preset: Preset | None, max_rounds: int | None) -> dict[str, Any]:
+def adaptive_args(preset: Preset | None, max_rounds: int | None, *, ops: bool = False) -> dict[str, Any]:
     """The adaptive phase's arguments of :func:`vmibench.measure.api.measure_cells` for a whole preset (none for a run
-    whose cells were picked by hand: its comparisons were not pre-registered)."""
+    whose cells were picked by hand: its comparisons were not pre-registered); ``ops``: the ops command's budget."""
     if preset is None or not preset.comparisons:
         return {}
     cap = _given(max_rounds, preset.max_rounds)
     if cap < 0:
         raise UserError(f"bad --max-rounds {cap}: must be 0 (off) or more")
-    return {"comparisons": preset.comparisons, "max_rounds": cap, "adaptive_budget_s": preset.adaptive_budget_min * 60}
+    budget = preset.ops_adaptive_budget_min if ops and preset.ops_adaptive_budget_min is not None \
+        else preset.adaptive_budget_min  # fmt: skip
+    return {"comparisons": preset.comparisons, "max_rounds": cap, "adaptive_budget_s": budget * 60}
 
 
 def _scale_out(cells: list[Cell], scale: ScaleOut, db: str, **measure_args: Any) -> None:
@@ -478,7 +480,7 @@ def ops_cmd(
                           budget_s=_budget_s(budget_min), cap_predictor=predictor, progress=bar,
                           with_peak=not no_peak,
                           **adaptive_args(p if explicit and not (ops or seq or dtypes) else None,
-                                          max_rounds))  # fmt: skip
+                                          max_rounds, ops=True))  # fmt: skip
     _print_rows(summary, "ops", fmt, out, db, columns, all_columns)
     if out is None and summary.rows:
         fits = _ops_fits(summary, db)

@@ -13,8 +13,9 @@ intervals) and takes the ones still undecided.  What one more round of a compari
   random order, so the cells of one comparison are measured in the same pass).
 
 Each pass adds one round to every chosen unit, up to ``max_rounds``; passes repeat until every comparison is
-decided, the round cap is reached or the time budget is gone.  The cheapest open comparisons go first when the
-budget cannot pay for all of them, so the budget buys as many verdicts as it can.  The calibration study simulates
+decided, the round cap is reached or the time budget is gone.  When the budget cannot pay for every open comparison,
+the undecided ones go first (a comparison that looks decided but has too few rounds to stop comes after), cheapest
+first within each, so the budget buys as many verdicts as it can.  The calibration study simulates
 this whole procedure (:mod:`vmibench.analysis.calibration`), because stopping when an interval looks decided changes
 its coverage.
 """
@@ -131,22 +132,13 @@ def settle(
         result.verdicts = verdicts
         stuck |= {u for u, target in chosen.items() if have.get(u, 0) < target}
         # a comparison is settled only once decided on at least FIRST_LOOK rounds (see the calibration study)
-        open_ = [c for c, v, k in zip(comparisons, verdicts["verdict"], verdicts["rounds"], strict=True)  # type: ignore[index]
-                 if not decided(v) or k < FIRST_LOOK]  # fmt: skip
-        chosen = {}
+        looks = dict(zip(comparisons, verdicts["verdict"], strict=True))  # type: ignore[index]
+        open_ = [c for c, k in zip(comparisons, verdicts["rounds"], strict=True)  # type: ignore[index]
+                 if not decided(looks[c]) or k < FIRST_LOOK]  # fmt: skip
         left = None if deadline is None else deadline - time.monotonic()
-        spend = 0.0
         prices = {u: _price(u, cells, cost, have, min_rounds) for us in units.values() for u in us}
-        for comp in sorted(open_, key=lambda c: sum(prices[u][1] for u in units[c])):
-            new = [u for u in units[comp] if u not in chosen and u not in stuck and have.get(u, 0) < max_rounds]
-            if not new:
-                continue
-            prices_new = [prices[u] for u in new]
-            total = sum(p for _, p in prices_new)
-            if left is not None and spend + total > left:
-                continue
-            spend += total
-            chosen.update({u: target for u, (target, _) in zip(new, prices_new, strict=True)})
+        usable = {c: [u for u in units[c] if u not in stuck and have.get(u, 0) < max_rounds] for c in open_}
+        chosen = choose([(c, decided(looks[c])) for c in open_], usable, prices, left)
         if not chosen:
             break
         n_pairs = sum(isinstance(u.workload, InterleavedPair) for u in chosen)
@@ -160,6 +152,28 @@ def settle(
     result.verdicts, _, _ = read_verdicts(store, known, comparisons, margin)
     result.open_after = int(sum(not decided(v) for v in result.verdicts["verdict"]))  # type: ignore[index]
     return result
+
+
+def choose(
+    open_: Sequence[tuple[Comparison, bool]],
+    units: dict[Comparison, list[Cell]],
+    prices: dict[Cell, tuple[int, float]],
+    budget_s: float | None,
+) -> dict[Cell, int]:
+    """The units one pass measures, each with the rounds it is to reach: of the open comparisons (each with whether
+    it already looks decided), the undecided first, then those decided on too few rounds to stop -- when the budget
+    cannot pay for every open one it goes where a verdict can still change -- cheapest first within each; a
+    comparison whose new units do not fit in what is left of ``budget_s`` is passed over (a cheaper one may fit)."""
+    chosen: dict[Cell, int] = {}
+    spend = 0.0
+    for comp, _ in sorted(open_, key=lambda o: (o[1], sum(prices[u][1] for u in units[o[0]]))):
+        new = [u for u in units[comp] if u not in chosen]
+        total = sum(prices[u][1] for u in new)
+        if not new or (budget_s is not None and spend + total > budget_s):
+            continue
+        spend += total
+        chosen.update({u: prices[u][0] for u in new})
+    return chosen
 
 
 def _price(unit: Cell, cells: Sequence[Cell], cost: dict[Cell, float], have: dict[Cell, int],
