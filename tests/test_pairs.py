@@ -148,6 +148,14 @@ def test_the_adaptive_phase_stores_a_pair_that_decides_the_ratio(tmp_path: Path,
     )
     calls = pd.read_csv(io.StringIO(vmi("results", "--table", "samples", "--db", db, "--format", "csv").stdout))
     assert set(calls.loc[calls["row_table"] == "pairs", "name"]) == {"vmisa_matrix | vmisa"}
+    # the report's pre-registered row of this ratio rests on the pair, and its protocol says what a pair is
+    from vmibench.reports.report import write_report
+
+    text = write_report(db, tmp_path / "report").read_text()
+    verdicts = pd.read_csv(tmp_path / "report" / "tables" / "verdicts.csv")
+    row = verdicts[verdicts["comparison"] == "vmisa_matrix/vmisa L=256"].iloc[0]
+    assert row["design"] == "interleaved" and row["cells"] == str(last["cell_key"])
+    assert "Interleaved pairs (1 stored, table `pairs`)" in text
 
 
 @pytest.mark.parametrize("bad", ["a", "b"])

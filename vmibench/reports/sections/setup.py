@@ -71,6 +71,14 @@ def section_protocol(b: Builder) -> Section:
         '- FLOPs: fvcore, 1 multiply-add = 1 FLOP (`gmacs`, the papers\' "GFLOPs"); selective scans as one op, '
         "9*B*L*D*N + B*D*L (+B*D*L with a z gate). Published numbers are reference columns, never ours.",
     ]
+    if not d.pairs.empty and (d.pairs["status"] == "ok").any():
+        pairs = d.pairs[d.pairs["status"] == "ok"]
+        s.lines.append(
+            f"- Interleaved pairs ({len(pairs)} stored, table `pairs`): a ratio still undecided after the preset's "
+            "rounds was measured again as its two cells built in one worker and called in strict alternation (a, b, "
+            "a, b, ...; samples in call order), a fresh process per round, each round under the cell's whole timing "
+            "policy; its verdict rests on the t-interval over rounds of the per-round log ratio of medians."
+        )  # fmt: skip
     if not peak.empty:
         peaks = ", ".join(f"{r.dtype}/{int(r.threads)} threads: {fmt(r.peak_gflops)} GFLOP/s (n={int(r.matmul_n)})"
                           for r in peak.itertuples(index=False))  # fmt: skip
