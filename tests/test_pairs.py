@@ -207,3 +207,17 @@ def test_the_ops_command_has_its_own_adaptive_budget() -> None:
         preset.ops_adaptive_budget_min * 60,
     )
     assert adaptive_args(replace(preset, ops_adaptive_budget_min=None), None, ops=True) == sweep
+
+
+def test_a_pass_spends_half_the_budget_left_unless_nothing_fits_it() -> None:
+    from vmibench.measure.adaptive import plan_pass
+
+    st = Settings(threads=1, policy=QUICK)
+    cheap, dear = Cell(MixerOp("vmisa", 256, 64), st), Cell(MixerOp("vmisa", 4096, 64), st)
+    comps = [Comparison("q4", RATIO, "x", "vmisa", OPS, n) for n in (256, 4096)]
+    units = {comps[0]: [cheap], comps[1]: [dear]}
+    prices = {cheap: (4, 10.0), dear: (4, 60.0)}
+    both = [(comps[0], False), (comps[1], False)]
+    assert plan_pass(both, units, prices, 100.0) == {cheap: 4}  # 10 + 60 > half of 100: the dear one waits
+    assert plan_pass([(comps[1], False)], units, prices, 100.0) == {dear: 4}  # alone, it may take the rest
+    assert plan_pass(both, units, prices, None) == {cheap: 4, dear: 4}

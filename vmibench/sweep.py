@@ -117,7 +117,7 @@ PRESETS: dict[str, Preset] = {
         "at L = 256 ... 65536 (dim 64); 1 thread per worker; 3 rounds: each cell in 3 worker processes, interleaved in "
         "random order (on a shared 2-core machine one cell's median moved by up to a third between processes); "
         "per-cell budget 3 s split over the rounds; then up to 5 min (sweep) and 2 min (ops) of adaptive rounds (to "
-        "8) for the pre-registered comparisons still undecided, undecided ones first: a ratio's two cells as an "
+        "12) for the pre-registered comparisons still undecided, undecided ones first: a ratio's two cells as an "
         "interleaved pair (alternated call by call in one process), an exponent's ladders topped up",
         groups=(
             Group(models=None, resolutions=((224, 224),)),
@@ -138,7 +138,7 @@ PRESETS: dict[str, Preset] = {
         threads=1,
         rounds=3,
         comparisons=cpu_comparisons(),
-        max_rounds=8,
+        max_rounds=12,  # the calibration study simulates the adaptive phase to this cap (3-12: 95.2% actual)
         adaptive_budget_min=5.0,
         ops_adaptive_budget_min=2.0,
     ),

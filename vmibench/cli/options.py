@@ -101,7 +101,7 @@ MaxRoundsOpt = Annotated[
         help="With --preset: after the preset's rounds, measure more rounds (one per pass) of the preset's "
         "pre-registered comparisons whose three-way verdict is still undetermined -- a ratio as its two cells "
         "alternated in one process (an interleaved pair), an exponent by topping up its ladders -- up to this many "
-        "rounds and the preset's adaptive time budget (default: the preset's, 8 for cpu-default; 0 turns it off)."
+        "rounds and the preset's adaptive time budget (default: the preset's, 12 for cpu-default; 0 turns it off)."
     ),
 ]
 TimeoutOpt = Annotated[float | None, typer.Option(help="Kill a worker after this many seconds (per round).")]

@@ -12,8 +12,9 @@ intervals) and takes the ones still undecided.  What one more round of a compari
 * an exponent tops up both ladders (the runner's top-up: the new round is pooled with the stored ones, in a fresh
   random order, so the cells of one comparison are measured in the same pass).
 
-Each pass adds one round to every chosen unit, up to ``max_rounds``; passes repeat until every comparison is
-decided, the round cap is reached or the time budget is gone.  When the budget cannot pay for every open comparison,
+Each pass adds one round to every chosen unit, up to ``max_rounds``, and spends at most half of the budget left
+(:data:`PASS_SHARE`); passes repeat until every comparison is decided, the round cap is reached or the time budget is
+gone.  When the budget cannot pay for every open comparison,
 the undecided ones go first (a comparison that looks decided but has too few rounds to stop comes after), cheapest
 first within each, so the budget buys as many verdicts as it can.  The calibration study simulates
 this whole procedure (:mod:`vmibench.analysis.calibration`), because stopping when an interval looks decided changes
@@ -32,6 +33,8 @@ from vmibench.measure.kinds import InterleavedPair, MixerOp, ModelForward, pair_
 from vmibench.measure.rows import TimedWorkload
 from vmibench.measure.runner import Runner
 from vmibench.questions import EXPONENT, OPS, RATIO, Comparison
+
+PASS_SHARE = 0.5  # the share of the remaining budget one pass may spend
 
 
 @dataclass
@@ -138,7 +141,7 @@ def settle(
         left = None if deadline is None else deadline - time.monotonic()
         prices = {u: _price(u, cells, cost, have, min_rounds) for us in units.values() for u in us}
         usable = {c: [u for u in units[c] if u not in stuck and have.get(u, 0) < max_rounds] for c in open_}
-        chosen = choose([(c, decided(looks[c])) for c in open_], usable, prices, left)
+        chosen = plan_pass([(c, decided(looks[c])) for c in open_], usable, prices, left)
         if not chosen:
             break
         n_pairs = sum(isinstance(u.workload, InterleavedPair) for u in chosen)
@@ -174,6 +177,20 @@ def choose(
         spend += total
         chosen.update({u: prices[u][0] for u in new})
     return chosen
+
+
+def plan_pass(
+    open_: Sequence[tuple[Comparison, bool]],
+    units: dict[Comparison, list[Cell]],
+    prices: dict[Cell, tuple[int, float]],
+    left_s: float | None,
+) -> dict[Cell, int]:
+    """One pass's units (:func:`choose`) within :data:`PASS_SHARE` of the budget left, or within all of it when
+    nothing fits the share.  Why a share: one pass of expensive units (a ladder, a pair at 1024) would otherwise sink
+    the whole budget into one more round each, while cheap comparisons near their verdict get no second look."""
+    if left_s is None:
+        return choose(open_, units, prices, None)
+    return choose(open_, units, prices, left_s * PASS_SHARE) or choose(open_, units, prices, left_s)
 
 
 def _price(unit: Cell, cells: Sequence[Cell], cost: dict[Cell, float], have: dict[Cell, int],
