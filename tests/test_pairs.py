@@ -221,3 +221,18 @@ def test_a_pass_spends_half_the_budget_left_unless_nothing_fits_it() -> None:
     assert plan_pass(both, units, prices, 100.0) == {cheap: 4}  # 10 + 60 > half of 100: the dear one waits
     assert plan_pass([(comps[1], False)], units, prices, 100.0) == {dear: 4}  # alone, it may take the rest
     assert plan_pass(both, units, prices, None) == {cheap: 4, dear: 4}
+
+
+def test_stability_counts_agreement_decisions_and_estimates_inside_the_other_interval() -> None:
+    from vmibench.analysis.comparisons import stability
+
+    def run(values: list[tuple[float, float, float, str]]) -> pd.DataFrame:
+        return pd.DataFrame([{"question": "q", "comparison": f"c{i}", "value": v, "ci_low": lo, "ci_high": hi,
+                              "verdict": verdict} for i, (v, lo, hi, verdict) in enumerate(values)])  # fmt: skip
+
+    a = run([(0.80, 0.75, 0.85, "faster"), (0.95, 0.80, 1.10, "undetermined")])
+    b = run([(0.78, 0.74, 0.83, "faster"), (0.70, 0.60, 0.82, "faster")])
+    both, rates = stability(a, b)
+    assert list(both["agree"]) == [True, False]
+    assert list(both["b_in_a"]) == [True, False] and list(both["a_in_b"]) == [True, False]
+    assert rates == {"agree": 0.5, "decided": 0.75, "inside": 0.5}

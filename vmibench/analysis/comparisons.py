@@ -20,7 +20,14 @@ import pandas as pd
 from vmibench.analysis.bootstrap import Estimate, ratio_ci, slope_ci, slope_difference_ci
 from vmibench.analysis.estimates import rounds_of, same_run
 from vmibench.analysis.fits import fit_loglog
-from vmibench.analysis.intervals import DEFAULT_LEVEL, DEFAULT_MARGIN, NO_INTERVAL, difference_verdict, ratio_verdict
+from vmibench.analysis.intervals import (
+    DEFAULT_LEVEL,
+    DEFAULT_MARGIN,
+    NO_INTERVAL,
+    decided,
+    difference_verdict,
+    ratio_verdict,
+)
 from vmibench.questions import EXPONENT, OPS, Comparison
 
 VERDICT_COLUMNS = ["question", "comparison", "kind", "a", "b", "at", "value", "ci_low", "ci_high", "level", "method",
@@ -160,3 +167,26 @@ def evaluate(
                      "method": "" if e is None else e.method, "rounds": k, "verdict": verdict, "margin": margin,
                      "cells": " ".join(cells), "design": design})  # fmt: skip
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def stability(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Two independent runs' verdict tables (:func:`evaluate`) side by side: each comparison's estimates, verdicts,
+    whether they agree, and whether each run's estimate lies inside the other's interval; and the summary rates
+    (``agree``, ``decided`` over both runs' verdicts, ``inside``: estimates inside the other run's interval).
+
+    ``inside`` tests what an interval within one run cannot see: if runs differed only as rounds of one run do,
+    most estimates would fall inside the other run's 95% interval; far fewer means a run-level variance component
+    (the shared host's state over an hour) that rounds within one run do not sample."""
+    both = a[["question", "comparison"]].copy()
+    for tag, t in (("a", a), ("b", b)):
+        both[f"{tag}_estimate"] = [f"{v:.3g} [{lo:.3g}, {hi:.3g}]" for v, lo, hi in
+                                   zip(t["value"], t["ci_low"], t["ci_high"], strict=True)]  # fmt: skip
+        both[f"{tag}_verdict"] = t["verdict"].to_numpy()
+    both["agree"] = both["a_verdict"] == both["b_verdict"]
+    both["b_in_a"] = ((a["ci_low"] <= b["value"]) & (b["value"] <= a["ci_high"])).to_numpy()
+    both["a_in_b"] = ((b["ci_low"] <= a["value"]) & (a["value"] <= b["ci_high"])).to_numpy()
+    n = max(len(both), 1)
+    decided_share = (sum(decided(v) for v in both["a_verdict"]) + sum(decided(v) for v in both["b_verdict"])) / (2 * n)
+    rates = {"agree": float(both["agree"].sum()) / n, "decided": decided_share,
+             "inside": float(both["b_in_a"].sum() + both["a_in_b"].sum()) / (2 * n)}  # fmt: skip
+    return both, rates

@@ -197,11 +197,11 @@ def check_stability_cmd(
     out: OutOpt = None,
 ) -> None:
     """Do two independent runs reach the same three-way verdicts on the pre-registered comparisons? Prints every
-    comparison with both intervals, the agreement rate and the share decided (agreement is cheap when nothing is
-    decided)."""
+    comparison with both intervals, the agreement rate, the share decided (agreement is cheap when nothing is
+    decided) and how often one run's estimate lies inside the other's interval (a run-level variance check)."""
     from pathlib import Path
 
-    from vmibench.analysis.intervals import decided
+    from vmibench.analysis.comparisons import stability
     from vmibench.output import check_output, emit
     from vmibench.reports.sections.verdicts import verdict_table
     from vmibench.reports.selection import load
@@ -216,15 +216,8 @@ def check_stability_cmd(
             raise UserError(f"no store at {path}: give two stores (or result-set folders)")
         with ResultStore(path, readonly=True) as store:
             tables.append(verdict_table(load(store)))
-    a, b = tables
-    both = a[["question", "comparison"]].copy()
-    for tag, t in (("a", a), ("b", b)):
-        both[f"{tag}_estimate"] = [f"{v:.3g} [{lo:.3g}, {hi:.3g}]" for v, lo, hi in
-                                   zip(t["value"], t["ci_low"], t["ci_high"], strict=True)]  # fmt: skip
-        both[f"{tag}_verdict"] = t["verdict"]
-    both["agree"] = both["a_verdict"] == both["b_verdict"]
+    both, rates = stability(*tables)
     n = len(both)
-    agree = int(both["agree"].sum())
-    dec = sum(decided(v) for v in both["a_verdict"]) + sum(decided(v) for v in both["b_verdict"])
-    emit(both, fmt, out, title=f"verdict stability: {agree}/{n} agree ({agree / max(n, 1):.0%}); decided "
-         f"{dec / max(2 * n, 1):.0%} of verdicts over both runs")  # fmt: skip
+    emit(both, fmt, out, title=f"verdict stability: {int(both['agree'].sum())}/{n} agree ({rates['agree']:.0%}); "
+         f"decided {rates['decided']:.0%} of verdicts over both runs; {rates['inside']:.0%} of estimates inside the "
+         "other run's interval")  # fmt: skip
