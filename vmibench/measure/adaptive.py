@@ -23,7 +23,6 @@ its coverage.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +124,8 @@ def settle(
     result = Settled()
     deadline = None if budget_s is None else time.monotonic() + budget_s
     units = {c: units_of(c, cells) for c in comparisons}
+    # a pair's members are its comparison's two cells: their costs price the pair's first rounds
+    members = {u: cells_of(c, cells) for c, us in units.items() for u in us if isinstance(u.workload, InterleavedPair)}
     known = list(dict.fromkeys([*cells, *(u for us in units.values() for u in us)]))
 
     chosen: dict[Cell, int] = {}  # unit -> rounds it should have after the pass
@@ -139,7 +140,7 @@ def settle(
         open_ = [c for c, k in zip(comparisons, verdicts["rounds"], strict=True)  # type: ignore[index]
                  if not decided(looks[c]) or k < FIRST_LOOK]  # fmt: skip
         left = None if deadline is None else deadline - time.monotonic()
-        prices = {u: _price(u, cells, cost, have, min_rounds) for us in units.values() for u in us}
+        prices = {u: _price(u, members.get(u, ()), cost, have, min_rounds) for us in units.values() for u in us}
         usable = {c: [u for u in units[c] if u not in stuck and have.get(u, 0) < max_rounds] for c in open_}
         chosen = plan_pass([(c, decided(looks[c])) for c in open_], usable, prices, left)
         if not chosen:
@@ -193,19 +194,12 @@ def plan_pass(
     return choose(open_, units, prices, left_s * PASS_SHARE) or choose(open_, units, prices, left_s)
 
 
-def _price(unit: Cell, cells: Sequence[Cell], cost: dict[Cell, float], have: dict[Cell, int],
+def _price(unit: Cell, members: Sequence[Cell], cost: dict[Cell, float], have: dict[Cell, int],
            min_rounds: int) -> tuple[int, float]:  # fmt: skip
     """(rounds ``unit`` reaches in this pass, what they cost): one more round, or the run's minimum for a unit not
-    yet measured; a new pair's rounds cost its members' (one call of each per cycle, both built)."""
+    yet measured; a new pair's rounds cost its ``members``' (one call of each per cycle, both built)."""
     target = max(min_rounds, have.get(unit, 0) + 1)
     per_round = cost.get(unit)
-    if per_round is None and isinstance(unit.workload, InterleavedPair):
-        per_round = sum(cost.get(c, 0.0) for c in cells_of_pair(unit, cells))
+    if per_round is None and members:
+        per_round = sum(cost.get(c, 0.0) for c in members)
     return target, (per_round or 0.0) * (target - have.get(unit, 0))
-
-
-def cells_of_pair(pair: Cell, cells: Sequence[Cell]) -> list[Cell]:
-    """The planned cells that are the members of an interleaved pair (their costs price its first rounds)."""
-    assert isinstance(pair.workload, InterleavedPair)
-    members = {json.dumps(m.ident(), sort_keys=True) for m in pair.workload.members}
-    return [c for c in cells if json.dumps(c.workload.ident(), sort_keys=True) in members]

@@ -186,22 +186,29 @@ def warm_up(fn: Callable[[], object], clock: _CpuClock | _CudaClock, policy: Tim
     return n, time.perf_counter() - start
 
 
+def _stop(samples: Sequence[float], elapsed: float, policy: TimingPolicy) -> bool | None:
+    """The stop rule after one more sample: True once the median is precise enough (after ``min_iters`` samples and
+    ``min_time_s``), False when the budget ends (``max_iters``, or ``max_time_s`` with ``hard_min_iters`` samples),
+    None to go on."""
+    n = len(samples)
+    if n >= policy.min_iters and elapsed >= policy.min_time_s and median_rel_se(samples) <= policy.rel_precision:
+        return True
+    if n >= policy.max_iters or (elapsed >= policy.max_time_s and n >= policy.hard_min_iters):
+        return False
+    return None
+
+
 def time_calls(fn: Callable[[], object], device: torch.device, policy: TimingPolicy) -> TimingStats:
     """Warm up, then time ``fn`` call by call until the median is stable or the budget ends."""
     clock = clock_for(device)
     warm_n, warm_s = warm_up(fn, clock, policy)
     samples: list[float] = []
     start = time.perf_counter()
-    converged = False
-    while True:
+    converged: bool | None = None
+    while converged is None:
         samples.append(clock.time_ms(fn))
-        n, elapsed = len(samples), time.perf_counter() - start
-        if n >= policy.min_iters and elapsed >= policy.min_time_s and median_rel_se(samples) <= policy.rel_precision:
-            converged = True
-            break
-        if n >= policy.max_iters or (elapsed >= policy.max_time_s and n >= policy.hard_min_iters):
-            break
-    return summarize(samples, converged=converged, warmup_iters=warm_n, warmup_s=warm_s)
+        converged = _stop(samples, time.perf_counter() - start, policy)
+    return summarize(samples, converged=bool(converged), warmup_iters=warm_n, warmup_s=warm_s)
 
 
 def time_alternating(fns: Sequence[Callable[[], object]], device: torch.device, policy: TimingPolicy) -> TimingStats:
@@ -217,16 +224,11 @@ def time_alternating(fns: Sequence[Callable[[], object]], device: torch.device, 
     samples: list[float] = []
     cycles: list[float] = []
     start = time.perf_counter()
-    converged = False
-    while True:
+    converged: bool | None = None
+    while converged is None:
         times = [clock.time_ms(fn) for fn in fns]
         samples += times
         cycles.append(sum(times))
-        n, elapsed = len(cycles), time.perf_counter() - start
-        if n >= policy.min_iters and elapsed >= policy.min_time_s and median_rel_se(cycles) <= policy.rel_precision:
-            converged = True
-            break
-        if n >= policy.max_iters or (elapsed >= policy.max_time_s and n >= policy.hard_min_iters):
-            break
-    return summarize(samples, converged=converged, warmup_iters=min(w[0] for w in warm),
+        converged = _stop(cycles, time.perf_counter() - start, policy)
+    return summarize(samples, converged=bool(converged), warmup_iters=min(w[0] for w in warm),
                      warmup_s=sum(w[1] for w in warm))  # fmt: skip
