@@ -30,7 +30,8 @@ import torch
 import triton
 import triton.language as tl
 
-_LOG2_E = 1.4426950408889634
+# a compiled kernel may read a module global only when it is a tl.constexpr (Triton's interpreter does not check)
+_LOG2_E: tl.constexpr = tl.constexpr(1.4426950408889634)
 
 # Launch parameters (see the module docstring): channels per program, state elements per chunk tile.
 CHANNELS_PER_PROGRAM = 4
