@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -375,6 +377,22 @@ def test_code_files_of_models_and_ops() -> None:
     assert "vmibench/ops/selective_scan.py" in staleness.op_files("selective_scan[torch]")
     head = staleness.head_commit()
     assert head is None or re.fullmatch(r"[0-9a-f]{12}(\+dirty)?", head)  # +dirty: tracked files modified
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_head_is_dirty_for_code_not_for_a_committed_result_set(tmp_path: Path, monkeypatch) -> None:
+    """`vmibench publish` rewrites a tracked result set before it reads HEAD: in a clean clone that must not make
+    the report's commit "+dirty", while any other tracked change must."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--no-local", str(ROOT), str(clone)], check=True, timeout=120)
+    monkeypatch.setattr(staleness, "_repo_root", lambda: clone)
+    head = staleness.head_commit()
+    assert head is not None and re.fullmatch(r"[0-9a-f]{12}", head)
+    report = next((clone / staleness.RESULTS_DIR).glob("*/REPORT.md"))
+    report.write_text(report.read_text() + "rewritten\n")
+    assert staleness.head_commit() == head
+    (clone / "README.md").write_text("changed\n")
+    assert staleness.head_commit() == head + "+dirty"
 
 
 def test_latency_rows_alone_from_the_cli(vmi, small_store, tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def _compose(a1, b1, a2, b2):  # type: ignore[no-untyped-def]
 
 
 @triton.jit
-def _scan_fwd_kernel(  # type: ignore[no-untyped-def]
+def scan_fwd_kernel(  # type: ignore[no-untyped-def]
     u_ptr, delta_ptr, a_ptr, b_ptr, c_ptr, d_ptr, z_ptr, bias_ptr, out_ptr, last_ptr,
     channels, length, d_state, b_group_size, c_group_size,
     s_u_b, s_u_d, s_u_l, s_dt_b, s_dt_d, s_dt_l, s_a_d, s_a_n,
@@ -110,7 +110,7 @@ def _scan_fwd_kernel(  # type: ignore[no-untyped-def]
 # Fixed when the kernel was defined (above): compiled for a GPU, or run by Triton's interpreter.  Triton's own
 # library functions (tl.sum, tl.zeros) were fixed the same way when triton was first imported: a variable set
 # in between leaves a kernel the interpreter cannot run.
-INTERPRETED = not isinstance(_scan_fwd_kernel, triton.runtime.jit.JITFunction)
+INTERPRETED = not isinstance(scan_fwd_kernel, triton.runtime.jit.JITFunction)
 _LIBRARY_COMPILED = isinstance(tl.sum, triton.runtime.jit.JITFunction)
 
 
@@ -152,7 +152,7 @@ def scan_forward(
     gate = u if z is None else z
     bias = u if delta_bias is None else delta_bias
     grid = (batch, triton.cdiv(channels, block_d))
-    _scan_fwd_kernel[grid](
+    scan_fwd_kernel[grid](
         u, delta, A, B, C, skip, gate, bias, out, last,
         channels, length, d_state, channels // B.shape[1], channels // C.shape[1],
         *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(),

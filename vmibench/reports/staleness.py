@@ -12,6 +12,7 @@ import pandas as pd
 from vmibench.errors import UserError
 from vmibench.reports.text import join
 
+RESULTS_DIR = "results"  # committed result sets, results/<machine>/ (vmibench.resultset): data, not code
 MODEL_SHARED_FILES = ("vmibench/modeling.py",)
 
 
@@ -78,11 +79,14 @@ def _git(*args: str) -> str | None:
 
 def head_commit() -> str | None:
     """The current HEAD, 12 hex digits like the stored ``git_commit`` (``+dirty`` with uncommitted changes to
-    tracked files); None when unknown."""
+    tracked files outside ``results/``); None when unknown.
+
+    Committed result sets are data, not code: ``vmibench publish`` replaces a tracked set's files before it reads
+    this, and a report generated in a clean clone must not be labelled dirty by the data it is writing."""
     out = _git("rev-parse", "--short=12", "HEAD")
     if out is None or not out.strip():
         return None
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RESULTS_DIR}")
     return out.strip() + ("+dirty" if dirty else "")
 
 
