@@ -250,3 +250,11 @@ def test_check_calibrate_stores_its_table_and_stability_compares_two_runs(tmp_pa
     same = vmi("check", "stability", str(FIXTURE), str(copy), "--format", "csv")
     assert same.returncode == 0, same.stderr
     assert pd.read_csv(io.StringIO(same.stdout))["agree"].all()  # the same rows: every verdict agrees
+    stable = pd.read_csv(io.StringIO(same.stdout))
+    assert stable["expected_agree"].between(0, 1).any()  # the simulation ran on the comparisons with intervals
+    runs = vmi("check", "runs", str(FIXTURE), str(copy), "--format", "csv")
+    assert runs.returncode == 0, runs.stderr
+    families = pd.read_csv(io.StringIO(runs.stdout))
+    assert len(families) and (families["between_sd"] == 0).all() and (families["run_level_sd"] == 0).all()
+    assert_user_error(vmi("check", "runs", str(FIXTURE)), "check runs needs two or more runs")
+    assert_user_error(vmi("check", "runs", str(FIXTURE), str(tmp_path / "nowhere")), "no store at")

@@ -4,6 +4,7 @@ was measured, and the adaptive phase measures open ratios as pairs (exponents ke
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -236,3 +237,57 @@ def test_stability_counts_agreement_decisions_and_estimates_inside_the_other_int
     assert list(both["agree"]) == [True, False]
     assert list(both["b_in_a"]) == [True, False] and list(both["a_in_b"]) == [True, False]
     assert rates == {"agree": 0.5, "decided": 0.75, "inside": 0.5}
+
+
+def test_expected_agreement_is_low_one_half_width_past_a_margin_edge_and_rises_with_rounds() -> None:
+    """The simulation behind `check stability`'s expected agreement: a comparison far from the margin's edges
+    agrees always; one whose estimate lies one half-width past the edge (its interval touching 1.1) is decided
+    in about half of the runs; with 4x the rounds it is decided in most; a comparison without an interval in one
+    run is left out of the mean."""
+    from vmibench.analysis.comparisons import expected_agreement
+    from vmibench.analysis.intervals import t_quantile
+
+    half = t_quantile(0.975, 4) * 0.02  # 5 rounds, standard error 0.02 on the log ratio
+    edge = math.log(1.1)
+
+    def run(shift: float) -> pd.DataFrame:
+        rows = [("ratio", 2.0, 1.9, 2.1, 5),  # far: slower in every run
+                ("ratio", math.exp(edge + half + shift), math.exp(edge + shift), math.exp(edge + 2 * half + shift), 5),
+                ("exponent", -0.35, -0.40, -0.30, 5),  # far: lower
+                ("ratio", 1.5, math.nan, math.nan, 1)]  # fmt: skip
+        return pd.DataFrame([{"kind": k, "value": v, "ci_low": lo, "ci_high": hi, "rounds": n, "level": 0.95,
+                              "margin": 0.10} for k, v, lo, hi, n in rows])  # fmt: skip
+
+    a, b = run(0.004), run(-0.004)  # two runs on either side of the same truth
+    chances, mean = expected_agreement(a, b, trials=4000)
+    assert chances[0] == 1.0 and chances[2] == 1.0 and math.isnan(chances[3])
+    assert 0.35 < chances[1] < 0.65
+    assert mean == pytest.approx((2 + chances[1]) / 3)
+    more, _ = expected_agreement(a, b, rounds_factor=4.0, trials=4000)
+    assert more[1] > 0.8 and more[0] == 1.0
+
+
+def test_run_level_is_the_scatter_between_runs_that_their_own_intervals_do_not_explain() -> None:
+    """Three runs of two comparisons: exponents that move by 0.1 between runs with standard errors of 0.01 carry a
+    run-level s.d. of about 0.1; ratios whose runs scatter as their errors say carry none."""
+    from vmibench.analysis.comparisons import run_level
+    from vmibench.analysis.intervals import t_quantile
+
+    half = t_quantile(0.975, 4) * 0.01  # 5 rounds, standard error 0.01
+
+    def run(exponent: float, log_ratio: float) -> pd.DataFrame:
+        rows = [("exponent", "", "", exponent, exponent - half, exponent + half),
+                ("ratio", "mlla_t", "interleaved", *(math.exp(log_ratio + d) for d in (0, -half, half)))]  # fmt: skip
+        return pd.DataFrame([{"kind": k, "b": b, "design": design, "value": v, "ci_low": lo, "ci_high": hi,
+                              "rounds": 5, "level": 0.95} for k, b, design, v, lo, hi in rows])  # fmt: skip
+
+    tables = [run(0.0, 0.0), run(0.1, 0.01), run(0.2, -0.01)]
+    out = run_level(tables).set_index("family")
+    assert set(out.index) == {"exponent vs constant", "ratio, interleaved"}
+    exp, ratio = out.loc["exponent vs constant"], out.loc["ratio, interleaved"]
+    assert exp["within_se"] == pytest.approx(0.01) and exp["between_sd"] == pytest.approx(0.1)
+    assert exp["run_level_sd"] == pytest.approx(math.sqrt(0.01 - 0.0001)) and exp["run_level_share"] > 0.98
+    assert ratio["run_level_sd"] == 0.0 and ratio["between_sd"] == pytest.approx(0.01)
+    assert (out["comparisons"] == 1).all() and (out["runs"] == 3).all()
+    with pytest.raises(ValueError, match="at least two runs"):
+        run_level(tables[:1])

@@ -335,6 +335,31 @@ def small_store(tmp_path: Path):
     return make
 
 
+def test_a_rerun_at_a_later_commit_adds_to_the_report_and_other_libraries_replace_it(tmp_path: Path) -> None:
+    """One machine and set of libraries: the newest row of each cell, whichever commit measured it (a model that
+    failed at one commit and was measured again after a fix); rows under other library versions, when newer, are
+    another environment and the report takes theirs alone."""
+    first, fixed = replace(ENV, git_commit="aaaaaaaaaaaa"), replace(ENV, git_commit="bbbbbbbbbbbb")
+    path = tmp_path / "two_commits.sqlite"
+    with ResultStore(path) as store:
+        add_cell(store, ModelForward("vminet_t", 224, 224), rounds_of(10.0, 0), gmacs=0.35, mem=5.0, env=first)
+        failed = failure_record(Cell(ModelForward("vim_t", 224, 224), SETTINGS), first, first.key("cpu"), "error",
+                                "CompilationError")  # fmt: skip
+        store.add(failed, cell_key=failed.cell_key)
+        add_cell(store, ModelForward("vim_t", 224, 224), rounds_of(30.0, 0), gmacs=1.5, mem=5.0, env=fixed)
+    with ResultStore(path, readonly=True) as view:
+        lat = selection.load(view).latency
+    assert sorted(zip(lat["model"], lat["status"], lat["git_commit"], strict=True)) == [
+        ("vim_t", "ok", "bbbbbbbbbbbb"),
+        ("vminet_t", "ok", "aaaaaaaaaaaa"),
+    ]
+    with ResultStore(path) as store:
+        other = replace(fixed, torch_version="0.0.0-other")
+        add_cell(store, ModelForward("deit_t", 224, 224), rounds_of(5.0, 0), gmacs=1.3, mem=5.0, env=other)
+    with ResultStore(path, readonly=True) as view:
+        assert list(selection.load(view).latency["model"]) == ["deit_t"]
+
+
 def test_stale_models_are_named_in_the_header(small_store, monkeypatch) -> None:
     calls = []
 

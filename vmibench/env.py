@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import ClassVar
 
 import vmibench
 from vmibench.errors import UserError
@@ -33,6 +34,12 @@ class Environment:
     cuda_version: str
     vmibench_version: str
     git_commit: str  # commit of the vmibench checkout, "+dirty" when code that measures has uncommitted changes
+
+    # the row columns behind key() other than the commit: rows equal on these ran on one machine with one set of
+    # libraries, and a report takes them together (the newest row of each cell), whichever commit measured them; its
+    # staleness check says which models' and ops' code changed since each commit (vmibench.reports.staleness)
+    MACHINE_COLUMNS: ClassVar[tuple[str, ...]] = ("device", "device_name", "cpu_model", "cpu_count", "torch_version",
+                                                  "timm_version", "vmibench_version")  # fmt: skip
 
     def key(self, device: str) -> str:
         """Short hash of what makes timings comparable (machine + libraries + code), for resume/skip logic."""

@@ -24,9 +24,11 @@ from vmibench.analysis.intervals import (
     DEFAULT_LEVEL,
     DEFAULT_MARGIN,
     NO_INTERVAL,
+    Interval,
     decided,
     difference_verdict,
     ratio_verdict,
+    t_quantile,
 )
 from vmibench.questions import EXPONENT, OPS, Comparison
 
@@ -190,3 +192,103 @@ def stability(a: pd.DataFrame, b: pd.DataFrame) -> tuple[pd.DataFrame, dict[str,
     rates = {"agree": float(both["agree"].sum()) / n, "decided": decided_share,
              "inside": float(both["b_in_a"].sum() + both["a_in_b"].sum()) / (2 * n)}  # fmt: skip
     return both, rates
+
+
+def _standard_error(row: pd.Series) -> tuple[float, float, int] | None:
+    """A verdict row's (estimate, standard error, rounds) on its interval's scale (log for a ratio), the error
+    backed out of the t-interval's half-width; None without an interval."""
+    k = int(row["rounds"]) if np.isfinite(row["rounds"]) else 0
+    ratio = row["kind"] != EXPONENT
+    with np.errstate(divide="ignore", invalid="ignore"):
+        est, lo, hi = (np.log(v) if ratio else v for v in (row["value"], row["ci_low"], row["ci_high"]))
+    if k < 2 or not (np.isfinite(est) and np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    return float(est), float(hi - lo) / 2 / t_quantile(0.5 + float(row["level"]) / 2, k - 1), k
+
+
+def expected_agreement(
+    a: pd.DataFrame, b: pd.DataFrame, *, rounds_factor: float = 1.0, trials: int = 2000, seed: int = 0
+) -> tuple[pd.Series, float]:
+    """How often two independent runs would agree, at the interval widths two runs had: each comparison's chance of
+    the same verdict twice, and the mean over the comparisons with an interval in both runs (NaN for the others).
+
+    A model, not a measurement: a comparison's truth is taken as the mean of the two runs' estimates (log scale for
+    ratios), its standard error per run from each interval's half-width and its t quantile, and each simulated run
+    draws its estimate from that normal and its interval's width from the t-interval's chi-square spread.
+    ``rounds_factor`` asks the same of runs with that many times the rounds (standard errors shrink by its square
+    root): what it would take to reach an agreement goal.  Agreement near 1 needs comparisons far from the margin's
+    edges in units of their standard error; one whose truth lies about one interval half-width beyond an edge is
+    decided in about half of the runs, and agrees about half the time.  Runs that differ by more than their
+    intervals say (:func:`run_level`) agree less than this."""
+    rng = np.random.default_rng(seed)
+    chances = []
+    for (_, x), (_, y) in zip(a.iterrows(), b.iterrows(), strict=True):
+        ends = [_standard_error(x), _standard_error(y)]
+        if ends[0] is None or ends[1] is None:
+            chances.append(math.nan)
+            continue
+        ratio, level, margin = x["kind"] != EXPONENT, float(x["level"]), float(x["margin"])
+        se = float(np.mean([e[1] for e in ends])) / math.sqrt(rounds_factor)
+        k = max(2, round(np.mean([e[2] for e in ends]) * rounds_factor))
+        truth = float(np.mean([e[0] for e in ends]))
+        verdict = ratio_verdict if ratio else difference_verdict
+        runs = []
+        for _ in range(2):
+            est = truth + se * rng.standard_normal(trials)
+            half = t_quantile(0.5 + level / 2, k - 1) * se * np.sqrt(rng.chisquare(k - 1, trials) / (k - 1))
+            lows, highs = (np.exp(est - half), np.exp(est + half)) if ratio else (est - half, est + half)
+            bounds = zip(lows, highs, strict=True)
+            runs.append([verdict(Interval(math.nan, lo, hi, level, k), margin) for lo, hi in bounds])
+        chances.append(float(np.mean([p == q for p, q in zip(*runs, strict=True)])))
+    series = pd.Series(chances, index=a.index, name="expected_agree")
+    return series, float(series.mean()) if series.notna().any() else math.nan
+
+
+def family(row: pd.Series) -> str:
+    """The family a verdict row's variance belongs to: an exponent against a constant or another exponent, or a
+    ratio measured as an interleaved pair or as separate cells."""
+    if row["kind"] == EXPONENT:
+        return "exponent difference" if isinstance(row["b"], str) and row["b"] else "exponent vs constant"
+    return f"ratio, {row['design'] or SEPARATE}"
+
+
+RUN_LEVEL_COLUMNS = ["family", "comparisons", "runs", "within_se", "between_sd", "run_level_sd", "run_level_share"]
+
+
+def run_level(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Do independent runs differ by more than their own intervals say?  One row per :func:`family` of
+    comparisons, over the comparisons with an interval in every run (``tables``: two or more verdict tables of the
+    same comparisons, :func:`evaluate`):
+
+    * ``within_se``: the median standard error of one run's estimate (backed out of its interval);
+    * ``between_sd``: the root mean over comparisons of the variance of the runs' estimates;
+    * ``run_level_sd``: the part of that which the runs' own standard errors do not explain, by the method of
+      moments, ``sqrt(max(0, mean(var(estimates) - mean(se^2))))``; a run samples it once, whatever its rounds;
+    * ``run_level_share``: ``run_level_sd^2 / (run_level_sd^2 + within_se^2)``, the share of a typical estimate's
+      variance across runs that more rounds within a run would not remove.
+
+    On the log scale for ratios, in exponent units for exponents.  With two runs each comparison's variance has
+    one degree of freedom: read the families, not single comparisons."""
+    if len(tables) < 2:
+        raise ValueError("run_level needs at least two runs")
+    fams = tables[0].apply(family, axis=1) if len(tables[0]) else pd.Series(dtype=object)
+    rows = []
+    for fam in sorted(set(fams)):
+        excess, ses = [], []
+        for i in np.flatnonzero((fams == fam).to_numpy()):
+            ends = [_standard_error(t.iloc[i]) for t in tables]
+            if any(e is None for e in ends):
+                continue
+            est = np.array([e[0] for e in ends])  # type: ignore[index]
+            se = np.array([e[1] for e in ends])  # type: ignore[index]
+            excess.append((float(est.var(ddof=1)), float(np.mean(se**2))))
+            ses.extend(se.tolist())
+        if not excess:
+            continue
+        between = float(np.mean([v for v, _ in excess]))
+        tau2 = max(0.0, between - float(np.mean([w for _, w in excess])))
+        within = float(np.median(ses))
+        rows.append({"family": fam, "comparisons": len(excess), "runs": len(tables), "within_se": within,
+                     "between_sd": math.sqrt(between), "run_level_sd": math.sqrt(tau2),
+                     "run_level_share": tau2 / (tau2 + within**2) if tau2 + within**2 > 0 else math.nan})  # fmt: skip
+    return pd.DataFrame(rows, columns=RUN_LEVEL_COLUMNS)

@@ -189,35 +189,81 @@ def check_calibrate_cmd(
          f"interleaved pairs' ratios), {trials} trials each, {frame['run_s'].iloc[0]} s")  # fmt: skip
 
 
-@check_app.command("stability")
-def check_stability_cmd(
-    db_a: Annotated[str, typer.Argument(help="A store or result set (its store.sqlite) of one run.")],
-    db_b: Annotated[str, typer.Argument(help="Another, independent run of the same comparisons.")],
-    fmt: FormatOpt = "table",
-    out: OutOpt = None,
-) -> None:
-    """Do two independent runs reach the same three-way verdicts on the pre-registered comparisons? Prints every
-    comparison with both intervals, the agreement rate, the share decided (agreement is cheap when nothing is
-    decided) and how often one run's estimate lies inside the other's interval (a run-level variance check)."""
+def _verdict_tables(names: list[str]) -> list[object]:
+    """Each run's verdict table (pandas), every path checked before any is read: a store, or a result-set folder
+    (its store.sqlite)."""
     from pathlib import Path
 
-    from vmibench.analysis.comparisons import stability
-    from vmibench.output import check_output, emit
     from vmibench.reports.sections.verdicts import verdict_table
     from vmibench.reports.selection import load
     from vmibench.resultset import DATA
     from vmibench.store import ResultStore
 
-    check_output(fmt, out)
-    tables = []
-    for name in (db_a, db_b):
-        path = Path(name) / DATA if Path(name).is_dir() else Path(name)
+    paths = [Path(name) / DATA if Path(name).is_dir() else Path(name) for name in names]
+    for path in paths:
         if not path.exists():
-            raise UserError(f"no store at {path}: give two stores (or result-set folders)")
+            raise UserError(f"no store at {path}: give stores (or result-set folders) of independent runs")
+    tables = []
+    for path in paths:
         with ResultStore(path, readonly=True) as store:
             tables.append(verdict_table(load(store)))
+    return tables
+
+
+RoundsFactorOpt = Annotated[float, typer.Option("--rounds-factor", min=1.0, help="Also simulate runs with this many "
+                                                "times the rounds: the agreement they would reach.")]  # fmt: skip
+
+
+@check_app.command("stability")
+def check_stability_cmd(
+    db_a: Annotated[str, typer.Argument(help="A store or result set (its store.sqlite) of one run.")],
+    db_b: Annotated[str, typer.Argument(help="Another, independent run of the same comparisons.")],
+    rounds_factor: RoundsFactorOpt = 1.0,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Do two independent runs reach the same three-way verdicts on the pre-registered comparisons? Prints every
+    comparison with both intervals, the agreement rate, the share decided (agreement is cheap when nothing is
+    decided), how often one run's estimate lies inside the other's interval (a run-level variance check), and
+    the agreement expected of two runs at these interval widths (a simulation:
+    :func:`vmibench.analysis.comparisons.expected_agreement`), so a shortfall can be told apart from intervals
+    that are too narrow."""
+    from vmibench.analysis.comparisons import expected_agreement, stability
+    from vmibench.output import check_output, emit
+
+    check_output(fmt, out)
+    tables = _verdict_tables([db_a, db_b])
     both, rates = stability(*tables)
+    both["expected_agree"], expected = expected_agreement(*tables)
+    more = ""
+    if rounds_factor > 1.0:
+        both["expected_agree_more"], scaled = expected_agreement(*tables, rounds_factor=rounds_factor)
+        more = f"; {scaled:.0%} with {rounds_factor:g}x the rounds"
     n = len(both)
     emit(both, fmt, out, title=f"verdict stability: {int(both['agree'].sum())}/{n} agree ({rates['agree']:.0%}); "
          f"decided {rates['decided']:.0%} of verdicts over both runs; {rates['inside']:.0%} of estimates inside the "
-         "other run's interval")  # fmt: skip
+         f"other run's interval; {expected:.0%} expected at these interval widths (simulated){more}")  # fmt: skip
+
+
+RunsArg = Annotated[list[str], typer.Argument(help="Stores or result sets of two or more independent runs of the same "
+                                              "comparisons.")]  # fmt: skip
+
+
+@check_app.command("runs")
+def check_runs_cmd(
+    runs: RunsArg,
+    fmt: FormatOpt = "table",
+    out: OutOpt = None,
+) -> None:
+    """Do independent runs differ by more than their own intervals say? Per family of pre-registered comparisons
+    (exponents against a constant, exponent differences, interleaved and separate ratios): the standard error of
+    one run, the scatter between runs, and the run-level part a run samples only once, whatever its rounds
+    (:func:`vmibench.analysis.comparisons.run_level`). Log scale for ratios, exponent units for exponents."""
+    from vmibench.analysis.comparisons import run_level
+    from vmibench.output import check_output, emit
+
+    if len(runs) < 2:
+        raise UserError("check runs needs two or more runs: give their stores or result-set folders")
+    check_output(fmt, out)
+    frame = run_level(_verdict_tables(runs))  # type: ignore[arg-type]
+    emit(frame, fmt, out, title=f"between runs: {len(runs)} independent runs, per family of comparisons")

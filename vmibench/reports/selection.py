@@ -1,5 +1,6 @@
-"""Selection: stored rows to the frames the report reads -- one device, its newest environment, the newest row of
-each cell -- with their raw samples, and the derived frames (224 rows with utilisation and roofline, ladders).
+"""Selection: stored rows to the frames the report reads -- one device, its newest environment (machine and
+libraries, any commit: :attr:`vmibench.env.Environment.MACHINE_COLUMNS`), the newest row of each cell -- with
+their raw samples, and the derived frames (224 rows with utilisation and roofline, ladders).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import pandas as pd
 
 from vmibench.analysis import add_roofline
 from vmibench.analysis.estimates import CI_COLUMNS, LATENCY, as_float
+from vmibench.env import Environment
 from vmibench.errors import UserError
 from vmibench.reports.text import ci_text
 from vmibench.resolution import pixels
@@ -38,7 +40,8 @@ OP_GROUP = ["op", "dtype", "dim", "batch"]  # one ops fit per op and shape famil
 
 @dataclass
 class ReportData:
-    """Rows the report is made from (already restricted to one device and environment), with their samples."""
+    """Rows the report is made from (already restricted to one device, machine and set of libraries), with their
+    samples."""
 
     latency: pd.DataFrame
     ops: pd.DataFrame
@@ -71,8 +74,11 @@ def _newest_env(frame: pd.DataFrame, device: str) -> pd.DataFrame:
     sub = frame[frame["device"] == device]
     if sub.empty:
         return sub
-    key = sub.sort_values("timestamp")["env_key"].iloc[-1]
-    return _latest_per_cell(sub[sub["env_key"] == key])
+    # the newest row's machine and libraries; a rerun at a later commit (after a fix, say) adds to its rows
+    cols = [c for c in Environment.MACHINE_COLUMNS if c in sub.columns]
+    machine = sub[cols].astype(str)
+    newest = machine.loc[sub["timestamp"].sort_values(kind="stable").index[-1]]
+    return _latest_per_cell(sub[(machine == newest).all(axis=1)])
 
 
 def _latest_per_cell(frame: pd.DataFrame) -> pd.DataFrame:
@@ -80,7 +86,8 @@ def _latest_per_cell(frame: pd.DataFrame) -> pd.DataFrame:
     ident = [c for c in ("model", "res", "mode", "task", "op", "seq_len", "dim", "a", "b", "at", "member_table",
                          "batch", "dtype", "threads", "channels_last", "compile", "scan_backend")
              if c in frame.columns]  # fmt: skip
-    return frame.sort_values("timestamp").drop_duplicates(ident, keep="last")
+    # stable: rows stored within one second (the timestamps' resolution) keep the store's order, newest last
+    return frame.sort_values("timestamp", kind="stable").drop_duplicates(ident, keep="last")
 
 
 def _samples_of(store: ResultStore, table: str, frame: pd.DataFrame) -> pd.DataFrame:
