@@ -335,6 +335,21 @@ def small_store(tmp_path: Path):
     return make
 
 
+def test_latency_that_grows_slower_than_its_counts_is_read_as_the_machine(tmp_path: Path) -> None:
+    """A ladder whose latency grows as its GMACs shows the algorithm; one that grows by half their exponent (a
+    fixed per-call cost, as a GPU at batch 1 shows) is read as the machine, not as a cheaper algorithm."""
+    path = tmp_path / "slow.sqlite"
+    with ResultStore(path) as store:
+        for model, k, seed in (("vminet_t", 1.0, 1), ("deit_t", 0.5, 2)):
+            for i, s in enumerate([224, 448, 896]):
+                f = (s / 224) ** 2
+                add_cell(store, ModelForward(model, s, s), rounds_of(10.0 * f**k, seed * 100 + i), gmacs=f, mem=5.0)
+    section = section_of(write_report(str(path), tmp_path / "out").read_text(), SECTIONS[1])
+    assert "as its counts do (equivalent within the margin) for vminet_t: there the ladder shows" in section
+    assert "slower than its counts (lower by at least the margin) for deit_t: costs that do not scale" in section
+    assert "shows the machine, not the algorithm's complexity" in section
+
+
 def test_a_rerun_at_a_later_commit_adds_to_the_report_and_other_libraries_replace_it(tmp_path: Path) -> None:
     """One machine and set of libraries: the newest row of each cell, whichever commit measured it (a model that
     failed at one commit and was measured again after a fix); rows under other library versions, when newer, are

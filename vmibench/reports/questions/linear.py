@@ -142,11 +142,18 @@ def question_linear(b: Builder, table: pd.DataFrame, levels: dict[int, str]) -> 
                         "least the margin): the counts of the algorithm do not explain that growth."
                         + _mixer_sentence(d, faster)]  # fmt: skip
     fitted = frame[frame["latency exponent"] != TOO_FEW_SIZES]
-    no_faster = list(fitted.loc[fitted["latency vs counts"].isin([EQUIVALENT, LOWER]), "model"])
+    same = list(fitted.loc[fitted["latency vs counts"] == EQUIVALENT, "model"])
+    slower = list(fitted.loc[fitted["latency vs counts"] == LOWER, "model"])
     unknown = list(fitted.loc[~fitted["latency vs counts"].isin([EQUIVALENT, LOWER, HIGHER]), "model"])
-    if no_faster:
-        s.lines += ["", f"Latency grows no faster than its counts (equivalent or lower) for {join(no_faster)}: there "
-                        "the ladder shows what the algorithm counts."]  # fmt: skip
+    if same:
+        s.lines += ["", f"Latency grows as its counts do (equivalent within the margin) for {join(same)}: there the "
+                        "ladder shows what the algorithm counts."]  # fmt: skip
+    if slower:
+        # sub-linear in the work: what sets the time does not scale with the input, so this is not the algorithm
+        s.lines += ["", f"Latency grows slower than its counts (lower by at least the margin) for {join(slower)}: "
+                        "costs that do not scale with the input (per-call overhead, or a device that larger inputs "
+                        "use more fully) set the time over this ladder, so it shows the machine, not the algorithm's "
+                        "complexity."]  # fmt: skip
     if unknown:
         s.lines += ["", f"This run cannot tell for {join(unknown)} (undetermined: intervals too wide for the "
                         "margin)."]  # fmt: skip
