@@ -409,6 +409,18 @@ def checked_staleness(path: Path) -> staleness.Staleness:
     return staleness.check_staleness(data.latency, data.ops)
 
 
+def test_a_rows_scan_backend_kernel_is_among_its_files(monkeypatch) -> None:
+    """A row that ran the Triton scan is stale when that kernel changed; a CPU row of the same model (torch scan)
+    and a model without a scan are not."""
+    changed = "vmibench/ops/triton_scan.py\n"
+    monkeypatch.setattr(staleness, "_git", lambda *args: {"rev-parse": "fedcba987654\n", "status": "",
+                                                         "diff": changed}[args[0]])  # fmt: skip
+    rows = pd.DataFrame({"model": ["vim_t", "vmamba_t", "mlla_t"], "git_commit": ["0123456789ab"] * 3,
+                         "scan_backend": ["triton", "torch", ""]})  # fmt: skip
+    checked = staleness.check_staleness(rows, pd.DataFrame())
+    assert checked.mark("vim_t") == "stale" and checked.mark("vmamba_t") == "" and checked.mark("mlla_t") == ""
+
+
 def test_code_files_of_models_and_ops() -> None:
     assert {"baselines/mlla.py", "vmibench/modeling.py"} <= set(staleness.model_files("mlla_t"))
     assert "vmibench/ops/selective_scan.py" in staleness.model_files("vim_t")

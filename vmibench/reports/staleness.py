@@ -17,6 +17,8 @@ MODEL_SHARED_FILES = ("vmibench/modeling.py",)
 
 
 SCAN_FILES = ("vmibench/ops/selective_scan.py",)
+# a scan backend's own kernel, a file of the rows that ran it (a CPU row's torch scan does not run Triton's kernel)
+BACKEND_FILES = {"triton": ("vmibench/ops/triton_scan.py",)}
 
 
 OP_FILES = ("vmibench/ops/mixers.py",)
@@ -125,11 +127,14 @@ def _measured_at(latency: pd.DataFrame, ops: pd.DataFrame) -> dict[tuple[str, st
         if frame.empty:
             continue
         commits = frame["git_commit"] if "git_commit" in frame.columns else pd.Series("unknown", index=frame.index)
+        backends = frame["scan_backend"] if "scan_backend" in frame.columns else pd.Series("", index=frame.index)
         cache: dict[str, tuple[str, ...]] = {}
-        for name, commit in zip(frame[col].astype(str), commits.fillna("unknown").astype(str), strict=True):
+        for name, commit, backend in zip(frame[col].astype(str), commits.fillna("unknown").astype(str),
+                                         backends.fillna("").astype(str), strict=True):  # fmt: skip
             if name not in cache:
                 cache[name] = files_of(name)
-            out[(name, commit)] = cache[name]
+            files = (*cache[name], *BACKEND_FILES.get(backend, ()))
+            out[(name, commit)] = tuple(dict.fromkeys((*out.get((name, commit), ()), *files)))
     return out
 
 
