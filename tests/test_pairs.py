@@ -284,6 +284,8 @@ def test_run_level_is_the_scatter_between_runs_that_their_own_intervals_do_not_e
     tables = [run(0.0, 0.0), run(0.1, 0.01), run(0.2, -0.01)]
     out = run_level(tables).set_index("family")
     assert set(out.index) == {"exponent vs constant", "ratio, interleaved"}
+    mixers = [t.assign(comparison=["exp(vmisa) - 1", "vmisa_matrix/vmisa L=1024"]) for t in tables]
+    assert set(run_level(mixers)["family"]) == {"exponent vs constant", "ratio, interleaved (token mixers)"}
     exp, ratio = out.loc["exponent vs constant"], out.loc["ratio, interleaved"]
     assert exp["within_se"] == pytest.approx(0.01) and exp["between_sd"] == pytest.approx(0.1)
     assert exp["run_level_sd"] == pytest.approx(math.sqrt(0.01 - 0.0001)) and exp["run_level_share"] > 0.98

@@ -246,10 +246,13 @@ def expected_agreement(
 
 def family(row: pd.Series) -> str:
     """The family a verdict row's variance belongs to: an exponent against a constant or another exponent, or a
-    ratio measured as an interleaved pair or as separate cells."""
+    ratio measured as an interleaved pair or as separate cells, of models or of token mixers (whose pairs vary
+    with each process's layout rather than with the moment; :meth:`vmibench.questions.Comparison.label` writes
+    their size as ``L=``)."""
     if row["kind"] == EXPONENT:
         return "exponent difference" if isinstance(row["b"], str) and row["b"] else "exponent vs constant"
-    return f"ratio, {row['design'] or SEPARATE}"
+    what = " (token mixers)" if " L=" in str(row.get("comparison", "")) else ""
+    return f"ratio, {row['design'] or SEPARATE}{what}"
 
 
 RUN_LEVEL_COLUMNS = ["family", "comparisons", "runs", "within_se", "between_sd", "run_level_sd", "run_level_share"]
