@@ -181,20 +181,15 @@ def staleness_lines(st: Staleness) -> list[str]:
     lines = [f"**Code version.** Rows measured at commit {measured}; report generated at {head}."]
     dirty = [c for c in st.commits if c.endswith("+dirty")]
     if dirty:
-        lines.append(f"{join(f'`{c}`' for c in dirty)} had uncommitted changes when measuring, which were not "
-                     "recorded: the check below diffs today's working tree against the committed part, so a change "
-                     "already present when measuring also shows as stale, and one undone since does not (stale "
-                     "status of the uncommitted part unknown).")  # fmt: skip
+        lines.append(f"{join(f'`{c}`' for c in dirty)} had uncommitted changes, not recorded: the check diffs from "
+                     "the committed part, so a change already present then shows as stale.")  # fmt: skip
     if st.changed:
         stale = "; ".join(f"{n} ({', '.join(f)})" for n, f in st.changed.items())
-        lines.append(f"**Stale** (code changed between the measuring commit and the code this report was generated "
-                     f"from; re-measure with `--force`): {stale}.")  # fmt: skip
+        lines.append(f"**Stale** (code changed since measuring; re-measure with `--force`): {stale}.")
     elif st.head and not st.unknown:
-        lines.append("No reported model's or op's code changed since (builder file, shared model helpers, selective "
-                     "scan, mixers).")  # fmt: skip
+        lines.append("No reported model's or op's code changed since.")
     if st.measurement:
-        lines.append(f"**Measurement code changed** since measuring (every row may be affected): "
-                     f"{', '.join(st.measurement)}.")  # fmt: skip
+        lines.append(f"**Measurement code changed** since (may affect every row): {', '.join(st.measurement)}.")
     if st.unknown:
         lines.append(f"Stale status unknown for: {', '.join(st.unknown)}.")
     return [" ".join(lines)]
