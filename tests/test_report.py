@@ -283,6 +283,9 @@ def test_causal_mask_and_crossovers_with_intervals(built: tuple[Path, str]) -> N
         assert re.search(rf"\| {L} \| 6\.00x \[[\d.]+, [\d.]+\] slower \| [\d.]+x \[[\d.]+, [\d.]+\] slower \|", q4)
     # VMINet-T's stage 1 at 224 (56 x 56 tokens, from its stage strides) lies between measured lengths
     assert "stage 1 (L=3,136): recurrent ~6.00x (interpolated between L=1024 and 4096, no verdict)" in q4
+    # stages 3 and 4 (14 x 14 and 7 x 7 tokens) lie below every form's range: said once, not once per stage and form
+    assert "stages 3, 4 (L=196, 49): outside the measured L range of every form." in q4
+    assert q4.count("outside the") == 1
     assert "vmisa_matrix was not run from L=65536 (skipped" in q4
     assert "| (4) recurrent mask / vmisa | slower at 4 of 4 lengths |" in text
     assert "slower from L=256 on" in text

@@ -41,6 +41,9 @@ def stage_tokens(model: str = SUBJECT, res: int = 224) -> list[int]:
     return [math.ceil(res / s) ** 2 for s in resolve_info(model).stage_strides]
 
 
+OUTSIDE = "outside the measured L range"
+
+
 def ratio_at(rows: pd.DataFrame, L: int) -> str:
     """The measured ratio and verdict at ``L``, else the log-log interpolation between the measured neighbours
     (labelled), else "outside the measured L range"."""
@@ -53,7 +56,7 @@ def ratio_at(rows: pd.DataFrame, L: int) -> str:
         return f"{r['value']:.2f}x [{r['ci_low']:.2f}, {r['ci_high']:.2f}] {r['verdict']} (measured)"
     xs = have["at"].astype(float).to_numpy()
     if not xs[0] < L < xs[-1]:
-        return f"outside the measured L range ({int(xs[0])}-{int(xs[-1])})"
+        return f"{OUTSIDE} ({int(xs[0])}-{int(xs[-1])})"
     value = float(np.exp(np.interp(np.log(L), np.log(xs), np.log(have["value"].astype(float)))))
     i = int(np.searchsorted(xs, L))
     return f"~{value:.2f}x (interpolated between L={int(xs[i - 1])} and {int(xs[i])}, no verdict)"
@@ -98,11 +101,16 @@ def question_causal(b: Builder, table: pd.DataFrame, levels: dict[int, str]) -> 
     s.lines += ["", *md_table(pd.DataFrame(grid))]
     tokens = stage_tokens()
     if tokens:
-        parts = []
+        parts, outside = [], []
         for i, L in enumerate(tokens, 1):
-            cells = [f"{name} {ratio_at(rows[rows['a'] == form], L)}" for form, name in FORMS
-                     if (rows["a"] == form).any()]  # fmt: skip
-            parts.append(f"stage {i} (L={L:,}): " + "; ".join(cells))
+            cells = {name: ratio_at(rows[rows["a"] == form], L) for form, name in FORMS if (rows["a"] == form).any()}
+            if all(c.startswith(OUTSIDE) for c in cells.values()):
+                outside.append((i, L))  # said once for all such stages, not once per stage and form
+            else:
+                parts.append(f"stage {i} (L={L:,}): " + "; ".join(f"{name} {c}" for name, c in cells.items()))
+        if outside:
+            stages, sizes = ", ".join(str(i) for i, _ in outside), ", ".join(f"{L:,}" for _, L in outside)
+            parts.append(f"stage{'s' if len(outside) > 1 else ''} {stages} (L={sizes}): {OUTSIDE} of every form")
         s.lines += ["", f"At {SUBJECT}'s own stage token counts at 224 (from its stage strides): " + ". ".join(parts)
                     + "."]  # fmt: skip
     skipped = main[(main["op"] == "vmisa_matrix") & (main["status"] != "ok")]
