@@ -19,7 +19,8 @@
 # rather than a nox session for that reason: nox builds a fresh venv with pip, which a machine without
 # network access to the package index cannot do.  PYTHON selects the interpreter (default: python3).
 #
-# --quick is the CPU dry run the tests use (tests/test_gpu_run.py): one small scan shape in the smoke test.
+# --quick is the CPU dry run the tests use (tests/test_gpu_run.py): one small scan shape in the smoke test, and no
+# device peak or bandwidth measurement (20 s on a 2-core CPU; the sweep's tests cover that step).
 set -euo pipefail
 
 usage() { echo "usage: scripts/gpu_run.sh OUT_DIR [--device D] [--preset P] [--budget-min N] ... (options: see its header)" >&2; exit 2; }
@@ -27,6 +28,7 @@ usage() { echo "usage: scripts/gpu_run.sh OUT_DIR [--device D] [--preset P] [--b
 out=$1
 shift
 device=cuda preset=gpu-default budget=7 ops_budget=3 smoke_models=all smoke_dtypes=fp32,bf16 smoke_res=224 quick=()
+no_peak=()
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 || $1 == --quick ]] || usage
   case $1 in
@@ -37,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     --smoke-models) smoke_models=$2; shift 2 ;;
     --smoke-dtypes) smoke_dtypes=$2; shift 2 ;;
     --smoke-res) smoke_res=$2; shift 2 ;;
-    --quick) quick=(--quick); shift ;;
+    --quick) quick=(--quick); no_peak=(--no-peak); shift ;;
     *) usage ;;
   esac
 done
@@ -57,10 +59,10 @@ run "$python" -m vmibench.smoke --device "$device" --models "$smoke_models" --dt
   --res "$smoke_res" --out "$out/smoke.json" "${quick[@]}"
 step "latency sweep ($preset, at most $budget min)"
 run "$python" -m vmibench sweep --preset "$preset" --device "$device" --budget-min "$budget" --no-flops \
-  --db "$db" --format csv --out "$out/sweep.csv"
+  --db "$db" --format csv --out "$out/sweep.csv" "${no_peak[@]}"
 step "token-mixer sweep ($preset, at most $ops_budget min)"
 run "$python" -m vmibench ops --preset "$preset" --device "$device" --budget-min "$ops_budget" \
-  --db "$db" --format csv --out "$out/ops.csv"
+  --db "$db" --format csv --out "$out/ops.csv" "${no_peak[@]}"
 step "result set"
 run "$python" -m vmibench publish --db "$db" --out "$out" --device "$device"
 printf '\nvmibench gpu run: done at %s; results in %s\n' "$(date +%T)" "$out" >&2
