@@ -232,10 +232,11 @@ def expected_agreement(
         k = max(2, round(np.mean([e[2] for e in ends]) * rounds_factor))
         truth = float(np.mean([e[0] for e in ends]))
         verdict = ratio_verdict if ratio else difference_verdict
+        scale = t_quantile(0.5 + level / 2, k - 1) * se
         runs = []
         for _ in range(2):
             est = truth + se * rng.standard_normal(trials)
-            half = t_quantile(0.5 + level / 2, k - 1) * se * np.sqrt(rng.chisquare(k - 1, trials) / (k - 1))
+            half = scale * np.sqrt(rng.chisquare(k - 1, trials) / (k - 1))
             lows, highs = (np.exp(est - half), np.exp(est + half)) if ratio else (est - half, est + half)
             bounds = zip(lows, highs, strict=True)
             runs.append([verdict(Interval(math.nan, lo, hi, level, k), margin) for lo, hi in bounds])

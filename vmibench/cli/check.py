@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,9 @@ from vmibench.cli.options import (
 )
 from vmibench.cli.progress import progress_bar
 from vmibench.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 check_app = typer.Typer(
     no_args_is_help=True, rich_markup_mode=None, help="Cross-checks of the harness against independent tools."
@@ -189,7 +192,7 @@ def check_calibrate_cmd(
          f"interleaved pairs' ratios), {trials} trials each, {frame['run_s'].iloc[0]} s")  # fmt: skip
 
 
-def _verdict_tables(names: list[str]) -> list[object]:
+def _verdict_tables(names: list[str]) -> list[pd.DataFrame]:
     """Each run's verdict table (pandas), every path checked before any is read: a store, or a result-set folder
     (its store.sqlite)."""
     from pathlib import Path
@@ -265,5 +268,5 @@ def check_runs_cmd(
     if len(runs) < 2:
         raise UserError("check runs needs two or more runs: give their stores or result-set folders")
     check_output(fmt, out)
-    frame = run_level(_verdict_tables(runs))  # type: ignore[arg-type]
+    frame = run_level(_verdict_tables(runs))
     emit(frame, fmt, out, title=f"between runs: {len(runs)} independent runs, per family of comparisons")
